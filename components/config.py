@@ -1,0 +1,348 @@
+"""The stack's configuration: one validated model, read before any resource exists.
+
+``pulumi up`` creates resources as the program registers them, so a bad value
+found halfway through would leave a half-built server. ``load_config`` reads
+every ``hemma:`` key, validates all of it against the model and the app catalog,
+and stops the program with one line per problem, each naming its key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Callable
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from components.catalog import CATALOG, SHARED_NETWORK, App
+
+NAMESPACE = "hemma"
+PUBLIC_PORTS = {80: "nginx-proxy (HTTP)", 443: "nginx-proxy (HTTPS)"}
+"""The only ports published on a public address."""
+
+
+class ConfigError(pulumi.RunError):
+    """Bad stack config. The CLI prints the message alone, without a traceback."""
+
+
+# --- value types -----------------------------------------------------------
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^(?:{_LABEL}\.)+[a-z][a-z0-9-]{{0,61}}[a-z0-9]$")
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+-]+@(.+)$")
+_DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_IMAGE_RE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+_SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
+_SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_HTPASSWD_USER_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HOST_KEY_TYPES = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
+
+
+def _check(pattern: re.Pattern[str], message: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+def _hostname(value: str) -> str:
+    if len(value) > 253 or not _HOSTNAME_RE.match(value):
+        raise ValueError("not a valid hostname")
+    return value
+
+
+def _email(value: str) -> str:
+    match = _EMAIL_RE.match(value)
+    if not match or not _HOSTNAME_RE.match(match.group(1)):
+        raise ValueError("not a valid email address")
+    return value
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port number from 1 to 65535")
+    return value
+
+
+def _image(value: str) -> str:
+    if not _IMAGE_RE.match(value):
+        raise ValueError("not a valid image reference")
+    last = value.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        raise ValueError("must pin a tag or digest, e.g. postgres:16-alpine")
+    return value
+
+
+def _docker_host(value: str) -> str:
+    if not value.startswith(("ssh://", "tcp://", "unix://")) or value.endswith("//"):
+        raise ValueError("must be a Docker host URL: ssh://HOST, tcp://HOST:PORT or unix:///PATH")
+    return value
+
+
+def _host_key(value: str) -> str:
+    parts = value.split()
+    if len(parts) != 2 or parts[0] not in _HOST_KEY_TYPES:
+        raise ValueError("must be a public host key 'TYPE BASE64', as ssh-keyscan prints it")
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("host key is not valid base64") from None
+    name_length = int.from_bytes(blob[:4], "big")
+    if blob[4 : 4 + name_length].decode("ascii", "replace") != parts[0]:
+        raise ValueError(f"host key data does not hold a {parts[0]} key")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname)]
+Email = Annotated[str, AfterValidator(_email)]
+Port = Annotated[int, AfterValidator(_port)]
+Image = Annotated[str, AfterValidator(_image)]
+DockerName = Annotated[
+    str, AfterValidator(_check(_DOCKER_NAME_RE, "not a valid Docker name"))
+]
+BodySize = Annotated[
+    str, AfterValidator(_check(_SIZE_RE, "must be an nginx size such as 1m or 650m"))
+]
+SshUser = Annotated[str, AfterValidator(_check(_SSH_USER_RE, "not a valid user name"))]
+HtpasswdUser = Annotated[
+    str, AfterValidator(_check(_HTPASSWD_USER_RE, "must be letters, digits, '.', '_' or '-'"))
+]
+DockerHost = Annotated[str, AfterValidator(_docker_host)]
+HostKey = Annotated[str, AfterValidator(_host_key)]
+Secret = Annotated[str, Field(min_length=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+# --- the model -------------------------------------------------------------
+
+
+class ProxyConfig(_Model):
+    """nginx-proxy and acme-companion (``hemma:proxy``)."""
+
+    container_name: DockerName = "nginx-proxy"
+    companion_container_name: DockerName = "acme-companion"
+    image: Image = "nginxproxy/nginx-proxy:1.6"
+    companion_image: Image = "nginxproxy/acme-companion:2.4"
+    default_max_body_size: BodySize = "10m"
+    basic_auth_user: HtpasswdUser = "admin"
+    certs_volume: DockerName = "nginx-proxy-certs"
+    html_volume: DockerName = "nginx-proxy-html"
+    acme_volume: DockerName = "acme-companion-acme"
+
+
+class PostgresConfig(_Model):
+    """shared-postgres (``hemma:postgres``)."""
+
+    container_name: DockerName = "shared-postgres"
+    image: Image = "postgres:16-alpine"
+    host_port: Port = 5432
+    """Published on Hemma's 127.0.0.1 only."""
+    data_volume: DockerName = "shared-postgres-data"
+    tunnel_port: Port = 15432
+    """Local end of ``ssh -L`` on the operator's machine, used by the PostgreSQL provider."""
+
+
+class StackConfig(_Model):
+    acme_email: Email
+    acme_staging: bool = False
+    docker_host: DockerHost = "ssh://hemma"
+    ssh_host: Hostname = "hemma.hule.education"
+    ssh_user: SshUser
+    ssh_port: Port = 22
+    ssh_host_key: HostKey
+    ssh_private_key: Secret
+    proxy: ProxyConfig = ProxyConfig()
+    postgres: PostgresConfig = PostgresConfig()
+    hostnames: dict[str, Hostname]
+    import_ids: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict, alias="import"
+    )
+    smtp_password: Secret | None = None
+    anthropic_api_key: Secret | None = None
+    openai_api_key: Secret | None = None
+
+
+SECRET_KEYS = frozenset({"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"})
+"""Keys that must be set with ``pulumi config set --secret``."""
+
+_OBJECT_KEYS = frozenset({"proxy", "postgres", "hostnames", "import"})
+
+
+# --- reading and reporting -------------------------------------------------
+
+
+def raw_config() -> tuple[dict[str, str], set[str]]:
+    """Every ``hemma:`` key as the CLI passed it (strings), and which are secret."""
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{NAMESPACE}:"
+    values = {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
+    secret_names = set(runtime_config._SECRET_KEYS.get()) | set(
+        runtime_config.get_config_secret_keys_env()
+    )
+    secrets = {k[len(prefix) :] for k in secret_names if k.startswith(prefix)}
+    return values, secrets
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return f"{NAMESPACE}:{path}"
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "unknown config key",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "string_too_short": "must not be empty",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+}
+
+
+def _line(error: Mapping[str, Any], secrets: set[str]) -> str:
+    loc = tuple(error["loc"])
+    message = _MESSAGES.get(error["type"])
+    if message is None:
+        message = str(error["msg"]).removeprefix("Value error, ")
+    line = f"{_key(loc)}: {message}"
+    shows_value = error["type"] not in ("missing", "extra_forbidden") and not isinstance(
+        error.get("input"), (dict, list)
+    )
+    if shows_value and str(loc[0]) not in secrets | SECRET_KEYS:
+        line += f" (got {error['input']!r})"
+    return line
+
+
+def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackConfig:
+    """Validate raw config values; raise ConfigError with one line per problem."""
+    secrets = set(secrets or ())
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in _OBJECT_KEYS and isinstance(value, str):
+            try:
+                data[key] = json.loads(value)
+            except json.JSONDecodeError:
+                problems.append(f"{NAMESPACE}:{key}: must be an object")
+                continue
+        else:
+            data[key] = value
+    for key in sorted(SECRET_KEYS & values.keys() - secrets):
+        problems.append(
+            f"{NAMESPACE}:{key}: must be set as a secret "
+            f"(pulumi config set --secret {key} ...)"
+        )
+    config: StackConfig | None = None
+    if not problems:
+        try:
+            config = StackConfig.model_validate(data)
+        except ValidationError as error:
+            problems.extend(_line(e, secrets) for e in error.errors())
+    if config is not None:
+        problems.extend(check_site(config))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    assert config is not None
+    return config
+
+
+def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[str]:
+    """Rules that span keys: names, hostnames and ports must not collide."""
+    problems: list[str] = []
+    route_ids = [route.id for app in catalog for route in app.routes]
+
+    for route_id in route_ids:
+        if route_id not in config.hostnames:
+            problems.append(f"{NAMESPACE}:hostnames.{route_id}: is required (no hostname for this route)")
+    for route_id in config.hostnames:
+        if route_id not in route_ids:
+            problems.append(
+                f"{NAMESPACE}:hostnames.{route_id}: unknown route "
+                f"(known: {', '.join(sorted(route_ids))})"
+            )
+    problems += _collisions(
+        "hostname",
+        [(f"{NAMESPACE}:hostnames.{route_id}", host) for route_id, host in config.hostnames.items()],
+    )
+    problems += _collisions(
+        "container name",
+        [
+            (f"{NAMESPACE}:proxy.containerName", config.proxy.container_name),
+            (f"{NAMESPACE}:proxy.companionContainerName", config.proxy.companion_container_name),
+            (f"{NAMESPACE}:postgres.containerName", config.postgres.container_name),
+            *((f"the {app.name} app", name) for app in catalog for name in app.containers),
+        ],
+    )
+    volumes = [
+        (f"{NAMESPACE}:proxy.certsVolume", config.proxy.certs_volume),
+        (f"{NAMESPACE}:proxy.htmlVolume", config.proxy.html_volume),
+        (f"{NAMESPACE}:proxy.acmeVolume", config.proxy.acme_volume),
+        (f"{NAMESPACE}:postgres.dataVolume", config.postgres.data_volume),
+    ]
+    problems += _collisions("volume name", volumes)
+    problems += _collisions(
+        "port on Hemma",
+        [
+            *((owner, port) for port, owner in PUBLIC_PORTS.items()),
+            (f"{NAMESPACE}:postgres.hostPort", config.postgres.host_port),
+        ],
+    )
+
+    importable = set(network_names(catalog)) | {name for _, name in volumes}
+    for name in config.import_ids:
+        if name not in importable:
+            problems.append(
+                f"{NAMESPACE}:import.{name}: no network or volume of that name "
+                f"(importable: {', '.join(sorted(importable))})"
+            )
+    return problems
+
+
+def _collisions(what: str, uses: list[tuple[str, Any]]) -> list[str]:
+    """One line for each use of a value that an earlier use already claimed."""
+    first: dict[Any, str] = {}
+    problems = []
+    for where, value in uses:
+        if value in first:
+            problems.append(f"{where}: {what} {value!r} is already used by {first[value]}")
+        first.setdefault(value, where)
+    return problems
+
+
+def network_names(catalog: tuple[App, ...] = CATALOG) -> list[str]:
+    internal = [app.internal_network for app in catalog if app.internal_network]
+    return [SHARED_NETWORK, *internal]
+
+
+def load_config() -> StackConfig:
+    """Read and validate the whole stack config. Call before declaring any resource."""
+    values, secrets = raw_config()
+    return parse(values, secrets)

@@ -1,0 +1,87 @@
+"""The whole Hemma server: config first, then every component, then the outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.catalog import CATALOG, SHARED_NETWORK, App
+from components.config import StackConfig, load_config, network_names
+from components.networks import Networks
+from components.nginx_files import HostPolicy
+from components.providers import docker_provider, ssh_connection
+from components.proxy import ProxyStack
+from components.shared_postgres import SharedPostgres
+
+
+def host_policies(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[HostPolicy]:
+    """What the edge enforces for every routed hostname in the catalog."""
+    return [
+        HostPolicy(
+            hostname=config.hostnames[route.id],
+            max_body_size=route.max_body_size or config.proxy.default_max_body_size,
+            basic_auth=route.basic_auth,
+        )
+        for app in catalog
+        for route in app.routes
+    ]
+
+
+def build(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> dict[str, Any]:
+    """Declare every resource and return the stack outputs by name."""
+    docker = docker_provider(config)
+    on_hemma = pulumi.ResourceOptions(providers={"docker": docker})
+    # Used by the host units over SSH; built here so a bad key fails before anything else.
+    ssh_connection(config)
+
+    networks = Networks("networks", network_names(catalog), config.import_ids, opts=on_hemma)
+    proxy = ProxyStack(
+        "proxy",
+        config.proxy,
+        acme_email=config.acme_email,
+        acme_staging=config.acme_staging,
+        network=networks[SHARED_NETWORK],
+        hosts=host_policies(config, catalog),
+        import_ids=config.import_ids,
+        opts=on_hemma,
+    )
+    postgres = SharedPostgres(
+        "shared-postgres",
+        config.postgres,
+        network=networks[SHARED_NETWORK],
+        import_ids=config.import_ids,
+        opts=on_hemma,
+    )
+    databases = {
+        app.name: postgres.database_for(app.name, app.database_role, app.databases)
+        for app in catalog
+        if app.database_role
+    }
+
+    return {
+        "networks": {name: network.name for name, network in networks.by_name.items()},
+        "proxyPublicHosts": proxy.public_hosts,
+        "basicAuthCredentials": proxy.basic_auth,
+        "postgresAdminPassword": postgres.admin_password,
+        "postgresTunnel": (
+            f"ssh -N -L {config.postgres.tunnel_port}:127.0.0.1:{config.postgres.host_port} "
+            f"{config.ssh_user}@{config.ssh_host}"
+        ),
+        "appDatabases": {
+            app: {"role": db.role_name, "databases": db.database_names}
+            for app, db in databases.items()
+        },
+        "appConnectionStrings": pulumi.Output.secret(
+            pulumi.Output.all(**{app: db.connection_strings for app, db in databases.items()})
+        ),
+    }
+
+
+def main() -> dict[str, Any]:
+    """Validate all config before the first resource, then build and export."""
+    config = load_config()
+    outputs = build(config)
+    for name, value in outputs.items():
+        pulumi.export(name, value)
+    return outputs

@@ -1,0 +1,268 @@
+"""Runs the real program (``__main__.py``) under Pulumi mocks and records what it declares.
+
+Each run gets a fresh event loop, fresh mocks and fresh config, so tests never
+share state. The mock monitor keeps every RegisterResource request, so tests
+can read the resource options (protect, delete_before_replace, import ID,
+parent, provider) as the engine would receive them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_FILE = ROOT / "Pulumi.hemma.yaml"
+
+_KEY_BLOB = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
+TEST_HOST_KEY = "ssh-ed25519 " + base64.b64encode(_KEY_BLOB).decode()
+TEST_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-key\n-----END OPENSSH PRIVATE KEY-----\n"
+
+OPERATOR_VALUES: dict[str, Any] = {
+    "sshHostKey": TEST_HOST_KEY,
+    "sshPrivateKey": TEST_PRIVATE_KEY,
+}
+"""What the operator sets by hand before the first preview (never committed)."""
+OPERATOR_SECRETS = {"sshPrivateKey"}
+
+
+def stack_file_config() -> dict[str, Any]:
+    """The committed Pulumi.hemma.yaml, keys without the ``hemma:`` prefix."""
+    data = yaml.safe_load(STACK_FILE.read_text())
+    return {key.removeprefix("hemma:"): value for key, value in data["config"].items()}
+
+
+def site_config() -> dict[str, Any]:
+    """The stack file plus the values the operator sets: what ``pulumi up`` sees."""
+    return {**stack_file_config(), **OPERATOR_VALUES}
+
+
+def as_cli_value(value: Any) -> str:
+    """The CLI hands every config value to the program as a string; objects as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _secret(value: Any) -> bool:
+    return rpc.is_rpc_secret(value)
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs as plain values, secrets unwrapped."""
+    if rpc.is_rpc_secret(value):
+        return unwrap(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def contains_secret(value: Any) -> bool:
+    if rpc.is_rpc_secret(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False
+
+
+@dataclass
+class Declared:
+    """One resource as the engine received it."""
+
+    type: str
+    name: str
+    urn: str
+    raw_inputs: dict[str, Any]
+    parent: str
+    provider: str
+    providers: dict[str, str]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    import_id: str
+    ignore_changes: list[str]
+    dependencies: list[str]
+    additional_secret_outputs: list[str]
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return unwrap(self.raw_inputs)
+
+    def secret_input(self, key: str) -> bool:
+        return contains_secret(self.raw_inputs.get(key))
+
+
+class HemmaMocks(pulumi.runtime.Mocks):
+    """Returns what the providers would compute, deterministically."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        state = dict(args.inputs)
+        digest = hashlib.sha256(args.name.encode()).hexdigest()
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+            seed = hashlib.sha256(args.name.encode()).digest() * 2
+            state["result"] = "aA1" + "".join(
+                alphabet[b % len(alphabet)] for b in seed[: int(args.inputs["length"]) - 3]
+            )
+        elif args.typ == "random:index/randomString:RandomString":
+            state["result"] = digest[: int(args.inputs["length"])]
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            image_digest = hashlib.sha256(args.inputs["name"].encode()).hexdigest()
+            state["imageId"] = f"sha256:{image_digest}"
+            state["repoDigest"] = f"{args.inputs['name']}@sha256:{image_digest}"
+        return args.resource_id or f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.declared: list[Declared] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.declared.append(
+                Declared(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    raw_inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    parent=request.parent,
+                    provider=request.provider,
+                    providers=dict(request.providers),
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    import_id=request.importId,
+                    ignore_changes=list(request.ignoreChanges),
+                    dependencies=list(request.dependencies),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                )
+            )
+        return response
+
+
+@dataclass
+class Program:
+    declared: list[Declared]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    exported: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[Declared]:
+        return [r for r in self.declared if r.type == type_]
+
+    def named(self, name: str) -> Declared:
+        matches = [r for r in self.declared if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, got {len(matches)}"
+        return matches[0]
+
+    @property
+    def containers(self) -> list[Declared]:
+        return self.of_type("docker:index/container:Container")
+
+    def container(self, docker_name: str) -> Declared:
+        matches = [c for c in self.containers if c.inputs["name"] == docker_name]
+        assert len(matches) == 1, f"expected one container {docker_name}, got {len(matches)}"
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Declared:
+        return next(r for r in self.declared if r.urn == urn)
+
+
+def run_program(
+    config: dict[str, Any] | None = None,
+    secret_keys: set[str] | None = None,
+    preview: bool = False,
+) -> Program:
+    """Run ``__main__.py`` with ``config`` (default: the site config) and record it all.
+
+    Raises whatever the program raises, after every outstanding registration has
+    reached the mock monitor, so ``monitor.declared`` is complete either way.
+    """
+    config = site_config() if config is None else config
+    secret_keys = OPERATOR_SECRETS if secret_keys is None else secret_keys
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = HemmaMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="hemma", stack="hemma", preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {f"hemma:{key}": as_cli_value(value) for key, value in config.items()},
+        [f"hemma:{key}" for key in secret_keys],
+    )
+    program = Program(declared=monitor.declared)
+
+    @pulumi.runtime.test
+    def run() -> pulumi.Output[Any]:
+        namespace = runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        outputs: dict[str, Any] = namespace["outputs"]
+        stack = pulumi.runtime.get_root_resource()
+        program.exported = set(getattr(stack, "outputs", {}) or {})
+
+        async def resolve() -> None:
+            for name, value in outputs.items():
+                out = pulumi.Output.from_input(value)
+                if await out.is_secret():
+                    program.secret_outputs.add(name)
+                program.outputs[name] = await out.future()
+
+        return pulumi.Output.from_input(asyncio.ensure_future(resolve()))
+
+    try:
+        run()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    return program
+
+
+def run_expecting_error(
+    config: dict[str, Any], secret_keys: set[str] | None = None
+) -> tuple[str, Program]:
+    """Run a program that must stop on bad config; return the message and what it declared."""
+    holder: dict[str, Any] = {}
+    secret_keys = OPERATOR_SECRETS if secret_keys is None else secret_keys
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    mocks = HemmaMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="hemma", stack="hemma", preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {f"hemma:{key}": as_cli_value(value) for key, value in config.items()},
+        [f"hemma:{key}" for key in secret_keys],
+    )
+
+    @pulumi.runtime.test
+    def run() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    try:
+        run()
+    except pulumi.RunError as error:
+        holder["message"] = str(error)
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    assert "message" in holder, "the program did not stop with a config error"
+    return holder["message"], Program(declared=monitor.declared)
