@@ -20,6 +20,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from components.adoption import KINDS, import_key
 from components.catalog import CATALOG, SHARED_NETWORK, App
 
 NAMESPACE = "hemma"
@@ -295,10 +296,10 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
     problems += _collisions(
         "container name",
         [
+            *((f"the {app.name} app", name) for app in catalog for name in app.containers),
             (f"{NAMESPACE}:proxy.containerName", config.proxy.container_name),
             (f"{NAMESPACE}:proxy.companionContainerName", config.proxy.companion_container_name),
             (f"{NAMESPACE}:postgres.containerName", config.postgres.container_name),
-            *((f"the {app.name} app", name) for app in catalog for name in app.containers),
         ],
     )
     volumes = [
@@ -309,19 +310,24 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
     ]
     problems += _collisions("volume name", volumes)
     problems += _collisions(
-        "port on Hemma",
+        "port",
         [
             *((owner, port) for port, owner in PUBLIC_PORTS.items()),
             (f"{NAMESPACE}:postgres.hostPort", config.postgres.host_port),
         ],
     )
 
-    importable = set(network_names(catalog)) | {name for _, name in volumes}
-    for name in config.import_ids:
-        if name not in importable:
+    importable = {
+        *(import_key("network", name) for name in network_names(catalog)),
+        *(import_key("volume", name) for _, name in volumes),
+        *(import_key("database", name) for app in catalog for name in app.databases),
+        *(import_key("role", app.database_role) for app in catalog if app.database_role),
+    }
+    for key in config.import_ids:
+        if key not in importable:
             problems.append(
-                f"{NAMESPACE}:import.{name}: no network or volume of that name "
-                f"(importable: {', '.join(sorted(importable))})"
+                f"{NAMESPACE}:import.{key}: the stack declares nothing by that name to import "
+                f"(keys are KIND/NAME, KIND one of {', '.join(KINDS)})"
             )
     return problems
 

@@ -190,18 +190,9 @@ class Program:
         return next(r for r in self.declared if r.urn == urn)
 
 
-def run_program(
-    config: dict[str, Any] | None = None,
-    secret_keys: set[str] | None = None,
-    preview: bool = False,
-) -> Program:
-    """Run ``__main__.py`` with ``config`` (default: the site config) and record it all.
-
-    Raises whatever the program raises, after every outstanding registration has
-    reached the mock monitor, so ``monitor.declared`` is complete either way.
-    """
-    config = site_config() if config is None else config
-    secret_keys = OPERATOR_SECRETS if secret_keys is None else secret_keys
+def _fresh_runtime(
+    config: dict[str, Any], secret_keys: set[str], preview: bool = False
+) -> tuple[asyncio.AbstractEventLoop, RecordingMonitor]:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     mocks = HemmaMocks()
@@ -211,12 +202,29 @@ def run_program(
         {f"hemma:{key}": as_cli_value(value) for key, value in config.items()},
         [f"hemma:{key}" for key in secret_keys],
     )
+    return loop, monitor
+
+
+def _run_main() -> dict[str, Any]:
+    return runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+
+def run_program(
+    config: dict[str, Any] | None = None,
+    secret_keys: set[str] | None = None,
+    preview: bool = False,
+) -> Program:
+    """Run ``__main__.py`` with ``config`` (default: the site config) and record it all."""
+    loop, monitor = _fresh_runtime(
+        site_config() if config is None else config,
+        OPERATOR_SECRETS if secret_keys is None else secret_keys,
+        preview,
+    )
     program = Program(declared=monitor.declared)
 
     @pulumi.runtime.test
     def run() -> pulumi.Output[Any]:
-        namespace = runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        outputs: dict[str, Any] = namespace["outputs"]
+        outputs: dict[str, Any] = _run_main()["outputs"]
         stack = pulumi.runtime.get_root_resource()
         program.exported = set(getattr(stack, "outputs", {}) or {})
 
@@ -240,29 +248,21 @@ def run_program(
 def run_expecting_error(
     config: dict[str, Any], secret_keys: set[str] | None = None
 ) -> tuple[str, Program]:
-    """Run a program that must stop on bad config; return the message and what it declared."""
-    holder: dict[str, Any] = {}
-    secret_keys = OPERATOR_SECRETS if secret_keys is None else secret_keys
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    mocks = HemmaMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="hemma", stack="hemma", preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(
-        {f"hemma:{key}": as_cli_value(value) for key, value in config.items()},
-        [f"hemma:{key}" for key in secret_keys],
+    """Run a program that must stop on bad config; return its message and what it declared.
+
+    ``pulumi.runtime.test`` waits for every outstanding registration before it
+    re-raises, so ``declared`` is complete when this returns.
+    """
+    loop, monitor = _fresh_runtime(
+        config, OPERATOR_SECRETS if secret_keys is None else secret_keys
     )
-
-    @pulumi.runtime.test
-    def run() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
+    message = None
     try:
-        run()
+        pulumi.runtime.test(_run_main)()
     except pulumi.RunError as error:
-        holder["message"] = str(error)
+        message = str(error)
     finally:
         loop.close()
         asyncio.set_event_loop(None)
-    assert "message" in holder, "the program did not stop with a config error"
-    return holder["message"], Program(declared=monitor.declared)
+    assert message is not None, "the program did not stop with a config error"
+    return message, Program(declared=monitor.declared)
