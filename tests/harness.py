@@ -100,6 +100,8 @@ class Declared:
     ignore_changes: list[str]
     dependencies: list[str]
     additional_secret_outputs: list[str]
+    state: dict[str, Any]
+    """What the (mock) provider returned, inputs and computed outputs."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -157,6 +159,7 @@ class RecordingMonitor(MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     dependencies=list(request.dependencies),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
+                    state=unwrap(self.resources[response.urn].state),
                 )
             )
         return response

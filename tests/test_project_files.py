@@ -1,0 +1,60 @@
+"""Pulumi.yaml and the stack file, checked the way the CLI would check them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import yaml
+
+from components.config import SECRET_KEYS
+from harness import ROOT, stack_file_config
+
+SCHEMA = json.loads((ROOT / "tests" / "schemas" / "pulumi-project.schema.json").read_text())
+PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+CLI_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
+
+
+def test_pulumi_yaml_passes_the_cli_schema() -> None:
+    jsonschema.Draft202012Validator(SCHEMA).validate(PROJECT)
+
+
+def test_the_schema_check_catches_an_object_typed_key() -> None:
+    """The CLI has no `object` config type: declaring one fails every preview."""
+    broken: dict[str, Any] = json.loads(json.dumps(PROJECT))
+    broken["config"]["proxy"] = {"type": "object"}
+    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(broken))
+    assert errors, "an object-typed config key must not pass the schema"
+
+
+def test_project_runs_python_from_the_project_venv() -> None:
+    assert PROJECT["name"] == "hemma"
+    assert PROJECT["runtime"] == {
+        "name": "python",
+        "options": {"toolchain": "pip", "virtualenv": "venv"},
+    }
+
+
+def test_declared_keys_have_descriptions_and_defaults_of_their_type() -> None:
+    for key, declaration in PROJECT["config"].items():
+        assert declaration.get("description"), f"{key} has no description"
+        if "default" in declaration:
+            expected = CLI_TYPES[declaration["type"]]
+            assert type(declaration["default"]) is expected, key
+
+
+def test_stack_file_values_match_the_declared_types() -> None:
+    values = stack_file_config()
+    for key, declaration in PROJECT["config"].items():
+        if key in values:
+            assert type(values[key]) is CLI_TYPES[declaration["type"]], key
+
+
+def test_stack_file_holds_no_secret() -> None:
+    raw = yaml.safe_load((ROOT / "Pulumi.hemma.yaml").read_text())
+    assert set(raw) == {"config"}, "no secretsprovider or encryption salt is committed"
+    assert not SECRET_KEYS & set(stack_file_config())
+    assert "secure" not in json.dumps(raw)
+    declared_secret = {k for k, d in PROJECT["config"].items() if d.get("secret")}
+    assert declared_secret <= SECRET_KEYS
