@@ -1,0 +1,218 @@
+"""The proxy's generated files, served by a real nginx on 127.0.0.1.
+
+The files are taken from what the program uploads onto the nginx-proxy
+container. The server blocks around them are written the way nginx-proxy 1.6
+renders a host: ``vhost.d/<host>`` (or ``vhost.d/default``) included at server
+level, and ``auth_basic`` with ``htpasswd/<host>`` in ``location /`` when that
+file exists. A second server stands in for the app container.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import pytest
+
+from harness import Program, run_program
+
+pytestmark = pytest.mark.tools
+
+PROTECTED = "prometheus.hemma.hule.education"
+OPEN = "skriptoteket.hule.education"
+UNDECLARED = "unknown.hule.education"
+TEN_MEGABYTES = 10 * 1024 * 1024
+
+
+NGINX_CONF = Template(
+    """$user
+worker_processes 1;
+pid $root/nginx.pid;
+error_log $root/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $root/body;
+    proxy_temp_path $root/proxy;
+    fastcgi_temp_path $root/fastcgi;
+    uwsgi_temp_path $root/uwsgi;
+    scgi_temp_path $root/scgi;
+    server {
+        listen 127.0.0.1:$upstream;
+        location / { return 200 "upstream ok\\n"; }
+    }
+$servers
+}
+"""
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Edge:
+    port: int
+    program: Program
+    root: Path
+
+    def request(
+        self, host: str, raw_head: str, body: bytes = b"", whole: bool = True
+    ) -> bytes:
+        """Send one request; return the raw response (b"" when nginx drops it).
+
+        With ``whole=False`` it returns once the status line is in: a 413 is sent
+        before nginx lingers for the body that never comes.
+        """
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+            conn.sendall(raw_head.replace("{host}", host).encode() + body)
+            chunks = []
+            while True:
+                try:
+                    chunk = conn.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if not whole and b"\r\n" in b"".join(chunks):
+                    break
+        return b"".join(chunks)
+
+    def get(self, host: str, path: str, headers: str = "", method: str = "GET") -> bytes:
+        return self.request(
+            host, f"{method} {path} HTTP/1.1\r\nHost: {{host}}\r\n{headers}Connection: close\r\n\r\n"
+        )
+
+
+def status(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def server_block(host: str, port: int, upstream: int, root: Path) -> str:
+    vhost = host if (root / "vhost.d" / host).exists() else "default"
+    auth = ""
+    if (root / "htpasswd" / host).exists():
+        auth = f'auth_basic "Restricted {host}";\n        auth_basic_user_file htpasswd/{host};'
+    return f"""
+    server {{
+        listen 127.0.0.1:{port};
+        server_name {host};
+        include vhost.d/{vhost};
+        location / {{
+            {auth}
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+    }}"""
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert os.path.exists(nginx), "nginx is required (apt-get install nginx)"
+    program = run_program()
+    root = tmp_path_factory.mktemp("nginx")
+    proxy = program.container("nginx-proxy")
+    for upload in proxy.inputs["uploads"]:
+        target = root / upload["file"].removeprefix("/etc/nginx/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(upload["content"])
+    port, upstream = free_port(), free_port()
+    hosts = [*program.outputs["proxyPublicHosts"], UNDECLARED]
+    user = "user root root;" if os.geteuid() == 0 else ""
+    servers = "".join(server_block(h, port, upstream, root) for h in hosts)
+    (root / "nginx.conf").write_text(
+        NGINX_CONF.substitute(
+            user=user, root=root, upstream=upstream, servers=servers
+        )
+    )
+    config = ["-p", str(root), "-c", str(root / "nginx.conf")]
+    checked = subprocess.run([nginx, "-t", *config], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    server = subprocess.Popen([nginx, *config, "-g", "daemon off;"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "nginx did not start listening"
+            time.sleep(0.05)
+    yield Edge(port=port, program=program, root=root)
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def basic(user: str, password: str) -> str:
+    import base64
+
+    return "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() + "\r\n"
+
+
+def test_nginx_accepts_the_generated_files(edge: Edge) -> None:
+    # The fixture has already run `nginx -t` on them; here, the server answers.
+    assert status(edge.get(OPEN, "/")) == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/.env", "/.env.production", "/.git/config", "/wp-login.php", "/wp-admin/", "/index.php",
+     "/app/x.php/y", "/cgi-bin/test.sh", "/static/../.git/HEAD"],
+)
+@pytest.mark.parametrize("host", [OPEN, PROTECTED, UNDECLARED])
+def test_scanner_paths_are_dropped_without_an_answer(edge: Edge, host: str, path: str) -> None:
+    assert edge.get(host, path) == b""
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "MKCOL", "LOCK"])
+def test_webdav_methods_are_dropped(edge: Edge, method: str) -> None:
+    assert edge.get(OPEN, "/", method=method) == b""
+
+
+def test_ordinary_paths_still_reach_the_app(edge: Edge) -> None:
+    for path in ["/", "/healthz", "/static/app.js", "/environment", "/wp"]:
+        response = edge.get(OPEN, path)
+        assert status(response) == 200, path
+        assert response.endswith(b"upstream ok\n")
+
+
+def test_basic_auth_lets_the_generated_password_in_and_nobody_else(edge: Edge) -> None:
+    credentials = edge.program.outputs["basicAuthCredentials"][PROTECTED]
+    user, password = credentials["username"], credentials["password"]
+    assert status(edge.get(PROTECTED, "/")) == 401
+    assert status(edge.get(PROTECTED, "/", basic(user, password + "x"))) == 401
+    assert status(edge.get(PROTECTED, "/", basic("root", password))) == 401
+    assert status(edge.get(PROTECTED, "/", basic(user, password))) == 200
+
+
+def test_hosts_without_basic_auth_ask_for_none(edge: Edge) -> None:
+    assert status(edge.get(OPEN, "/")) == 200
+
+
+@pytest.mark.parametrize("host", [OPEN, UNDECLARED])
+def test_a_body_over_the_limit_gets_413(edge: Edge, host: str) -> None:
+    head = (
+        "POST /upload HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+        f"Content-Length: {TEN_MEGABYTES + 1}\r\n\r\n"
+    )
+    assert status(edge.request(host, head, whole=False)) == 413
+
+
+def test_a_body_within_the_limit_passes(edge: Edge) -> None:
+    body = b"x" * (64 * 1024)
+    head = (
+        "POST /upload HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    assert status(edge.request(OPEN, head, body)) == 200
