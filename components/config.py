@@ -12,8 +12,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
-from typing import Annotated, Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -115,9 +115,7 @@ Hostname = Annotated[str, AfterValidator(_hostname)]
 Email = Annotated[str, AfterValidator(_email)]
 Port = Annotated[int, AfterValidator(_port)]
 Image = Annotated[str, AfterValidator(_image)]
-DockerName = Annotated[
-    str, AfterValidator(_check(_DOCKER_NAME_RE, "not a valid Docker name"))
-]
+DockerName = Annotated[str, AfterValidator(_check(_DOCKER_NAME_RE, "not a valid Docker name"))]
 BodySize = Annotated[
     str, AfterValidator(_check(_SIZE_RE, "must be an nginx size such as 1m or 650m"))
 ]
@@ -258,8 +256,7 @@ def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackCo
             data[key] = value
     for key in sorted(SECRET_KEYS & values.keys() - secrets):
         problems.append(
-            f"{NAMESPACE}:{key}: must be set as a secret "
-            f"(pulumi config set --secret {key} ...)"
+            f"{NAMESPACE}:{key}: must be set as a secret (pulumi config set --secret {key} ...)"
         )
     config: StackConfig | None = None
     if not problems:
@@ -282,7 +279,9 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
 
     for route_id in route_ids:
         if route_id not in config.hostnames:
-            problems.append(f"{NAMESPACE}:hostnames.{route_id}: is required (no hostname for this route)")
+            problems.append(
+                f"{NAMESPACE}:hostnames.{route_id}: is required (no hostname for this route)"
+            )
     for route_id in config.hostnames:
         if route_id not in route_ids:
             problems.append(
@@ -291,7 +290,10 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
             )
     problems += _collisions(
         "hostname",
-        [(f"{NAMESPACE}:hostnames.{route_id}", host) for route_id, host in config.hostnames.items()],
+        [
+            (f"{NAMESPACE}:hostnames.{route_id}", host)
+            for route_id, host in config.hostnames.items()
+        ],
     )
     problems += _collisions(
         "container name",

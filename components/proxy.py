@@ -9,7 +9,8 @@ events and the files must be there when it does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
@@ -81,9 +82,8 @@ class ProxyStack(pulumi.ComponentResource):
                 special=False,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            user = config.basic_auth_user
             content = pulumi.Output.all(secret_value(password), salt.result).apply(
-                lambda args, user=user: htpasswd(user, args[0], args[1])
+                self._htpasswd_for(config.basic_auth_user)
             )
             uploads.append(
                 docker.ContainerUploadArgs(
@@ -108,8 +108,12 @@ class ProxyStack(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(
                     host_path=DOCKER_SOCKET, container_path="/tmp/docker.sock", read_only=True
                 ),
-                docker.ContainerVolumeArgs(volume_name=certs.name, container_path="/etc/nginx/certs"),
-                docker.ContainerVolumeArgs(volume_name=html.name, container_path="/usr/share/nginx/html"),
+                docker.ContainerVolumeArgs(
+                    volume_name=certs.name, container_path="/etc/nginx/certs"
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=html.name, container_path="/usr/share/nginx/html"
+                ),
             ],
             uploads=uploads,
             healthcheck=healthcheck(
@@ -137,8 +141,12 @@ class ProxyStack(pulumi.ComponentResource):
                     host_path=DOCKER_SOCKET, container_path=DOCKER_SOCKET, read_only=True
                 ),
                 docker.ContainerVolumeArgs(volume_name=acme.name, container_path="/etc/acme.sh"),
-                docker.ContainerVolumeArgs(volume_name=certs.name, container_path="/etc/nginx/certs"),
-                docker.ContainerVolumeArgs(volume_name=html.name, container_path="/usr/share/nginx/html"),
+                docker.ContainerVolumeArgs(
+                    volume_name=certs.name, container_path="/etc/nginx/certs"
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=html.name, container_path="/usr/share/nginx/html"
+                ),
             ],
             healthcheck=healthcheck(["CMD-SHELL", "pgrep docker-gen >/dev/null"]),
             log_driver=LOG_DRIVER,
@@ -150,8 +158,17 @@ class ProxyStack(pulumi.ComponentResource):
         self.basic_auth = pulumi.Output.secret(
             pulumi.Output.all(**credentials).apply(
                 lambda passwords: {
-                    host: {"username": users[host], "password": pw} for host, pw in passwords.items()
+                    host: {"username": users[host], "password": pw}
+                    for host, pw in passwords.items()
                 }
             )
         )
         self.register_outputs({"public_hosts": self.public_hosts, "basic_auth": self.basic_auth})
+
+    @staticmethod
+    def _htpasswd_for(user: str) -> Callable[[list[Any]], str]:
+        def render(values: list[Any]) -> str:
+            password, salt = values
+            return htpasswd(user, str(password), str(salt))
+
+        return render

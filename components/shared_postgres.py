@@ -78,9 +78,9 @@ class AppDatabase(pulumi.ComponentResource):
                 f"{name}-{database}",
                 name=database,
                 owner=login.name,
-                opts=pulumi.ResourceOptions(
-                    parent=self, protect=True, retain_on_delete=True
-                ).merge(adopt(import_ids, "database", database, differs_on=["owner"])),
+                opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True).merge(
+                    adopt(import_ids, "database", database, differs_on=["owner"])
+                ),
             )
             postgresql.Grant(
                 f"{name}-{database}-revoke-public",

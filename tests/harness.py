@@ -27,7 +27,9 @@ STACK_FILE = ROOT / "Pulumi.hemma.yaml"
 
 _KEY_BLOB = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
 TEST_HOST_KEY = "ssh-ed25519 " + base64.b64encode(_KEY_BLOB).decode()
-TEST_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-key\n-----END OPENSSH PRIVATE KEY-----\n"
+TEST_PRIVATE_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-key\n-----END OPENSSH PRIVATE KEY-----\n"
+)
 
 OPERATOR_VALUES: dict[str, Any] = {
     "sshHostKey": TEST_HOST_KEY,
@@ -38,9 +40,20 @@ OPERATOR_SECRETS = {"sshPrivateKey"}
 
 
 def stack_file_config() -> dict[str, Any]:
-    """The committed Pulumi.hemma.yaml, keys without the ``hemma:`` prefix."""
+    """Pulumi.hemma.yaml's site values, keys without the ``hemma:`` prefix.
+
+    Values the operator has added on their own machine (encrypted ``secure:``
+    secrets, the pinned host key) are left out, so the tests see the same config
+    on a fresh clone and on the operator's checkout.
+    """
     data = yaml.safe_load(STACK_FILE.read_text())
-    return {key.removeprefix("hemma:"): value for key, value in data["config"].items()}
+    return {
+        key.removeprefix("hemma:"): value
+        for key, value in data["config"].items()
+        if key.startswith("hemma:")
+        and key.removeprefix("hemma:") not in OPERATOR_VALUES
+        and not (isinstance(value, dict) and "secure" in value)
+    }
 
 
 def site_config() -> dict[str, Any]:
@@ -114,7 +127,9 @@ class Declared:
 class HemmaMocks(pulumi.runtime.Mocks):
     """Returns what the providers would compute, deterministically."""
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
         digest = hashlib.sha256(args.name.encode()).hexdigest()
         if args.typ == "random:index/randomPassword:RandomPassword":
@@ -131,7 +146,7 @@ class HemmaMocks(pulumi.runtime.Mocks):
             state["repoDigest"] = f"{args.inputs['name']}@sha256:{image_digest}"
         return args.resource_id or f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
         return {}, None
 
 
@@ -200,7 +215,9 @@ def _fresh_runtime(
     asyncio.set_event_loop(loop)
     mocks = HemmaMocks()
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="hemma", stack="hemma", preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project="hemma", stack="hemma", preview=preview, monitor=monitor
+    )
     pulumi.runtime.set_all_config(
         {f"hemma:{key}": as_cli_value(value) for key, value in config.items()},
         [f"hemma:{key}" for key in secret_keys],
@@ -256,9 +273,7 @@ def run_expecting_error(
     ``pulumi.runtime.test`` waits for every outstanding registration before it
     re-raises, so ``declared`` is complete when this returns.
     """
-    loop, monitor = _fresh_runtime(
-        config, OPERATOR_SECRETS if secret_keys is None else secret_keys
-    )
+    loop, monitor = _fresh_runtime(config, OPERATOR_SECRETS if secret_keys is None else secret_keys)
     message = None
     try:
         pulumi.runtime.test(_run_main)()

@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from components.config import StackConfig, parse
-from harness import ROOT, OPERATOR_SECRETS, run_expecting_error, site_config, stack_file_config
+from tests.harness import (
+    OPERATOR_SECRETS,
+    ROOT,
+    run_expecting_error,
+    site_config,
+    stack_file_config,
+)
 
 Edit = Callable[[dict[str, Any]], None]
 
@@ -42,7 +48,11 @@ def removing(key: str) -> Edit:
 KNOWN_ROUTES = "grafana, huleedu, huleedu-api, huleedu-ws, jaeger, prometheus, skriptoteket"
 
 BAD_CONFIGS: list[tuple[str, Edit, str]] = [
-    ("typo in a key", setting("acmeEmial", "ops@hule.education"), "hemma:acmeEmial: unknown config key"),
+    (
+        "typo in a key",
+        setting("acmeEmial", "ops@hule.education"),
+        "hemma:acmeEmial: unknown config key",
+    ),
     (
         "typo in a nested key",
         setting("proxy.containerNmae", "edge"),
@@ -192,7 +202,8 @@ def test_the_table_covers_at_least_fifteen_distinct_mistakes() -> None:
 def test_a_private_key_set_in_plain_text_is_rejected_without_echoing_it() -> None:
     message, program = run_expecting_error(site_config(), secret_keys=set())
     assert message == (
-        "hemma:sshPrivateKey: must be set as a secret (pulumi config set --secret sshPrivateKey ...)"
+        "hemma:sshPrivateKey: must be set as a secret "
+        "(pulumi config set --secret sshPrivateKey ...)"
     )
     assert "PRIVATE KEY" not in message
     assert program.declared == []
@@ -235,8 +246,10 @@ def test_the_committed_stack_file_needs_only_the_operator_held_values() -> None:
 
 def test_the_site_config_is_valid() -> None:
     config = parse(
-        {key: value if isinstance(value, str) else __import__("json").dumps(value)
-         for key, value in site_config().items()},
+        {
+            key: value if isinstance(value, str) else __import__("json").dumps(value)
+            for key, value in site_config().items()
+        },
         OPERATOR_SECRETS,
     )
     assert config.acme_email == "admin@hule.education"

@@ -21,7 +21,7 @@ from string import Template
 
 import pytest
 
-from harness import Program, run_program
+from tests.harness import Program, run_program
 
 pytestmark = pytest.mark.tools
 
@@ -66,9 +66,7 @@ class Edge:
     program: Program
     root: Path
 
-    def request(
-        self, host: str, raw_head: str, body: bytes = b"", whole: bool = True
-    ) -> bytes:
+    def request(self, host: str, raw_head: str, body: bytes = b"", whole: bool = True) -> bytes:
         """Send one request; return the raw response (b"" when nginx drops it).
 
         With ``whole=False`` it returns once the status line is in: a 413 is sent
@@ -91,7 +89,8 @@ class Edge:
 
     def get(self, host: str, path: str, headers: str = "", method: str = "GET") -> bytes:
         return self.request(
-            host, f"{method} {path} HTTP/1.1\r\nHost: {{host}}\r\n{headers}Connection: close\r\n\r\n"
+            host,
+            f"{method} {path} HTTP/1.1\r\nHost: {{host}}\r\n{headers}Connection: close\r\n\r\n",
         )
 
 
@@ -132,9 +131,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     user = "user root root;" if os.geteuid() == 0 else ""
     servers = "".join(server_block(h, port, upstream, root) for h in hosts)
     (root / "nginx.conf").write_text(
-        NGINX_CONF.substitute(
-            user=user, root=root, upstream=upstream, servers=servers
-        )
+        NGINX_CONF.substitute(user=user, root=root, upstream=upstream, servers=servers)
     )
     config = ["-p", str(root), "-c", str(root / "nginx.conf")]
     checked = subprocess.run([nginx, "-t", *config], capture_output=True, text=True)
@@ -157,7 +154,9 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
 def basic(user: str, password: str) -> str:
     import base64
 
-    return "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() + "\r\n"
+    return (
+        "Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() + "\r\n"
+    )
 
 
 def test_nginx_accepts_the_generated_files(edge: Edge) -> None:
@@ -167,8 +166,17 @@ def test_nginx_accepts_the_generated_files(edge: Edge) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/.env", "/.env.production", "/.git/config", "/wp-login.php", "/wp-admin/", "/index.php",
-     "/app/x.php/y", "/cgi-bin/test.sh", "/static/../.git/HEAD"],
+    [
+        "/.env",
+        "/.env.production",
+        "/.git/config",
+        "/wp-login.php",
+        "/wp-admin/",
+        "/index.php",
+        "/app/x.php/y",
+        "/cgi-bin/test.sh",
+        "/static/../.git/HEAD",
+    ],
 )
 @pytest.mark.parametrize("host", [OPEN, PROTECTED, UNDECLARED])
 def test_scanner_paths_are_dropped_without_an_answer(edge: Edge, host: str, path: str) -> None:

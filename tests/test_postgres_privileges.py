@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Declared, Program, run_program
+from tests.harness import Declared, Program, run_program
 
 pytestmark = pytest.mark.tools
 
@@ -85,9 +85,7 @@ class Server:
     def psql(
         self, sql: str, user: str = "postgres", password: str = ADMIN_PASSWORD, db: str = "postgres"
     ) -> subprocess.CompletedProcess[str]:
-        return self.psql_url(
-            f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{db}", sql
-        )
+        return self.psql_url(f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{db}", sql)
 
     def psql_url(self, url: str, sql: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -136,8 +134,17 @@ def server() -> Iterator[Server]:
         port = s.getsockname()[1]
     init = subprocess.run(
         as_postgres_user(
-            [pg_tool("initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
-             f"--pwfile={pwfile}", "--no-sync"]
+            [
+                pg_tool("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--no-sync",
+            ]
         ),
         capture_output=True,
         text=True,
@@ -145,7 +152,9 @@ def server() -> Iterator[Server]:
     assert init.returncode == 0, init.stderr
     options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off"
     pg_ctl = [pg_tool("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options]
-    started = subprocess.run(as_postgres_user([*pg_ctl, "-w", "start"]), capture_output=True, text=True)
+    started = subprocess.run(
+        as_postgres_user([*pg_ctl, "-w", "start"]), capture_output=True, text=True
+    )
     assert started.returncode == 0, started.stderr + (base / "log").read_text()
     pg = Server(port=port, program=program)
     try:
@@ -201,7 +210,8 @@ def test_no_app_role_is_superuser_or_can_create_databases_or_roles(server: Serve
         flags = server.as_role(
             role,
             databases[0],
-            "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user",
+            "SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles "
+            "WHERE rolname = current_user",
         )
         assert flags.stdout.strip() == "f|f|f", role
         assert server.as_role(role, databases[0], "CREATE DATABASE sneaky").returncode != 0
