@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -21,6 +22,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.alias_generators import to_camel
 
 from components.adoption import KINDS, import_key
+from components.calendar import CalendarError
+from components.calendar import validate as validate_calendar
 from components.catalog import CATALOG, SHARED_NETWORK, App
 
 NAMESPACE = "hemma"
@@ -111,6 +114,41 @@ def _host_key(value: str) -> str:
     return value
 
 
+def _schedule(value: str) -> str:
+    try:
+        return validate_calendar(value)
+    except CalendarError as error:
+        raise ValueError(f"not a systemd OnCalendar expression: {error}") from None
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() for c in value) or "//" in value:
+        raise ValueError("must be an absolute path without spaces")
+    return value
+
+
+def _unit_name(value: str) -> str:
+    if not re.match(r"^[A-Za-z0-9:_.@-]+\.(service|socket|target|mount)$", value):
+        raise ValueError("must be a systemd unit name such as docker.service")
+    return value
+
+
+def _bind_address(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be an IP address") from None
+    if address.is_unspecified or address.is_global:
+        raise ValueError("would listen on a public address; use the docker0 or loopback address")
+    return value
+
+
+def _argument(value: str) -> str:
+    if not value or any(c in value for c in "\n\\$%;"):
+        raise ValueError("must be a plain argument (no newline, backslash, $, % or ;)")
+    return value
+
+
 Hostname = Annotated[str, AfterValidator(_hostname)]
 Email = Annotated[str, AfterValidator(_email)]
 Port = Annotated[int, AfterValidator(_port)]
@@ -126,6 +164,12 @@ HtpasswdUser = Annotated[
 DockerHost = Annotated[str, AfterValidator(_docker_host)]
 HostKey = Annotated[str, AfterValidator(_host_key)]
 Secret = Annotated[str, Field(min_length=1)]
+Schedule = Annotated[str, AfterValidator(_schedule)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+UnitName = Annotated[str, AfterValidator(_unit_name)]
+BindAddress = Annotated[str, AfterValidator(_bind_address)]
+Argument = Annotated[str, AfterValidator(_argument)]
+Days = Annotated[int, Field(ge=1, le=3650)]
 
 
 class _Model(BaseModel):
@@ -163,6 +207,71 @@ class PostgresConfig(_Model):
     """Local end of ``ssh -L`` on the operator's machine, used by the PostgreSQL provider."""
 
 
+class SkriptoteketCleanupConfig(_Model):
+    """The Skriptoteket cleanup timers (``hemma:skriptoteketCleanup``)."""
+
+    enabled: bool = True
+    sandbox_snapshots_schedule: Schedule = "hourly"
+    login_events_schedule: Schedule = "daily"
+    session_files_schedule: Schedule = "hourly"
+
+
+class SmartLogsConfig(_Model):
+    """Retention of the host's incident and SMART logs (``hemma:smartLogs``)."""
+
+    enabled: bool = True
+    schedule: Schedule = "daily"
+    directory: AbsolutePath = "/root/logs"
+    keep_days: Days = 30
+
+
+class GpuServerConfig(_Model):
+    executable: AbsolutePath
+    model: Argument
+    port: Port
+    args: list[Argument] = Field(default_factory=list)
+
+
+class GpuConfig(_Model):
+    """The host GPU model servers (``hemma:gpu``); off on a machine without a GPU."""
+
+    enabled: bool = True
+    bind_address: BindAddress = "172.17.0.1"
+    """docker0's address: what host.docker.internal resolves to in the containers."""
+    user: SshUser | None = None
+    """Runs the servers; the SSH user when unset."""
+    llama: GpuServerConfig = GpuServerConfig(
+        executable="/opt/llama.cpp/build/bin/llama-server",
+        model="/srv/models/Qwen3-Coder-30B-A3B-Instruct-Q4_K_M.gguf",
+        port=8082,
+        args=["--n-gpu-layers", "999", "--ctx-size", "32768"],
+    )
+    tabby: GpuServerConfig = GpuServerConfig(
+        executable="/usr/local/bin/tabby",
+        model="Qwen2.5-Coder-1.5B",
+        port=8083,
+        args=["--device", "rocm"],
+    )
+
+
+class BackupsConfig(_Model):
+    """Nightly pg_dump of every app database (``hemma:backups``)."""
+
+    enabled: bool = True
+    schedule: Schedule = "*-*-* 03:15:00"
+    directory: AbsolutePath = "/var/backups/hemma/postgres"
+    keep_days: Days = 14
+
+
+class ClassHubConfig(_Model):
+    """Class Hub (``hemma:classHub``)."""
+
+    enabled: bool = False
+    retention_schedule: Schedule = "daily"
+    submission_retention_days: Days = 90
+    student_event_retention_days: Days = 180
+
+
 class StackConfig(_Model):
     acme_email: Email
     acme_staging: bool = False
@@ -178,6 +287,13 @@ class StackConfig(_Model):
     import_ids: dict[str, Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict, alias="import"
     )
+    docker_path: AbsolutePath = "/snap/bin/docker"
+    docker_service: UnitName = "snap.docker.dockerd.service"
+    skriptoteket_cleanup: SkriptoteketCleanupConfig = SkriptoteketCleanupConfig()
+    smart_logs: SmartLogsConfig = SmartLogsConfig()
+    gpu: GpuConfig = GpuConfig()
+    backups: BackupsConfig = BackupsConfig()
+    class_hub: ClassHubConfig = ClassHubConfig()
     smtp_password: Secret | None = None
     anthropic_api_key: Secret | None = None
     openai_api_key: Secret | None = None
@@ -186,7 +302,19 @@ class StackConfig(_Model):
 SECRET_KEYS = frozenset({"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"})
 """Keys that must be set with ``pulumi config set --secret``."""
 
-_OBJECT_KEYS = frozenset({"proxy", "postgres", "hostnames", "import"})
+_OBJECT_KEYS = frozenset(
+    {
+        "proxy",
+        "postgres",
+        "hostnames",
+        "import",
+        "skriptoteketCleanup",
+        "smartLogs",
+        "gpu",
+        "backups",
+        "classHub",
+    }
+)
 
 
 # --- reading and reporting -------------------------------------------------
@@ -222,6 +350,9 @@ _MESSAGES = {
     "string_type": "must be a string",
     "string_too_short": "must not be empty",
     "dict_type": "must be an object",
+    "list_type": "must be a list",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
     "model_type": "must be an object",
 }
 
@@ -229,7 +360,9 @@ _MESSAGES = {
 def _line(error: Mapping[str, Any], secrets: set[str]) -> str:
     loc = tuple(error["loc"])
     message = _MESSAGES.get(error["type"])
-    if message is None:
+    if message is not None:
+        message = message.format(**error.get("ctx", {}))
+    else:
         message = str(error["msg"]).removeprefix("Value error, ")
     line = f"{_key(loc)}: {message}"
     shows_value = error["type"] not in ("missing", "extra_forbidden") and not isinstance(
@@ -316,6 +449,14 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
         [
             *((owner, port) for port, owner in PUBLIC_PORTS.items()),
             (f"{NAMESPACE}:postgres.hostPort", config.postgres.host_port),
+            *(
+                [
+                    (f"{NAMESPACE}:gpu.llama.port", config.gpu.llama.port),
+                    (f"{NAMESPACE}:gpu.tabby.port", config.gpu.tabby.port),
+                ]
+                if config.gpu.enabled
+                else []
+            ),
         ],
     )
 

@@ -8,11 +8,13 @@ import pulumi
 
 from components.catalog import CATALOG, SHARED_NETWORK, App
 from components.config import StackConfig, load_config, network_names
+from components.host_units import backup_credentials, backup_databases, host_unit_groups
 from components.networks import Networks
 from components.nginx_files import HostPolicy
 from components.providers import docker_provider, ssh_connection
 from components.proxy import ProxyStack
 from components.shared_postgres import SharedPostgres
+from components.systemd_unit import SystemdUnit
 
 
 def host_policies(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[HostPolicy]:
@@ -32,8 +34,7 @@ def build(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> dict[str, 
     """Declare every resource and return the stack outputs by name."""
     docker = docker_provider(config)
     on_hemma = pulumi.ResourceOptions(providers={"docker": docker})
-    # Used by the host units over SSH; built here so a bad key fails before anything else.
-    ssh_connection(config)
+    connection = ssh_connection(config)
 
     networks = Networks("networks", network_names(catalog), config.import_ids, opts=on_hemma)
     proxy = ProxyStack(
@@ -59,6 +60,17 @@ def build(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> dict[str, 
         if app.database_role
     }
 
+    units = [
+        SystemdUnit(
+            group,
+            connection,
+            secret_content=(
+                postgres.admin_password.apply(backup_credentials) if group.secret_file else None
+            ),
+        )
+        for group in host_unit_groups(config, catalog)
+    ]
+
     return {
         "networks": {name: network.name for name, network in networks.by_name.items()},
         "proxyPublicHosts": proxy.public_hosts,
@@ -75,6 +87,18 @@ def build(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> dict[str, 
         "appConnectionStrings": pulumi.Output.secret(
             pulumi.Output.all(**{app: db.connection_strings for app, db in databases.items()})
         ),
+        "hostUnits": {
+            unit_name: {"group": unit.group_name, "schedule": unit.schedule}
+            for unit in units
+            for unit_name in unit.units
+        },
+        "backups": {
+            "enabled": config.backups.enabled,
+            "directory": config.backups.directory,
+            "keepDays": config.backups.keep_days,
+            "schedule": config.backups.schedule,
+            "databases": backup_databases(catalog) if config.backups.enabled else [],
+        },
     }
 
 

@@ -45,6 +45,7 @@ def removing(key: str) -> Edit:
     return edit
 
 
+GPU_LLAMA = StackConfig.model_fields["gpu"].default.llama.model_dump(by_alias=True)
 KNOWN_ROUTES = "grafana, huleedu, huleedu-api, huleedu-ws, jaeger, prometheus, skriptoteket"
 
 BAD_CONFIGS: list[tuple[str, Edit, str]] = [
@@ -171,6 +172,39 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
         setting("import", {"volume/nope": "nope"}),
         "hemma:import.volume/nope: the stack declares nothing by that name to import "
         "(keys are KIND/NAME, KIND one of network, volume, database, role)",
+    ),
+    (
+        "a schedule systemd cannot read",
+        setting("skriptoteketCleanup.loginEventsSchedule", "dayly"),
+        "hemma:skriptoteketCleanup.loginEventsSchedule: not a systemd OnCalendar expression: "
+        "bad weekday 'dayly' (got 'dayly')",
+    ),
+    (
+        "a backup time that does not exist",
+        setting("backups.schedule", "*-*-* 25:00"),
+        "hemma:backups.schedule: not a systemd OnCalendar expression: "
+        "hour '25' is out of range (got '*-*-* 25:00')",
+    ),
+    (
+        "a GPU server on a public address",
+        setting("gpu.bindAddress", "0.0.0.0"),
+        "hemma:gpu.bindAddress: would listen on a public address; use the docker0 or loopback "
+        "address (got '0.0.0.0')",
+    ),
+    (
+        "a GPU server on shared-postgres's port",
+        setting("gpu.llama", {**GPU_LLAMA, "port": 5432}),
+        "hemma:gpu.llama.port: port 5432 is already used by hemma:postgres.hostPort",
+    ),
+    (
+        "backups kept for no days",
+        setting("backups.keepDays", 0),
+        "hemma:backups.keepDays: must be at least 1 (got 0)",
+    ),
+    (
+        "a relative backup directory",
+        setting("backups.directory", "backups"),
+        "hemma:backups.directory: must be an absolute path without spaces (got 'backups')",
     ),
     (
         "a basic-auth user htpasswd cannot hold",

@@ -49,6 +49,8 @@ OUTPUTS = {
     "postgresTunnel",
     "appDatabases",
     "appConnectionStrings",
+    "hostUnits",
+    "backups",
 }
 SECRET_OUTPUTS = {"basicAuthCredentials", "postgresAdminPassword", "appConnectionStrings"}
 
@@ -344,6 +346,7 @@ def test_every_resource_belongs_to_a_component(program: Program) -> None:
         "hemma:network:Networks",
         "hemma:proxy:ProxyStack",
         "hemma:database:SharedPostgres",
+        "hemma:host:SystemdUnit",
     }
 
 

@@ -1,0 +1,581 @@
+"""Host systemd units: the runbooks' timers, the GPU servers and the backups.
+
+Generated files are checked with the tools that read them (systemd-analyze,
+shellcheck), the install and removal scripts are run in a sandbox with
+stand-ins for sudo and systemctl, and a nightly dump is restored into a scratch
+database on a real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.calendar import CalendarError, validate
+from components.config import StackConfig, parse
+from components.host_units import (
+    BACKUP_CREDENTIALS,
+    BACKUP_SCRIPT,
+    backup_credentials,
+    backup_script,
+    host_unit_groups,
+)
+from components.unit_files import UnitGroup, as_command, install_script, remove_script
+from tests.harness import OPERATOR_SECRETS, Program, as_cli_value, run_program, site_config
+from tests.postgres_server import ADMIN_PASSWORD, PG_BIN, Server, pg_tool
+
+COMMAND = "command:remote:Command"
+
+
+def config_with(**overrides: Any) -> StackConfig:
+    values = {**copy.deepcopy(site_config()), **overrides}
+    return parse({k: as_cli_value(v) for k, v in values.items()}, OPERATOR_SECRETS)
+
+
+def groups_by_name(config: StackConfig) -> dict[str, UnitGroup]:
+    return {group.name: group for group in host_unit_groups(config)}
+
+
+def file_of(group: UnitGroup, suffix: str) -> str:
+    return next(f.content for f in group.files if f.path.endswith(suffix))
+
+
+# --- what is declared -----------------------------------------------------------
+
+RUNBOOK_SANDBOX_SERVICE = """\
+[Unit]
+Description=Skriptoteket sandbox snapshot cleanup
+Requires=snap.docker.dockerd.service
+After=snap.docker.dockerd.service
+
+[Service]
+Type=oneshot
+ExecStart=/snap/bin/docker exec -e PYTHONPATH=/app/src skriptoteket-web pdm run python -m skriptoteket.cli cleanup-sandbox-snapshots
+"""  # noqa: E501 (the runbook's unit file, verbatim)
+RUNBOOK_SANDBOX_TIMER = """\
+[Unit]
+Description=Run sandbox snapshot cleanup hourly
+
+[Timer]
+OnCalendar=hourly
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def test_the_sandbox_snapshot_units_are_the_runbooks_unit_files() -> None:
+    group = groups_by_name(config_with())["skriptoteket-sandbox-snapshots-cleanup"]
+    assert file_of(group, ".service") == RUNBOOK_SANDBOX_SERVICE
+    assert file_of(group, ".timer") == RUNBOOK_SANDBOX_TIMER
+
+
+def test_every_runbook_unit_is_declared_with_its_name_and_schedule() -> None:
+    program = run_program()
+    units = {name: spec["schedule"] for name, spec in program.outputs["hostUnits"].items()}
+    assert units == {
+        "skriptoteket-sandbox-snapshots-cleanup.service": "hourly",
+        "skriptoteket-sandbox-snapshots-cleanup.timer": "hourly",
+        "skriptoteket-login-events-cleanup.service": "daily",
+        "skriptoteket-login-events-cleanup.timer": "daily",
+        "skriptoteket-session-files-cleanup.service": "hourly",
+        "skriptoteket-session-files-cleanup.timer": "hourly",
+        "cleanup-smart-logs.service": "daily",
+        "cleanup-smart-logs.timer": "daily",
+        "hemma-postgres-backup.service": "*-*-* 03:15:00",
+        "hemma-postgres-backup.timer": "*-*-* 03:15:00",
+        "llama-server-rocm.service": None,
+        "tabby.service": None,
+    }
+
+
+def test_cleanup_jobs_run_the_cli_in_skriptoteket_web_after_snap_docker() -> None:
+    groups = groups_by_name(config_with())
+    for command in ("cleanup-sandbox-snapshots", "cleanup-login-events", "cleanup-session-files"):
+        group = groups[f"skriptoteket-{command.removeprefix('cleanup-')}-cleanup"]
+        service = file_of(group, ".service")
+        assert (
+            "ExecStart=/snap/bin/docker exec -e PYTHONPATH=/app/src skriptoteket-web "
+            f"pdm run python -m skriptoteket.cli {command}\n"
+        ) in service
+        assert "Requires=snap.docker.dockerd.service\nAfter=snap.docker.dockerd.service" in service
+        assert "Persistent=true" in file_of(group, ".timer")
+
+
+def test_the_docker_path_and_service_are_configurable() -> None:
+    config = config_with(dockerPath="/usr/bin/docker", dockerService="docker.service")
+    service = file_of(groups_by_name(config)["skriptoteket-login-events-cleanup"], ".service")
+    assert "ExecStart=/usr/bin/docker exec" in service
+    assert "Requires=docker.service" in service
+
+
+def test_gpu_servers_listen_where_containers_reach_them_and_restart_on_failure() -> None:
+    groups = groups_by_name(config_with())
+    llama = file_of(groups["llama-server-rocm"], "llama-server-rocm.service")
+    tabby = file_of(groups["tabby"], "tabby.service")
+    assert "--host 172.17.0.1 --port 8082" in llama
+    assert "ExecStart=/usr/local/bin/tabby serve --model" in tabby
+    assert "--host 172.17.0.1 --port 8083" in tabby
+    for unit in (llama, tabby):
+        assert "Restart=on-failure" in unit
+        assert "User=paunchygent" in unit
+        assert "WantedBy=multi-user.target" in unit
+
+
+def test_each_unit_group_can_be_switched_off() -> None:
+    off = {"enabled": False}
+    config = config_with(gpu=off, backups=off, smartLogs=off, skriptoteketCleanup=off, classHub=off)
+    assert host_unit_groups(config) == []
+    no_gpu = groups_by_name(config_with(gpu=off))
+    assert "llama-server-rocm" not in no_gpu and "tabby" not in no_gpu
+    assert "skriptoteket-login-events-cleanup" in no_gpu
+
+
+def test_class_hub_retention_runs_only_when_class_hub_is_enabled() -> None:
+    assert "classhub-retention" not in groups_by_name(config_with())
+    group = groups_by_name(config_with(classHub={"enabled": True}))["classhub-retention"]
+    service = file_of(group, ".service")
+    assert "manage.py prune_submissions --older-than-days 90" in service
+    assert "manage.py prune_student_events --older-than-days 180" in service
+    assert group.schedule == "daily"
+
+
+def test_smart_logs_are_kept_thirty_days() -> None:
+    service = file_of(groups_by_name(config_with())["cleanup-smart-logs"], ".service")
+    assert "/usr/bin/find /root/logs -type f ( -name incident-*.log -o" in service
+    assert "-path /root/logs/smart/* ) -mtime +30 -delete" in service
+
+
+def test_backups_dump_every_app_database_with_credentials_from_a_root_only_file() -> None:
+    program = run_program()
+    backups = program.outputs["backups"]
+    assert backups["directory"] == "/var/backups/hemma/postgres"
+    assert backups["keepDays"] == 14
+    assert len(backups["databases"]) == 14
+    group = groups_by_name(config_with())["hemma-postgres-backup"]
+    service = file_of(group, ".service")
+    assert f"ExecStart={BACKUP_SCRIPT} /snap/bin/docker shared-postgres {BACKUP_CREDENTIALS}" in (
+        service
+    )
+    assert "PGPASSWORD" not in service
+    assert group.secret_file == BACKUP_CREDENTIALS
+
+
+# --- no secret in plain text ------------------------------------------------------
+
+
+def secret_values(program: Program, config: dict[str, Any]) -> set[str]:
+    generated = {
+        r.state["result"] for r in program.of_type("random:index/randomPassword:RandomPassword")
+    }
+    operator = {str(config[k]) for k in ("sshPrivateKey", "smtpPassword", "openaiApiKey")}
+    return generated | operator | {f"PGPASSWORD={p}" for p in generated}
+
+
+def test_no_secret_appears_in_a_command_string_or_unit_file() -> None:
+    config = {**site_config(), "smtpPassword": "smtp-secret-value", "openaiApiKey": "sk-secret"}
+    program = run_program(config, OPERATOR_SECRETS | {"smtpPassword", "openaiApiKey"})
+    commands = program.of_type(COMMAND)
+    assert commands
+    secrets = secret_values(program, config)
+    for resource in commands:
+        for key in ("create", "update", "delete"):
+            for secret in secrets:
+                assert secret not in resource.inputs[key], f"{resource.name}.{key} leaks a secret"
+        assert {"stdout", "stderr"} <= set(resource.additional_secret_outputs), resource.name
+    backup = next(r for r in commands if r.name == "hemma-postgres-backup-install")
+    assert backup.secret_input("stdin")
+    assert backup.inputs["logging"] == "none"
+    admin = program.outputs["postgresAdminPassword"]
+    assert backup.inputs["stdin"] == backup_credentials(admin)
+
+
+def test_host_units_use_the_pinned_ssh_connection() -> None:
+    program = run_program()
+    for resource in program.of_type(COMMAND):
+        connection = resource.inputs["connection"]
+        assert connection["host"] == "hemma.hule.education", resource.name
+        assert connection["hostKey"].startswith("ssh-ed25519 "), resource.name
+        assert resource.secret_input("connection"), f"{resource.name}: the private key is secret"
+        assert resource.inputs["addPreviousOutputInEnv"] is False
+
+
+# --- schedules --------------------------------------------------------------------
+
+CALENDAR_TABLE = [
+    ("hourly", True),
+    ("daily", True),
+    ("Weekly", True),
+    ("semiannually", True),
+    ("*-*-* 03:15:00", True),
+    ("Mon..Fri 08:00", True),
+    ("Sat,Sun *-*-* 10:00", True),
+    ("*:0/15", True),
+    ("00/6:00", True),
+    ("2026-12-24", True),
+    ("26-12-24 18:00", True),
+    ("*-*-01 00:00:00 UTC", True),
+    ("daily Europe/Stockholm", True),
+    ("*-*~1", True),
+    ("Fri *-*-1..7 18:00", True),
+    ("*-*-* 03:15:00.5", True),
+    ("*-1..3-1", True),
+    ("*-*-1,15 12:00", True),
+    ("Monday 10:00", True),
+    ("", False),
+    ("hourlyy", False),
+    ("dayly", False),
+    ("*-*-* 25:00", False),
+    ("*-13-01", False),
+    ("*-*-32", False),
+    ("12:60", False),
+    ("Mon..Fry", False),
+    ("Wed..Mon", False),
+    ("Mon,,Tue 10:00", False),
+    ("*-*-* 5..3:00", False),
+    ("*-*-* 0/0:00", False),
+    ("*:*/15", False),
+    ("1969-01-01", False),
+    ("12:00 Mars/Olympus", False),
+    ("*-*-* 10", False),
+    ("10:00:00:00", False),
+]
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize(("expression", "valid"), CALENDAR_TABLE)
+def test_the_schedule_validator_agrees_with_systemd(expression: str, valid: bool) -> None:
+    try:
+        validate(expression)
+        ours = True
+    except CalendarError:
+        ours = False
+    systemd = subprocess.run(
+        ["systemd-analyze", "calendar", expression], capture_output=True, text=True
+    )
+    assert ours is valid
+    assert (systemd.returncode == 0) is valid, systemd.stderr
+
+
+# --- the sandbox: install, install again, update, delete -----------------------------------
+
+
+@dataclass
+class Sandbox:
+    root: Path
+    bin: Path
+
+    def run(self, script: str, stdin: str = "") -> list[str]:
+        """Run ``script`` as the remote command would; return the systemctl calls."""
+        log = self.bin / "systemctl.log"
+        log.write_text("")
+        env = {
+            **os.environ,
+            "PATH": f"{self.bin}:{os.environ['PATH']}",
+            "HEMMA_ROOT": str(self.root),
+        }
+        done = subprocess.run(
+            ["sh", "-c", as_command(script)], input=stdin, capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        return log.read_text().splitlines()
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    def sudo_calls(self) -> list[str]:
+        return (self.bin / "sudo.log").read_text().splitlines()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text(
+        '#!/usr/bin/env bash\nprintf "%s\\n" "$*" >> "$(dirname "$0")/sudo.log"\n'
+        '[ "$1" = -n ] || { echo "sudo must not prompt" >&2; exit 1; }\nshift\nexec "$@"\n'
+    )
+    (bin_dir / "systemctl").write_text(
+        '#!/usr/bin/env bash\nprintf "%s\\n" "$*" >> "$(dirname "$0")/systemctl.log"\n'
+    )
+    for stub in ("sudo", "systemctl"):
+        (bin_dir / stub).chmod(0o755)
+    root = tmp_path / "root"
+    root.mkdir()
+    return Sandbox(root=root, bin=bin_dir)
+
+
+def test_install_is_idempotent_updates_cleanly_and_removes_everything(sandbox: Sandbox) -> None:
+    group = groups_by_name(config_with())["skriptoteket-login-events-cleanup"]
+    timer = sandbox.path("/etc/systemd/system/skriptoteket-login-events-cleanup.timer")
+    service = sandbox.path("/etc/systemd/system/skriptoteket-login-events-cleanup.service")
+
+    first = sandbox.run(install_script(group))
+    assert first == [
+        "daemon-reload",
+        "enable skriptoteket-login-events-cleanup.timer",
+        "restart skriptoteket-login-events-cleanup.timer",
+    ]
+    assert timer.read_text() == file_of(group, ".timer")
+    assert service.read_text() == file_of(group, ".service")
+    assert oct(timer.stat().st_mode & 0o777) == "0o644"
+    installed_at = timer.stat().st_mtime_ns
+
+    time.sleep(0.01)
+    again = sandbox.run(install_script(group))
+    assert again == [
+        "enable skriptoteket-login-events-cleanup.timer",
+        "start skriptoteket-login-events-cleanup.timer",
+    ]
+    assert timer.stat().st_mtime_ns == installed_at, "an unchanged file is not rewritten"
+
+    changed = groups_by_name(
+        config_with(skriptoteketCleanup={"loginEventsSchedule": "*-*-* 04:00:00"})
+    )["skriptoteket-login-events-cleanup"]
+    update = sandbox.run(install_script(changed))
+    assert update == first
+    assert "OnCalendar=*-*-* 04:00:00" in timer.read_text()
+
+    removed = sandbox.run(remove_script(changed))
+    assert removed == [
+        "disable --now skriptoteket-login-events-cleanup.timer "
+        "skriptoteket-login-events-cleanup.service",
+        "daemon-reload",
+    ]
+    assert not timer.exists() and not service.exists()
+    assert all(call.startswith("-n ") for call in sandbox.sudo_calls())
+
+
+def test_a_long_running_service_is_restarted_when_its_unit_changes(sandbox: Sandbox) -> None:
+    group = groups_by_name(config_with())["tabby"]
+    assert sandbox.run(install_script(group))[-1] == "restart tabby.service"
+    assert sandbox.run(install_script(group))[-1] == "start tabby.service"
+    moved = config_with(gpu={"tabby": {**site_gpu_tabby(), "port": 8093}})
+    assert (
+        sandbox.run(install_script(groups_by_name(moved)["tabby"]))[-1] == "restart tabby.service"
+    )
+
+
+def site_gpu_tabby() -> dict[str, Any]:
+    return StackConfig.model_fields["gpu"].default.tabby.model_dump(by_alias=True)
+
+
+def test_the_backup_credentials_arrive_on_stdin_as_a_root_only_file(sandbox: Sandbox) -> None:
+    group = groups_by_name(config_with())["hemma-postgres-backup"]
+    secret = backup_credentials("s3cret")
+    sandbox.run(install_script(group), stdin=secret)
+    credentials = sandbox.path(BACKUP_CREDENTIALS)
+    assert credentials.read_text() == secret
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+    script = sandbox.path(BACKUP_SCRIPT)
+    assert script.read_text() == backup_script()
+    assert os.access(script, os.X_OK)
+    assert (
+        sandbox.run(install_script(group), stdin=secret)[0] == "enable hemma-postgres-backup.timer"
+    )
+    sandbox.run(remove_script(group))
+    assert not credentials.exists() and not script.exists()
+
+
+# --- the real tools ------------------------------------------------------------------
+
+
+def all_groups() -> list[UnitGroup]:
+    return host_unit_groups(config_with(classHub={"enabled": True}))
+
+
+def exec_paths(group: UnitGroup) -> set[str]:
+    paths = set()
+    for f in group.files:
+        for line in f.content.splitlines():
+            if line.startswith("ExecStart="):
+                paths.add(line.removeprefix("ExecStart=").lstrip("-@+!:").split()[0])
+    return paths
+
+
+@pytest.fixture
+def unit_root(sandbox: Sandbox) -> Iterator[tuple[Sandbox, list[str]]]:
+    """Every generated unit installed by its own install script into a root that
+    systemd-analyze can verify: systemd's units, a stub for the host's Docker
+    service, and stub executables at the ExecStart paths."""
+    shutil.copytree("/usr/lib/systemd", sandbox.path("/usr/lib/systemd"), symlinks=True)
+    stub_unit = (
+        "[Unit]\nDescription=stand-in for the host's Docker\n[Service]\nExecStart=/bin/true\n"
+    )
+    sandbox.path("/etc/systemd/system").mkdir(parents=True, exist_ok=True)
+    sandbox.path("/etc/systemd/system/snap.docker.dockerd.service").write_text(stub_unit)
+    names = []
+    for group in all_groups():
+        sandbox.run(install_script(group), stdin="PGPASSWORD=x\n" if group.secret_file else "")
+        for path in exec_paths(group):
+            stub = sandbox.path(path)
+            if not stub.exists():
+                stub.parent.mkdir(parents=True, exist_ok=True)
+                stub.write_text("#!/bin/sh\n")
+                stub.chmod(0o755)
+        names += group.unit_names
+    yield sandbox, names
+
+
+@pytest.mark.tools
+def test_every_unit_passes_systemd_analyze_verify(unit_root: tuple[Sandbox, list[str]]) -> None:
+    sandbox, names = unit_root
+    assert len(names) == 14
+    done = subprocess.run(
+        ["systemd-analyze", f"--root={sandbox.root}", "verify", *names],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+@pytest.mark.tools
+def test_the_verify_check_fails_on_a_misspelt_key(unit_root: tuple[Sandbox, list[str]]) -> None:
+    sandbox, _ = unit_root
+    timer = sandbox.path("/etc/systemd/system/cleanup-smart-logs.timer")
+    timer.write_text(timer.read_text().replace("Persistent=", "Persistant="))
+    done = subprocess.run(
+        ["systemd-analyze", f"--root={sandbox.root}", "verify", "cleanup-smart-logs.timer"],
+        capture_output=True,
+        text=True,
+    )
+    assert "Persistant" in done.stderr
+
+
+@pytest.mark.tools
+def test_every_script_the_remote_commands_run_passes_shellcheck(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is required (apt-get install shellcheck)"
+    scripts = [tmp_path / "postgres-backup.sh"]
+    scripts[0].write_text(backup_script())
+    for group in all_groups():
+        for kind, script in (("install", install_script(group)), ("remove", remove_script(group))):
+            path = tmp_path / f"{group.name}-{kind}.sh"
+            path.write_text("#!/usr/bin/env bash\n" + script)
+            scripts.append(path)
+    done = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+# --- backups, restored ------------------------------------------------------------------
+
+
+@dataclass
+class BackupRun:
+    directory: Path
+    docker: Path
+    credentials: Path
+    server: Server
+
+    def run(self, *databases: str, keep_days: int = 14) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "PATH": f"{PG_BIN}:{os.environ['PATH']}",
+            "PGPORT": str(self.server.port),
+        }
+        script = self.directory.parent / "postgres-backup.sh"
+        script.write_text(backup_script())
+        script.chmod(0o755)
+        return subprocess.run(
+            [
+                str(script),
+                str(self.docker),
+                "shared-postgres",
+                str(self.credentials),
+                str(self.directory),
+                str(keep_days),
+                *databases,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+
+@pytest.fixture
+def backup(server: Server, tmp_path: Path) -> BackupRun:
+    docker = tmp_path / "docker"
+    # Stands in for `docker exec --env-file FILE CONTAINER CMD...`: runs CMD here
+    # with FILE's variables, as the real one runs it in the container.
+    docker.write_text(
+        '#!/usr/bin/env bash\n[ "$1" = exec ] && [ "$2" = --env-file ] || exit 64\n'
+        'set -a\n. "$3"\nset +a\nshift 4\nexec "$@"\n'
+    )
+    docker.chmod(0o755)
+    credentials = tmp_path / "postgres-backup.env"
+    credentials.write_text(backup_credentials(ADMIN_PASSWORD))
+    credentials.chmod(0o600)
+    return BackupRun(tmp_path / "dumps", docker, credentials, server)
+
+
+@pytest.mark.tools
+def test_a_nightly_dump_restores_into_a_scratch_database(backup: BackupRun) -> None:
+    server = backup.server
+    created = server.as_role(
+        "skriptoteket",
+        "skriptoteket",
+        "CREATE TABLE IF NOT EXISTS tools (name text); "
+        "INSERT INTO tools VALUES ('essay-grader'), ('word-counter');",
+    )
+    assert created.returncode == 0, created.stderr
+
+    done = backup.run("skriptoteket", "huleedu_content")
+    assert done.returncode == 0, done.stderr
+    dumps = sorted(backup.directory.iterdir())
+    assert [d.name.split("-")[0] for d in dumps] == ["huleedu_content", "skriptoteket"]
+    assert all(d.suffix == ".dump" for d in dumps)
+    assert all(d.read_bytes().startswith(b"PGDMP") for d in dumps), "custom (compressed) format"
+    assert oct(dumps[0].stat().st_mode & 0o777) == "0o600"
+
+    server.admin("DROP DATABASE IF EXISTS restore_drill")
+    server.admin("CREATE DATABASE restore_drill")
+    dump = next(d for d in dumps if d.name.startswith("skriptoteket-"))
+    restored = subprocess.run(
+        [
+            pg_tool("pg_restore"),
+            "--no-owner",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(server.port),
+            "-U",
+            "postgres",
+            "-d",
+            "restore_drill",
+            str(dump),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGPASSWORD": ADMIN_PASSWORD},
+    )
+    assert restored.returncode == 0, restored.stderr
+    rows = server.admin("SELECT string_agg(name, ',' ORDER BY name) FROM tools", db="restore_drill")
+    assert rows == "essay-grader,word-counter"
+
+
+@pytest.mark.tools
+def test_old_dumps_are_pruned_only_after_a_fully_good_run(backup: BackupRun) -> None:
+    backup.directory.mkdir(parents=True)
+    old = backup.directory / "skriptoteket-20200101T000000Z.dump"
+    old.write_bytes(b"PGDMP old")
+    month_ago = time.time() - 30 * 86400
+    os.utime(old, (month_ago, month_ago))
+
+    failed = backup.run("skriptoteket", "no_such_database")
+    assert failed.returncode != 0
+    assert "pg_dump of no_such_database failed" in failed.stderr
+    assert old.exists(), "a failing run keeps the old dumps"
+    assert not list(backup.directory.glob("*.partial"))
+
+    assert backup.run("skriptoteket").returncode == 0
+    assert not old.exists()
