@@ -414,7 +414,7 @@ def unit_root(sandbox: Sandbox) -> Iterator[tuple[Sandbox, list[str]]]:
     )
     sandbox.path("/etc/systemd/system").mkdir(parents=True, exist_ok=True)
     sandbox.path("/etc/systemd/system/snap.docker.dockerd.service").write_text(stub_unit)
-    names = []
+    names: list[str] = []
     for group in all_groups():
         sandbox.run(install_script(group), stdin="PGPASSWORD=x\n" if group.secret_file else "")
         for path in exec_paths(group):
