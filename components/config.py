@@ -24,7 +24,7 @@ from pydantic.alias_generators import to_camel
 from components.adoption import KINDS, import_key
 from components.calendar import CalendarError
 from components.calendar import validate as validate_calendar
-from components.catalog import CATALOG, SHARED_NETWORK, App
+from components.catalog import SHARED_NETWORK, App
 
 NAMESPACE = "hemma"
 PUBLIC_PORTS = {80: "nginx-proxy (HTTP)", 443: "nginx-proxy (HTTPS)"}
@@ -170,6 +170,8 @@ UnitName = Annotated[str, AfterValidator(_unit_name)]
 BindAddress = Annotated[str, AfterValidator(_bind_address)]
 Argument = Annotated[str, AfterValidator(_argument)]
 Days = Annotated[int, Field(ge=1, le=3650)]
+AbsoluteOrRelativePath = Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")]
+EnvValue = Annotated[str, Field(pattern=r"^[^\n]*$")]
 
 
 class _Model(BaseModel):
@@ -264,12 +266,47 @@ class BackupsConfig(_Model):
 
 
 class ClassHubConfig(_Model):
-    """Class Hub (``hemma:classHub``)."""
+    """Class Hub (``hemma:classHub``); its hostnames are ``hostnames.classhub`` and
+    ``hostnames.classhub-helper``."""
 
     enabled: bool = False
     retention_schedule: Schedule = "daily"
     submission_retention_days: Days = 90
     student_event_retention_days: Days = 180
+    max_body_size: BodySize = "650m"
+    helper_max_body_size: BodySize = "1m"
+    helper_max_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
+    helper_queue_max_wait_seconds: Annotated[float, Field(gt=0, le=600)] = 10
+    helper_queue_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.2
+    helper_queue_slot_ttl_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
+    ollama_model: Argument = "llama3.2:1b"
+    ollama_image: Image = "ollama/ollama:0.5.7"
+    minio_image: Image = "minio/minio:RELEASE.2025-01-20T14-49-07Z"
+    redis_image: Image = "redis:7.4-alpine"
+
+
+class HuleEduConfig(_Model):
+    """HuleEdu settings from the runbooks' .env (``hemma:huleedu``)."""
+
+    smtp_host: Hostname = "mail.privateemail.com"
+    smtp_port: Port = 587
+    smtp_username: Annotated[str, Field(min_length=1)] = "noreply@hule.education"
+    offload_base_image: Image = "rocm/pytorch:latest"
+    offload_torch_device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] = "cuda"
+    offload_devices: list[AbsolutePath] = Field(default_factory=lambda: ["/dev/kfd", "/dev/dri"])
+    kafka_image: Image = "apache/kafka:3.8.1"
+    redis_image: Image = "redis:7.4-alpine"
+
+
+class ObservabilityConfig(_Model):
+    """Grafana, Prometheus, Jaeger, Loki and Promtail (``hemma:observability``)."""
+
+    grafana_image: Image = "grafana/grafana:11.4.0"
+    prometheus_image: Image = "prom/prometheus:v2.55.1"
+    jaeger_image: Image = "jaegertracing/all-in-one:1.64.0"
+    loki_image: Image = "grafana/loki:3.3.2"
+    promtail_image: Image = "grafana/promtail:3.3.2"
+    prometheus_retention: Annotated[str, Field(pattern=r"^[0-9]+(d|w|y|h)$")] = "30d"
 
 
 class StackConfig(_Model):
@@ -294,6 +331,14 @@ class StackConfig(_Model):
     gpu: GpuConfig = GpuConfig()
     backups: BackupsConfig = BackupsConfig()
     class_hub: ClassHubConfig = ClassHubConfig()
+    huleedu: HuleEduConfig = HuleEduConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    app_sources: dict[str, AbsoluteOrRelativePath] = Field(default_factory=dict)
+    """App -> its source checkout on the operator's machine, for images built from source."""
+    image_overrides: dict[str, Image] = Field(default_factory=dict)
+    """Container -> image reference to run instead of its catalog image (pin, roll back)."""
+    extra_env: dict[str, dict[str, EnvValue]] = Field(default_factory=dict)
+    """Container -> extra clear env (tuning without a code change)."""
     smtp_password: Secret | None = None
     anthropic_api_key: Secret | None = None
     openai_api_key: Secret | None = None
@@ -313,6 +358,11 @@ _OBJECT_KEYS = frozenset(
         "gpu",
         "backups",
         "classHub",
+        "huleedu",
+        "observability",
+        "appSources",
+        "imageOverrides",
+        "extraEnv",
     }
 )
 
@@ -405,10 +455,14 @@ def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackCo
     return config
 
 
-def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[str]:
-    """Rules that span keys: names, hostnames and ports must not collide."""
-    problems: list[str] = []
+def check_site(config: StackConfig) -> list[str]:
+    """Rules that span keys and the app catalog: nothing may collide, nothing be missing."""
+    from components.catalog import OperatorSecret, all_route_ids, apps
+
+    catalog = apps(config)
+    problems: list[str] = check_catalog(catalog)
     route_ids = [route.id for app in catalog for route in app.routes]
+    known_routes = all_route_ids(config)
 
     for route_id in route_ids:
         if route_id not in config.hostnames:
@@ -416,18 +470,20 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
                 f"{NAMESPACE}:hostnames.{route_id}: is required (no hostname for this route)"
             )
     for route_id in config.hostnames:
-        if route_id not in route_ids:
+        if route_id not in known_routes:
             problems.append(
                 f"{NAMESPACE}:hostnames.{route_id}: unknown route "
-                f"(known: {', '.join(sorted(route_ids))})"
+                f"(known: {', '.join(sorted(known_routes))})"
             )
     problems += _collisions(
         "hostname",
         [
             (f"{NAMESPACE}:hostnames.{route_id}", host)
             for route_id, host in config.hostnames.items()
+            if route_id in route_ids
         ],
     )
+    containers = {name: app for app in catalog for name in app.containers}
     problems += _collisions(
         "container name",
         [
@@ -443,11 +499,23 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
         (f"{NAMESPACE}:proxy.acmeVolume", config.proxy.acme_volume),
         (f"{NAMESPACE}:postgres.dataVolume", config.postgres.data_volume),
     ]
-    problems += _collisions("volume name", volumes)
+    app_volumes = {
+        (f"the {app.name} app ({service.container})", volume)
+        for app in catalog
+        for service in app.services
+        for volume in service.volumes
+    }
+    problems += _collisions("volume name", [*volumes, *sorted(app_volumes)])
     problems += _collisions(
         "port",
         [
             *((owner, port) for port, owner in PUBLIC_PORTS.items()),
+            *(
+                (f"the {app.name} app ({service.container})", local.host_port)
+                for app in catalog
+                for service in app.services
+                for local in service.localhost_ports
+            ),
             (f"{NAMESPACE}:postgres.hostPort", config.postgres.host_port),
             *(
                 [
@@ -460,9 +528,37 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
         ],
     )
 
+    fields = {field.alias: name for name, field in StackConfig.model_fields.items()}
+    for app in catalog:
+        needed: dict[str, str] = {}
+        for service in app.services:
+            for source in service.secret_env.values():
+                if isinstance(source, OperatorSecret):
+                    needed.setdefault(source.key, service.container)
+        for key, container in sorted(needed.items()):
+            if getattr(config, fields[key]) is None:
+                problems.append(
+                    f"{NAMESPACE}:{key}: is required by {container} "
+                    f"(pulumi config set --secret {key} ...)"
+                )
+        if app.builds_from_source and app.name not in config.app_sources:
+            problems.append(
+                f"{NAMESPACE}:appSources.{app.name}: is required (the path of the app's "
+                "source checkout, to build its images from)"
+            )
+    enabled_apps = {app.name for app in catalog}
+    for app_name in config.app_sources:
+        if app_name not in enabled_apps:
+            problems.append(f"{NAMESPACE}:appSources.{app_name}: no enabled app of that name")
+    for key, what in (("imageOverrides", config.image_overrides), ("extraEnv", config.extra_env)):
+        for container in what:
+            if container not in containers:
+                problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name")
+
     importable = {
         *(import_key("network", name) for name in network_names(catalog)),
         *(import_key("volume", name) for _, name in volumes),
+        *(import_key("volume", name) for _, name in app_volumes),
         *(import_key("database", name) for app in catalog for name in app.databases),
         *(import_key("role", app.database_role) for app in catalog if app.database_role),
     }
@@ -472,6 +568,34 @@ def check_site(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[
                 f"{NAMESPACE}:import.{key}: the stack declares nothing by that name to import "
                 f"(keys are KIND/NAME, KIND one of {', '.join(KINDS)})"
             )
+    return problems
+
+
+def check_catalog(catalog: tuple[App, ...]) -> list[str]:
+    """Rules every catalog must keep, whatever the config."""
+    problems = []
+    aliases: dict[tuple[str, str], str] = {}
+    for app in catalog:
+        for service in app.services:
+            where = f"the {app.name} app: {service.container}"
+            if service.route and SHARED_NETWORK not in service.networks:
+                problems.append(
+                    f"{where} is routed but not on {SHARED_NETWORK}: nginx-proxy could not "
+                    "reach it (502)"
+                )
+            if not service.healthcheck:
+                problems.append(f"{where} has no health check")
+            declared = {SHARED_NETWORK, *(other.internal_network for other in catalog)}
+            for network in service.networks:
+                if network not in declared:
+                    problems.append(f"{where} is on {network}, which no app declares")
+                key = (network, service.name)
+                if key in aliases:
+                    problems.append(
+                        f"{where} has the alias {service.name!r} on {network}, "
+                        f"already used by {aliases[key]}"
+                    )
+                aliases.setdefault(key, service.container)
     return problems
 
 
@@ -486,7 +610,7 @@ def _collisions(what: str, uses: list[tuple[str, Any]]) -> list[str]:
     return problems
 
 
-def network_names(catalog: tuple[App, ...] = CATALOG) -> list[str]:
+def network_names(catalog: tuple[App, ...]) -> list[str]:
     internal = [app.internal_network for app in catalog if app.internal_network]
     return [SHARED_NETWORK, *internal]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from importlib import resources
 
-from components.catalog import CATALOG, App
+from components.catalog import App
 from components.config import GpuServerConfig, StackConfig
 from components.unit_files import Daemon, HostFile, Job, UnitGroup
 
@@ -108,11 +108,11 @@ def classhub_retention(config: StackConfig) -> Job:
     )
 
 
-def backup_databases(catalog: tuple[App, ...] = CATALOG) -> list[str]:
+def backup_databases(catalog: tuple[App, ...]) -> list[str]:
     return [database for app in catalog for database in app.databases]
 
 
-def postgres_backups(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> Job:
+def postgres_backups(config: StackConfig, catalog: tuple[App, ...]) -> Job:
     backups = config.backups
     args = [
         BACKUP_SCRIPT,
@@ -140,7 +140,7 @@ def backup_credentials(password: str) -> str:
     return f"PGUSER=postgres\nPGPASSWORD={password}\n"
 
 
-def host_unit_groups(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[UnitGroup]:
+def host_unit_groups(config: StackConfig, catalog: tuple[App, ...]) -> list[UnitGroup]:
     """Every unit group Hemma gets with this config."""
     jobs: list[Job] = []
     daemons: list[Daemon] = []

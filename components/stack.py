@@ -6,7 +6,8 @@ from typing import Any
 
 import pulumi
 
-from components.catalog import CATALOG, SHARED_NETWORK, App
+from components.app import AppStack
+from components.catalog import SHARED_NETWORK, App, apps
 from components.config import StackConfig, load_config, network_names
 from components.host_units import backup_credentials, backup_databases, host_unit_groups
 from components.networks import Networks
@@ -17,7 +18,7 @@ from components.shared_postgres import SharedPostgres
 from components.systemd_unit import SystemdUnit
 
 
-def host_policies(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> list[HostPolicy]:
+def host_policies(config: StackConfig, catalog: tuple[App, ...]) -> list[HostPolicy]:
     """What the edge enforces for every routed hostname in the catalog."""
     return [
         HostPolicy(
@@ -30,8 +31,63 @@ def host_policies(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> li
     ]
 
 
-def build(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> dict[str, Any]:
+def routing_table(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, Any]]:
+    return {
+        config.hostnames[service.route.id]: {
+            "container": service.container,
+            "port": service.route.port,
+            "basicAuth": service.route.basic_auth,
+        }
+        for app in catalog
+        for service in app.services
+        if service.route
+    }
+
+
+def health_checks(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, str]]:
+    """Public URLs, and internal ones as the runbooks probe them from inside the network."""
+    public = {}
+    internal = {}
+    for app in catalog:
+        for service in app.services:
+            if service.route:
+                host = config.hostnames[service.route.id]
+                public[host] = f"https://{host}{service.route.health_path}"
+            if service.health_path is not None and service.port:
+                internal[service.container] = (
+                    f"http://{service.name}:{service.port}{service.health_path}"
+                )
+    return {"public": public, "internal": internal}
+
+
+def ssh_tunnels(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, Any]]:
+    """How to reach each localhost-only service from the operator's machine."""
+    target = f"{config.ssh_user}@{config.ssh_host}"
+    tunnels: dict[str, tuple[int, str, int]] = {}
+    for app in catalog:
+        for service in app.services:
+            for local in service.localhost_ports:
+                tunnels[service.container] = (
+                    local.tunnel_port or local.host_port,
+                    "127.0.0.1",
+                    local.host_port,
+                )
+    if config.gpu.enabled:
+        for name, server in (("llama-server", config.gpu.llama), ("tabby", config.gpu.tabby)):
+            tunnels[name] = (server.port, config.gpu.bind_address, server.port)
+    return {
+        name: {
+            "localPort": local_port,
+            "remote": f"{address}:{port}",
+            "command": f"ssh -N -L {local_port}:{address}:{port} {target}",
+        }
+        for name, (local_port, address, port) in tunnels.items()
+    }
+
+
+def build(config: StackConfig) -> dict[str, Any]:
     """Declare every resource and return the stack outputs by name."""
+    catalog = apps(config)
     docker = docker_provider(config)
     on_hemma = pulumi.ResourceOptions(providers={"docker": docker})
     connection = ssh_connection(config)
@@ -59,7 +115,12 @@ def build(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> dict[str, 
         for app in catalog
         if app.database_role
     }
-
+    stacks = {
+        app.name: AppStack(
+            app, config, networks.by_name, databases.get(app.name), connection, opts=on_hemma
+        )
+        for app in catalog
+    }
     units = [
         SystemdUnit(
             group,
@@ -71,10 +132,18 @@ def build(config: StackConfig, catalog: tuple[App, ...] = CATALOG) -> dict[str, 
         for group in host_unit_groups(config, catalog)
     ]
 
+    grafana = stacks["observability"].generated["grafana-admin-password"]
+    routes = routing_table(config, catalog)
     return {
         "networks": {name: network.name for name, network in networks.by_name.items()},
         "proxyPublicHosts": proxy.public_hosts,
+        "routes": routes,
+        "dnsRecords": sorted(routes),
+        "healthChecks": health_checks(config, catalog),
+        "sshTunnels": ssh_tunnels(config, catalog),
+        "containers": {name: sorted(stack.containers) for name, stack in stacks.items()},
         "basicAuthCredentials": proxy.basic_auth,
+        "grafanaAdminPassword": grafana,
         "postgresAdminPassword": postgres.admin_password,
         "postgresTunnel": (
             f"ssh -N -L {config.postgres.tunnel_port}:127.0.0.1:{config.postgres.host_port} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import json
 import runpy
@@ -34,9 +35,31 @@ TEST_PRIVATE_KEY = (
 OPERATOR_VALUES: dict[str, Any] = {
     "sshHostKey": TEST_HOST_KEY,
     "sshPrivateKey": TEST_PRIVATE_KEY,
+    "smtpPassword": "test-smtp-password",
+    "anthropicApiKey": "test-anthropic-key",
+    "openaiApiKey": "test-openai-key",
 }
 """What the operator sets by hand before the first preview (never committed)."""
-OPERATOR_SECRETS = {"sshPrivateKey"}
+OPERATOR_SECRETS = {"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"}
+
+
+CLASSHUB_SITE: dict[str, Any] = {
+    "hostnames": {
+        "classhub": "classhub.hule.education",
+        "classhub-helper": "helper.classhub.hule.education",
+    },
+    "appSources": {"classhub": "../classhub"},
+}
+"""What the operator adds (besides ``classHub.enabled``) to run Class Hub."""
+
+
+def with_classhub(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with Class Hub switched on and its site values added."""
+    result = copy.deepcopy(config)
+    result["classHub"] = {**result.get("classHub", {}), "enabled": True}
+    for key, values in CLASSHUB_SITE.items():
+        result[key] = {**result.get(key, {}), **values}
+    return result
 
 
 def stack_file_config() -> dict[str, Any]:
@@ -123,6 +146,15 @@ class Declared:
     def secret_input(self, key: str) -> bool:
         return contains_secret(self.raw_inputs.get(key))
 
+    @staticmethod
+    def unwrap_value(raw: Any) -> Any:
+        return unwrap(raw)
+
+    @staticmethod
+    def is_secret_value(raw: Any) -> bool:
+        """Whether this one value reached the engine marked secret."""
+        return bool(rpc.is_rpc_secret(raw))
+
 
 class HemmaMocks(pulumi.runtime.Mocks):
     """Returns what the providers would compute, deterministically."""
@@ -140,6 +172,9 @@ class HemmaMocks(pulumi.runtime.Mocks):
             )
         elif args.typ == "random:index/randomString:RandomString":
             state["result"] = digest[: int(args.inputs["length"])]
+        elif args.typ == "docker:index/image:Image":
+            built = hashlib.sha256(repr(sorted(args.inputs.items())).encode()).hexdigest()
+            state["repoDigest"] = f"{args.inputs['imageName']}@sha256:{built}"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             image_digest = hashlib.sha256(args.inputs["name"].encode()).hexdigest()
             state["imageId"] = f"sha256:{image_digest}"

@@ -46,7 +46,10 @@ def removing(key: str) -> Edit:
 
 
 GPU_LLAMA = StackConfig.model_fields["gpu"].default.llama.model_dump(by_alias=True)
-KNOWN_ROUTES = "grafana, huleedu, huleedu-api, huleedu-ws, jaeger, prometheus, skriptoteket"
+KNOWN_ROUTES = (
+    "classhub, classhub-helper, grafana, huleedu, huleedu-api, huleedu-ws, jaeger, prometheus, "
+    "skriptoteket"
+)
 
 BAD_CONFIGS: list[tuple[str, Edit, str]] = [
     (
@@ -234,7 +237,9 @@ def test_the_table_covers_at_least_fifteen_distinct_mistakes() -> None:
 
 
 def test_a_private_key_set_in_plain_text_is_rejected_without_echoing_it() -> None:
-    message, program = run_expecting_error(site_config(), secret_keys=set())
+    message, program = run_expecting_error(
+        site_config(), secret_keys=OPERATOR_SECRETS - {"sshPrivateKey"}
+    )
     assert message == (
         "hemma:sshPrivateKey: must be set as a secret "
         "(pulumi config set --secret sshPrivateKey ...)"
@@ -245,7 +250,7 @@ def test_a_private_key_set_in_plain_text_is_rejected_without_echoing_it() -> Non
 
 def test_an_operator_secret_in_plain_text_is_rejected() -> None:
     config = {**site_config(), "openaiApiKey": "sk-plain"}
-    message, _ = run_expecting_error(config)
+    message, _ = run_expecting_error(config, secret_keys=OPERATOR_SECRETS - {"openaiApiKey"})
     assert message == (
         "hemma:openaiApiKey: must be set as a secret (pulumi config set --secret openaiApiKey ...)"
     )
@@ -274,6 +279,24 @@ def test_the_committed_stack_file_needs_only_the_operator_held_values() -> None:
     assert message.splitlines() == [
         "hemma:sshHostKey: is required",
         "hemma:sshPrivateKey: is required",
+    ]
+    assert program.declared == []
+
+
+def test_the_app_secrets_an_enabled_app_needs_are_required() -> None:
+    config = {
+        k: v
+        for k, v in site_config().items()
+        if k not in {"smtpPassword", "anthropicApiKey", "openaiApiKey"}
+    }
+    message, program = run_expecting_error(config, secret_keys={"sshPrivateKey"})
+    assert message.splitlines() == [
+        "hemma:anthropicApiKey: is required by huleedu_llm_provider_service "
+        "(pulumi config set --secret anthropicApiKey ...)",
+        "hemma:openaiApiKey: is required by huleedu_llm_provider_service "
+        "(pulumi config set --secret openaiApiKey ...)",
+        "hemma:smtpPassword: is required by huleedu_email_service "
+        "(pulumi config set --secret smtpPassword ...)",
     ]
     assert program.declared == []
 

@@ -51,8 +51,19 @@ OUTPUTS = {
     "appConnectionStrings",
     "hostUnits",
     "backups",
+    "routes",
+    "dnsRecords",
+    "healthChecks",
+    "sshTunnels",
+    "containers",
+    "grafanaAdminPassword",
 }
-SECRET_OUTPUTS = {"basicAuthCredentials", "postgresAdminPassword", "appConnectionStrings"}
+SECRET_OUTPUTS = {
+    "basicAuthCredentials",
+    "postgresAdminPassword",
+    "appConnectionStrings",
+    "grafanaAdminPassword",
+}
 
 
 @pytest.fixture
@@ -236,7 +247,16 @@ def test_the_data_volume_survives_anything(program: Program) -> None:
 
 def test_every_volume_is_protected_and_retained(program: Program) -> None:
     volumes = program.of_type(VOLUME)
-    assert len(volumes) == 4
+    assert {v.inputs["name"] for v in volumes} >= {
+        "shared-postgres-data",
+        "nginx-proxy-certs",
+        "nginx-proxy-html",
+        "acme-companion-acme",
+        "skriptoteket-artifacts",
+        "huleedu_hf_cache",
+        "grafana-data",
+        "prometheus-data",
+    }
     for volume in volumes:
         assert volume.protect and volume.retain_on_delete, volume.name
 
@@ -316,8 +336,16 @@ def test_connection_strings_use_the_role_password_and_the_container_name(program
 
 def test_generated_passwords_are_long_url_safe_and_stable(program: Program) -> None:
     passwords = program.of_type(PASSWORD)
-    # admin, two app roles, two basic-auth hosts
-    assert len(passwords) == 5
+    assert sorted(p.name for p in passwords) == [
+        "huleedu-internal-api-key",
+        "huleedu-jwt-secret",
+        "observability-grafana-admin-password",
+        "proxy-basic-auth-jaeger.hemma.hule.education",
+        "proxy-basic-auth-prometheus.hemma.hule.education",
+        "shared-postgres-admin-password",
+        "shared-postgres-huleedu-password",
+        "shared-postgres-skriptoteket-password",
+    ]
     for password in passwords:
         assert int(password.inputs["length"]) >= 32, password.name
         assert password.inputs["special"] is False, password.name
@@ -332,7 +360,7 @@ def test_outputs_are_the_documented_contract_and_secrets_stay_secret(program: Pr
 
 
 def test_no_generated_secret_appears_in_a_plain_output(program: Program) -> None:
-    plain = repr({k: v for k, v in program.outputs.items() if k not in SECRET_OUTPUTS})
+    plain = repr({k: v for k, v in program.outputs.items() if k not in program.secret_outputs})
     for value in password_values(program):
         assert value not in plain
 
@@ -347,6 +375,7 @@ def test_every_resource_belongs_to_a_component(program: Program) -> None:
         "hemma:proxy:ProxyStack",
         "hemma:database:SharedPostgres",
         "hemma:host:SystemdUnit",
+        "hemma:app:App",
     }
 
 
