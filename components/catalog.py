@@ -177,8 +177,8 @@ def bash_probe(port: int, path: str) -> tuple[str, ...]:
     """For images with bash but neither curl nor wget (Promtail's Ubuntu image)."""
     request = f"GET {path} HTTP/1.0\\r\\n\\r\\n"
     return (
-        f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port} && printf \"{request}\" >&3 "
-        "&& head -n 1 <&3 | grep -q \" 200 \"'",
+        f'bash -c \'exec 3<>/dev/tcp/127.0.0.1/{port} && printf "{request}" >&3 '
+        '&& head -n 1 <&3 | grep -q " 200 "\'',
     )
 
 
