@@ -208,8 +208,9 @@ def skriptoteket(config: StackConfig) -> App:
                 env={
                     "ENVIRONMENT": "production",
                     "ARTIFACTS_ROOT": "/app/.artifacts",
-                    # nginx-proxy sends X-Forwarded-Proto; uvicorn only trusts it from
-                    # these addresses. Without it, redirects go to http:// (the 307 problem).
+                    # nginx-proxy sends X-Forwarded-Proto; uvicorn (proxy headers on by
+                    # default) trusts it only from the addresses in FORWARDED_ALLOW_IPS.
+                    # Without it, redirects go to http:// (the runbooks' 307 problem).
                     "FORWARDED_ALLOW_IPS": "*",
                     "LLM_COMPLETIONS_URL": f"{gpu}:{config.gpu.llama.port}",
                     "TABBY_URL": f"{gpu}:{config.gpu.tabby.port}",
@@ -224,19 +225,6 @@ def skriptoteket(config: StackConfig) -> App:
                 metrics_path="/metrics",
                 host_gateway=True,
                 docker_socket="read-write",
-                command=(
-                    "pdm",
-                    "run",
-                    "uvicorn",
-                    "skriptoteket.web.app:app",
-                    "--host",
-                    "0.0.0.0",
-                    "--port",
-                    "8000",
-                    "--proxy-headers",
-                    "--forwarded-allow-ips",
-                    "*",
-                ),
                 migration="pdm run db-upgrade",
                 extra_images=(Build(tag=runner_tag, dockerfile="Dockerfile.runner"),),
             ),
