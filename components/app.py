@@ -135,10 +135,7 @@ class AppStack(pulumi.ComponentResource):
         if isinstance(source, Generated):
             return self.generated[source.name]
         if isinstance(source, OperatorSecret):
-            field = next(
-                name for name, f in StackConfig.model_fields.items() if f.alias == source.key
-            )
-            return pulumi.Output.secret(str(getattr(self._config, field)))
+            return pulumi.Output.secret(str(self._config.operator_secret(source.key)))
         if self._database is None:
             raise ValueError(f"{self._app.name} has no database for {source}")
         if isinstance(source, DatabasePassword):

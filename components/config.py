@@ -339,6 +339,15 @@ class StackConfig(_Model):
     """Container -> image reference to run instead of its catalog image (pin, roll back)."""
     extra_env: dict[str, dict[str, EnvValue]] = Field(default_factory=dict)
     """Container -> extra clear env (tuning without a code change)."""
+
+    def operator_secret(self, key: str) -> str | None:
+        """An operator-held secret by its config key, e.g. ``openaiApiKey``."""
+        if key not in SECRET_KEYS:
+            raise KeyError(f"{key} is not an operator secret")
+        name = next(n for n, f in type(self).model_fields.items() if f.alias == key)
+        value: str | None = getattr(self, name)
+        return value
+
     smtp_password: Secret | None = None
     anthropic_api_key: Secret | None = None
     openai_api_key: Secret | None = None
@@ -528,7 +537,6 @@ def check_site(config: StackConfig) -> list[str]:
         ],
     )
 
-    fields = {field.alias: name for name, field in StackConfig.model_fields.items()}
     for app in catalog:
         needed: dict[str, str] = {}
         for service in app.services:
@@ -536,7 +544,7 @@ def check_site(config: StackConfig) -> list[str]:
                 if isinstance(source, OperatorSecret):
                     needed.setdefault(source.key, service.container)
         for key, container in sorted(needed.items()):
-            if getattr(config, fields[key]) is None:
+            if config.operator_secret(key) is None:
                 problems.append(
                     f"{NAMESPACE}:{key}: is required by {container} "
                     f"(pulumi config set --secret {key} ...)"
@@ -575,6 +583,7 @@ def check_catalog(catalog: tuple[App, ...]) -> list[str]:
     """Rules every catalog must keep, whatever the config."""
     problems = []
     aliases: dict[tuple[str, str], str] = {}
+    declared = {SHARED_NETWORK, *(app.internal_network for app in catalog if app.internal_network)}
     for app in catalog:
         for service in app.services:
             where = f"the {app.name} app: {service.container}"
@@ -585,7 +594,6 @@ def check_catalog(catalog: tuple[App, ...]) -> list[str]:
                 )
             if not service.healthcheck:
                 problems.append(f"{where} has no health check")
-            declared = {SHARED_NETWORK, *(other.internal_network for other in catalog)}
             for network in service.networks:
                 if network not in declared:
                     problems.append(f"{where} is on {network}, which no app declares")
