@@ -508,13 +508,14 @@ def check_site(config: StackConfig) -> list[str]:
         (f"{NAMESPACE}:proxy.acmeVolume", config.proxy.acme_volume),
         (f"{NAMESPACE}:postgres.dataVolume", config.postgres.data_volume),
     ]
-    app_volumes = {
-        (f"the {app.name} app ({service.container})", volume)
-        for app in catalog
-        for service in app.services
-        for volume in service.volumes
-    }
-    problems += _collisions("volume name", [*volumes, *sorted(app_volumes)])
+    # One entry per app volume: check_catalog already keeps two apps off one volume.
+    owners: dict[str, str] = {}
+    for app in catalog:
+        for service in app.services:
+            for volume in service.volumes:
+                owners.setdefault(volume, f"the {app.name} app")
+    app_volumes = [(owner, volume) for volume, owner in owners.items()]
+    problems += _collisions("volume name", [*app_volumes, *volumes])
     problems += _collisions(
         "port",
         [
@@ -584,7 +585,14 @@ def check_catalog(catalog: tuple[App, ...]) -> list[str]:
     problems = []
     aliases: dict[tuple[str, str], str] = {}
     declared = {SHARED_NETWORK, *(app.internal_network for app in catalog if app.internal_network)}
+    volume_owner: dict[str, str] = {}
     for app in catalog:
+        for volume in sorted({v for service in app.services for v in service.volumes}):
+            owner = volume_owner.setdefault(volume, app.name)
+            if owner != app.name:
+                problems.append(
+                    f"the {app.name} app: volume {volume!r} is already used by the {owner} app"
+                )
         for service in app.services:
             where = f"the {app.name} app: {service.container}"
             if service.route and SHARED_NETWORK not in service.networks:

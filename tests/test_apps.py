@@ -523,3 +523,25 @@ def test_the_bash_probe_tells_ready_from_not_ready(tmp_path: Path) -> None:
             server.shutdown()
     assert ready.returncode == 0
     assert not_ready.returncode != 0
+
+
+def test_services_of_one_app_may_share_a_volume_but_two_apps_may_not() -> None:
+    def app(name: str, *services: str) -> App:
+        return App(
+            name=name,
+            services=tuple(
+                Service(
+                    name=service,
+                    container=f"{name}-{service}",
+                    image=Pull("busybox:1.37"),
+                    volumes={"shared-data": "/data"},
+                    healthcheck=("true",),
+                )
+                for service in services
+            ),
+        )
+
+    assert check_catalog((app("one", "writer", "reader"),)) == []
+    assert check_catalog((app("one", "writer", "reader"), app("two", "thief"))) == [
+        "the two app: volume 'shared-data' is already used by the one app"
+    ]

@@ -136,6 +136,12 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
         "hemma:proxy.htmlVolume: volume name 'nginx-proxy-certs' is already used by "
         "hemma:proxy.certsVolume",
     ),
+    (
+        "a data volume an app already uses",
+        setting("postgres.dataVolume", "grafana-data"),
+        "hemma:postgres.dataVolume: volume name 'grafana-data' is already used by "
+        "the observability app",
+    ),
     ("no pinned host key", removing("sshHostKey"), "hemma:sshHostKey: is required"),
     (
         "a host key that is not base64",
