@@ -1,5 +1,5 @@
 """Hemma (hemma.hule.education) as code. See README.md."""
 
-from components.stack import main
+from components.main import main
 
 outputs = main()

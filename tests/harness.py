@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import runpy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,8 @@ class Declared:
     additional_secret_outputs: list[str]
     state: dict[str, Any]
     """What the (mock) provider returned, inputs and computed outputs."""
+    aliases: list[str] = field(default_factory=list)
+    """URNs this resource was known by before, resolved the way the engine resolves them."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -210,9 +213,38 @@ class RecordingMonitor(MockMonitor):
                     dependencies=list(request.dependencies),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     state=unwrap(self.resources[response.urn].state),
+                    aliases=[
+                        *request.aliasURNs,
+                        *(self._alias_urn(request, alias) for alias in request.aliases),
+                    ],
                 )
             )
         return response
+
+    def _alias_urn(self, request: Any, alias: Any) -> str:
+        """An alias as the engine reads it: a URN, or a spec of what differs from now."""
+        if alias.urn:
+            return str(alias.urn)
+        spec = alias.spec
+        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+        return resource_urn(
+            spec.name or request.name,
+            spec.type or request.type,
+            parent,
+            stack=spec.stack or pulumi.get_stack(),
+            project=spec.project or pulumi.get_project(),
+        )
+
+
+def resource_urn(
+    name: str, type_: str, parent: str, stack: str = "hemma", project: str = "hemma"
+) -> str:
+    """The URN the engine gives a resource: its parents' types, then its own type and name.
+    The stack itself is left out of the type chain."""
+    qualified = type_
+    if parent and not parent.split("::")[2].endswith("pulumi:pulumi:Stack"):
+        qualified = f"{parent.split('::')[2]}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
 
 
 @dataclass
@@ -241,6 +273,16 @@ class Program:
 
     def by_urn(self, urn: str) -> Declared:
         return next(r for r in self.declared if r.urn == urn)
+
+    def former_urns(self, resource: Declared) -> set[str]:
+        """Every URN ``resource`` answers to: its own aliases, and its name under each
+        former URN of its parent (the engine carries a parent's aliases to its children)."""
+        former = set(resource.aliases)
+        parent = next((r for r in self.declared if r.urn == resource.parent), None)
+        if parent is not None:
+            for parent_urn in self.former_urns(parent):
+                former.add(resource_urn(resource.name, resource.type, parent_urn))
+        return former
 
 
 def _fresh_runtime(
@@ -298,6 +340,17 @@ def run_program(
         loop.close()
         asyncio.set_event_loop(None)
     return program
+
+
+def run_declarations(declare: Callable[[], Any]) -> Program:
+    """Run ``declare`` as a whole program under fresh mocks and record what it declares."""
+    loop, monitor = _fresh_runtime({}, set())
+    try:
+        pulumi.runtime.test(declare)()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    return Program(declared=monitor.declared)
 
 
 def run_expecting_error(

@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from components.config import SECRET_KEYS
+from components.config.stack import SECRET_KEYS
 from tests.harness import ROOT, stack_file_config
 
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "pulumi-project.schema.json").read_text())
@@ -66,8 +66,8 @@ def test_stack_file_holds_no_secret_in_plain_text() -> None:
 def test_readme_documents_every_config_key_and_output() -> None:
     from pydantic import BaseModel
 
-    from components.config import StackConfig
-    from tests.test_stack import OUTPUTS
+    from components.config.stack import StackConfig
+    from tests.test_main import OUTPUTS
 
     readme = (ROOT / "README.md").read_text()
     for field in StackConfig.model_fields.values():
@@ -78,3 +78,22 @@ def test_readme_documents_every_config_key_and_output() -> None:
                 assert f"{field.alias}.{inner.alias}" in readme, f"{field.alias}.{inner.alias}"
     for output in OUTPUTS:
         assert f"`{output}`" in readme, output
+
+
+def test_the_stack_file_disables_the_default_docker_and_postgresql_providers() -> None:
+    """The engine then fails a resource that lacks its explicit provider, instead of
+    creating it on the operator's own Docker (DOCKER_HOST) or PostgreSQL (PGHOST)."""
+    raw = yaml.safe_load((ROOT / "Pulumi.hemma.yaml").read_text())
+    assert set(raw["config"]["pulumi:disable-default-providers"]) >= {"docker", "postgresql"}
+
+
+def test_every_docker_and_postgresql_resource_names_its_explicit_provider() -> None:
+    from tests.harness import run_program, site_config, with_classhub
+
+    program = run_program(with_classhub(site_config()))
+    providers = {r.urn for r in program.declared if r.type.startswith("pulumi:providers:")}
+    packaged = [r for r in program.declared if r.type.split(":")[0] in ("docker", "postgresql")]
+    assert packaged
+    for resource in packaged:
+        assert resource.provider.rsplit("::", 1)[0] in providers, resource.name
+        assert "default_" not in resource.provider, resource.name

@@ -1,0 +1,1 @@
+"""The stack config: one validated model, read before any resource is declared."""

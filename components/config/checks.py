@@ -1,0 +1,174 @@
+"""Rules that span keys and the app catalog: nothing may collide, nothing be missing.
+
+They run after the model has validated every key on its own, and before any
+resource is declared; each problem is one line that names the key (or the app)
+it comes from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
+from components.foundation.adoption import KINDS, import_key
+from components.model.app import SHARED_NETWORK, App, OperatorSecret, network_names
+
+
+def check_site(config: StackConfig) -> list[str]:
+    """Rules that span keys and the app catalog: nothing may collide, nothing be missing."""
+    catalog = config.apps()
+    problems: list[str] = check_catalog(catalog)
+    route_ids = [route.id for app in catalog for route in app.routes]
+    known_routes = [route.id for app in config.apps(everything=True) for route in app.routes]
+
+    for route_id in route_ids:
+        if route_id not in config.hostnames:
+            problems.append(
+                f"{NAMESPACE}:hostnames.{route_id}: is required (no hostname for this route)"
+            )
+    for route_id in config.hostnames:
+        if route_id not in known_routes:
+            problems.append(
+                f"{NAMESPACE}:hostnames.{route_id}: unknown route "
+                f"(known: {', '.join(sorted(known_routes))})"
+            )
+    problems += _collisions(
+        "hostname",
+        [
+            (f"{NAMESPACE}:hostnames.{route_id}", host)
+            for route_id, host in config.hostnames.items()
+            if route_id in route_ids
+        ],
+    )
+    containers = {name: app for app in catalog for name in app.containers}
+    problems += _collisions(
+        "container name",
+        [
+            *((f"the {app.name} app", name) for app in catalog for name in app.containers),
+            (f"{NAMESPACE}:proxy.containerName", config.proxy.container_name),
+            (f"{NAMESPACE}:proxy.companionContainerName", config.proxy.companion_container_name),
+            (f"{NAMESPACE}:postgres.containerName", config.postgres.container_name),
+        ],
+    )
+    volumes = [
+        (f"{NAMESPACE}:proxy.certsVolume", config.proxy.certs_volume),
+        (f"{NAMESPACE}:proxy.htmlVolume", config.proxy.html_volume),
+        (f"{NAMESPACE}:proxy.acmeVolume", config.proxy.acme_volume),
+        (f"{NAMESPACE}:postgres.dataVolume", config.postgres.data_volume),
+    ]
+    # One entry per app volume: check_catalog already keeps two apps off one volume.
+    owners: dict[str, str] = {}
+    for app in catalog:
+        for service in app.services:
+            for volume in service.volumes:
+                owners.setdefault(volume, f"the {app.name} app")
+    app_volumes = [(owner, volume) for volume, owner in owners.items()]
+    problems += _collisions("volume name", [*app_volumes, *volumes])
+    problems += _collisions(
+        "port",
+        [
+            *((owner, port) for port, owner in PUBLIC_PORTS.items()),
+            *(
+                (f"the {app.name} app ({service.container})", local.host_port)
+                for app in catalog
+                for service in app.services
+                for local in service.localhost_ports
+            ),
+            (f"{NAMESPACE}:postgres.hostPort", config.postgres.host_port),
+            *(
+                [
+                    (f"{NAMESPACE}:gpu.llama.port", config.gpu.llama.port),
+                    (f"{NAMESPACE}:gpu.tabby.port", config.gpu.tabby.port),
+                ]
+                if config.gpu.enabled
+                else []
+            ),
+        ],
+    )
+
+    for app in catalog:
+        needed: dict[str, str] = {}
+        for service in app.services:
+            for source in service.secret_env.values():
+                if isinstance(source, OperatorSecret):
+                    needed.setdefault(source.key, service.container)
+        for key, container in sorted(needed.items()):
+            if config.operator_secret(key) is None:
+                problems.append(
+                    f"{NAMESPACE}:{key}: is required by {container} "
+                    f"(pulumi config set --secret {key} ...)"
+                )
+        if app.builds_from_source and app.name not in config.app_sources:
+            problems.append(
+                f"{NAMESPACE}:appSources.{app.name}: is required (the path of the app's "
+                "source checkout, to build its images from)"
+            )
+    enabled_apps = {app.name for app in catalog}
+    for app_name in config.app_sources:
+        if app_name not in enabled_apps:
+            problems.append(f"{NAMESPACE}:appSources.{app_name}: no enabled app of that name")
+    for key, what in (("imageOverrides", config.image_overrides), ("extraEnv", config.extra_env)):
+        for container in what:
+            if container not in containers:
+                problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name")
+
+    importable = {
+        *(import_key("network", name) for name in network_names(catalog)),
+        *(import_key("volume", name) for _, name in volumes),
+        *(import_key("volume", name) for _, name in app_volumes),
+        *(import_key("database", name) for app in catalog for name in app.databases),
+        *(import_key("role", app.database_role) for app in catalog if app.database_role),
+    }
+    for key in config.import_ids:
+        if key not in importable:
+            problems.append(
+                f"{NAMESPACE}:import.{key}: the stack declares nothing by that name to import "
+                f"(keys are KIND/NAME, KIND one of {', '.join(KINDS)})"
+            )
+    return problems
+
+
+def check_catalog(catalog: tuple[App, ...]) -> list[str]:
+    """Rules every catalog must keep, whatever the config."""
+    problems = []
+    aliases: dict[tuple[str, str], str] = {}
+    declared = {SHARED_NETWORK, *(app.internal_network for app in catalog if app.internal_network)}
+    volume_owner: dict[str, str] = {}
+    for app in catalog:
+        for volume in sorted({v for service in app.services for v in service.volumes}):
+            owner = volume_owner.setdefault(volume, app.name)
+            if owner != app.name:
+                problems.append(
+                    f"the {app.name} app: volume {volume!r} is already used by the {owner} app"
+                )
+        for service in app.services:
+            where = f"the {app.name} app: {service.container}"
+            if service.route and SHARED_NETWORK not in service.networks:
+                problems.append(
+                    f"{where} is routed but not on {SHARED_NETWORK}: nginx-proxy could not "
+                    "reach it (502)"
+                )
+            if not service.healthcheck:
+                problems.append(f"{where} has no health check")
+            for network in service.networks:
+                if network not in declared:
+                    problems.append(f"{where} is on {network}, which no app declares")
+                key = (network, service.name)
+                if key in aliases:
+                    problems.append(
+                        f"{where} has the alias {service.name!r} on {network}, "
+                        f"already used by {aliases[key]}"
+                    )
+                aliases.setdefault(key, service.container)
+    return problems
+
+
+def _collisions(what: str, uses: list[tuple[str, Any]]) -> list[str]:
+    """One line for each use of a value that an earlier use already claimed."""
+    first: dict[Any, str] = {}
+    problems = []
+    for where, value in uses:
+        if value in first:
+            problems.append(f"{where}: {what} {value!r} is already used by {first[value]}")
+        first.setdefault(value, where)
+    return problems

@@ -1,0 +1,214 @@
+"""The stack's configuration: one model of every ``hemma:`` key.
+
+The platform's keys are declared here; each app's settings come from its own
+module (``components/apps``) and join the model under the app's key, so
+adding an app adds its settings without touching this file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from pydantic import BaseModel, Field, create_model
+
+from components.apps import APPS
+from components.model.app import App, AppSpec
+from components.model.site import Site
+from components.model.values import (
+    AbsoluteOrRelativePath,
+    AbsolutePath,
+    Argument,
+    BindAddress,
+    BodySize,
+    Days,
+    DockerHost,
+    DockerName,
+    Email,
+    EnvValue,
+    HostKey,
+    Hostname,
+    HtpasswdUser,
+    Image,
+    Model,
+    Port,
+    Schedule,
+    Secret,
+    SshUser,
+    UnitName,
+)
+
+NAMESPACE = "hemma"
+PUBLIC_PORTS = {80: "nginx-proxy (HTTP)", 443: "nginx-proxy (HTTPS)"}
+"""The only ports published on a public address."""
+SECRET_KEYS = frozenset({"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"})
+"""Keys that must be set with ``pulumi config set --secret``."""
+POSTGRES_PORT = 5432
+"""shared-postgres's port inside hule-network (the image's own)."""
+
+S = TypeVar("S", bound=Model)
+
+
+class ProxyConfig(Model):
+    """nginx-proxy and acme-companion (``hemma:proxy``)."""
+
+    container_name: DockerName = "nginx-proxy"
+    companion_container_name: DockerName = "acme-companion"
+    image: Image = "nginxproxy/nginx-proxy:1.6"
+    companion_image: Image = "nginxproxy/acme-companion:2.4"
+    default_max_body_size: BodySize = "10m"
+    basic_auth_user: HtpasswdUser = "admin"
+    certs_volume: DockerName = "nginx-proxy-certs"
+    html_volume: DockerName = "nginx-proxy-html"
+    acme_volume: DockerName = "acme-companion-acme"
+
+
+class PostgresConfig(Model):
+    """shared-postgres (``hemma:postgres``)."""
+
+    container_name: DockerName = "shared-postgres"
+    image: Image = "postgres:16-alpine"
+    host_port: Port = 5432
+    """Published on Hemma's 127.0.0.1 only."""
+    data_volume: DockerName = "shared-postgres-data"
+    tunnel_port: Port = 15432
+    """Local end of ``ssh -L`` on the operator's machine, used by the PostgreSQL provider."""
+
+
+class SmartLogsConfig(Model):
+    """Retention of the host's incident and SMART logs (``hemma:smartLogs``)."""
+
+    enabled: bool = True
+    schedule: Schedule = "daily"
+    directory: AbsolutePath = "/root/logs"
+    keep_days: Days = 30
+
+
+class GpuServerConfig(Model):
+    executable: AbsolutePath
+    model: Argument
+    port: Port
+    args: list[Argument] = Field(default_factory=list)
+
+
+class GpuConfig(Model):
+    """The host GPU model servers (``hemma:gpu``); off on a machine without a GPU."""
+
+    enabled: bool = True
+    bind_address: BindAddress = "172.17.0.1"
+    """docker0's address: what host.docker.internal resolves to in the containers."""
+    user: SshUser | None = None
+    """Runs the servers; the SSH user when unset."""
+    llama: GpuServerConfig = GpuServerConfig(
+        executable="/opt/llama.cpp/build/bin/llama-server",
+        model="/srv/models/Qwen3-Coder-30B-A3B-Instruct-Q4_K_M.gguf",
+        port=8082,
+        args=["--n-gpu-layers", "999", "--ctx-size", "32768"],
+    )
+    tabby: GpuServerConfig = GpuServerConfig(
+        executable="/usr/local/bin/tabby",
+        model="Qwen2.5-Coder-1.5B",
+        port=8083,
+        args=["--device", "rocm"],
+    )
+
+
+class BackupsConfig(Model):
+    """Nightly pg_dump of every app database (``hemma:backups``)."""
+
+    enabled: bool = True
+    schedule: Schedule = "*-*-* 03:15:00"
+    directory: AbsolutePath = "/var/backups/hemma/postgres"
+    keep_days: Days = 14
+
+
+class _StackConfig(Model):
+    """The platform's keys. Each app's settings join it below, under the app's key."""
+
+    acme_email: Email
+    acme_staging: bool = False
+    docker_host: DockerHost = "ssh://hemma"
+    ssh_host: Hostname = "hemma.hule.education"
+    ssh_user: SshUser
+    ssh_port: Port = 22
+    ssh_host_key: HostKey
+    ssh_private_key: Secret
+    proxy: ProxyConfig = ProxyConfig()
+    postgres: PostgresConfig = PostgresConfig()
+    hostnames: dict[str, Hostname]
+    import_ids: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict, alias="import"
+    )
+    docker_path: AbsolutePath = "/snap/bin/docker"
+    docker_service: UnitName = "snap.docker.dockerd.service"
+    smart_logs: SmartLogsConfig = SmartLogsConfig()
+    gpu: GpuConfig = GpuConfig()
+    backups: BackupsConfig = BackupsConfig()
+    app_sources: dict[str, AbsoluteOrRelativePath] = Field(default_factory=dict)
+    """App -> its source checkout on the operator's machine, for images built from source."""
+    image_overrides: dict[str, Image] = Field(default_factory=dict)
+    """Container -> image reference to run instead of its catalog image (pin, roll back)."""
+    extra_env: dict[str, dict[str, EnvValue]] = Field(default_factory=dict)
+    """Container -> extra clear env (tuning without a code change)."""
+    smtp_password: Secret | None = None
+    anthropic_api_key: Secret | None = None
+    openai_api_key: Secret | None = None
+
+    def operator_secret(self, key: str) -> str | None:
+        """An operator-held secret by its config key, e.g. ``openaiApiKey``."""
+        if key not in SECRET_KEYS:
+            raise KeyError(f"{key} is not an operator secret")
+        name = next(n for n, f in type(self).model_fields.items() if f.alias == key)
+        value: str | None = getattr(self, name)
+        return value
+
+    def settings(self, spec: AppSpec[S]) -> S:
+        """An app's validated settings."""
+        value: S = getattr(self, spec.key)
+        return value
+
+    def site(self) -> Site:
+        """The platform facts apps may read."""
+        return Site(
+            hostnames=self.hostnames,
+            postgres_host=self.postgres.container_name,
+            postgres_port=POSTGRES_PORT,
+            docker_path=self.docker_path,
+            docker_service=self.docker_service,
+            proxy_container=self.proxy.container_name,
+            llama_port=self.gpu.llama.port,
+            tabby_port=self.gpu.tabby.port,
+        )
+
+    def apps(self, everything: bool = False) -> tuple[App, ...]:
+        """The apps this config runs, in declaration order; ``everything`` ignores switches."""
+        site = self.site()
+        declared: list[App] = []
+        for spec in APPS:
+            settings = self.settings(spec)
+            if everything or spec.enabled(settings):
+                declared.append(spec.declare(settings, site, tuple(declared)))
+        return tuple(declared)
+
+
+def _app_settings() -> dict[str, Any]:
+    return {spec.key: (spec.settings, Field(default_factory=spec.settings)) for spec in APPS}
+
+
+if TYPE_CHECKING:
+    StackConfig = _StackConfig
+else:
+    StackConfig = create_model("StackConfig", __base__=_StackConfig, **_app_settings())
+
+
+def object_keys() -> frozenset[str]:
+    """Keys whose value is an object or a list: the CLI hands them over as JSON text."""
+    keys = set()
+    for name, field in StackConfig.model_fields.items():
+        annotation = field.annotation
+        origin = getattr(annotation, "__origin__", None)
+        structured = origin in (dict, list) or (
+            isinstance(annotation, type) and issubclass(annotation, (BaseModel, dict, list))
+        )
+        if structured:
+            keys.add(field.alias or name)
+    return frozenset(keys)

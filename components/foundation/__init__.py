@@ -1,0 +1,1 @@
+"""What every part builds on: providers, networks, container defaults, secrets, adoption."""

@@ -1,0 +1,66 @@
+"""A systemd unit group on Hemma, installed, updated and removed over SSH."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from components.host.unit_files import UnitGroup, as_command, install_script, remove_script
+
+
+@dataclass(frozen=True)
+class SystemdUnitArgs:
+    group: UnitGroup
+    connection: command.remote.ConnectionArgs
+    secret_content: pulumi.Input[str] | None = None
+    """The content of the group's secret file, when it has one."""
+
+
+class SystemdUnit(pulumi.ComponentResource):
+    """Installs a ``UnitGroup`` with passwordless sudo through pulumi-command.
+
+    ``create`` and ``update`` run the same idempotent install script, so a content
+    change rewrites the files and restarts what runs; ``delete`` stops, disables and
+    removes the units. Nothing runs during preview. stdout and stderr are kept as
+    secrets in state, and a secret file's content travels on stdin, never in the
+    command string.
+    """
+
+    group_name: str
+    """The unit group, e.g. ``hemma-postgres-backup``."""
+    units: list[str]
+    """The unit files it installs."""
+    schedule: str | None
+    """The timer's OnCalendar, None for a long-running service."""
+
+    def __init__(
+        self, name: str, args: SystemdUnitArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hemma:host:SystemdUnit", name, None, opts)
+        group, connection, secret_content = args.group, args.connection, args.secret_content
+        if (secret_content is None) != (group.secret_file is None):
+            raise ValueError(f"{group.name}: a secret file needs its content, and only then")
+        self.group_name = group.name
+        self.units = list(group.unit_names)
+        self.schedule = group.schedule
+        install = as_command(install_script(group))
+        command.remote.Command(
+            f"{name}-install",
+            connection=connection,
+            create=install,
+            update=install,
+            delete=as_command(remove_script(group)),
+            stdin=pulumi.Output.secret(secret_content) if secret_content is not None else None,
+            add_previous_output_in_env=False,
+            logging=(
+                command.remote.Logging.NONE
+                if secret_content is not None
+                else command.remote.Logging.STDOUT_AND_STDERR
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["stdout", "stderr"]
+            ),
+        )
+        self.register_outputs({"units": self.units, "schedule": self.schedule})

@@ -1,0 +1,182 @@
+"""systemd unit files and the scripts that install and remove them: pure functions.
+
+A ``UnitGroup`` is what one remote command manages on Hemma: a service and its
+timer, or a long-running service, plus any helper files. Its install script
+writes each file only when the content differs, reloads systemd only when
+something changed, enables the unit and restarts it only on a change, so
+running it twice leaves the same state. Its removal script stops, disables and
+deletes everything the group installed.
+
+Both scripts honour ``HEMMA_ROOT`` (a prefix for every path, empty on Hemma) so
+that the tests can run them in a sandbox.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from components.model.host import Daemon, HostFile, Job
+
+UNIT_DIR = "/etc/systemd/system"
+_EOF = "HEMMA_FILE_EOF"
+
+
+@dataclass(frozen=True)
+class UnitGroup:
+    name: str
+    """Also the resource name."""
+    files: tuple[HostFile, ...]
+    start: tuple[str, ...]
+    """Units to enable and keep running (the timer of a job, or a long-running service)."""
+    stop: tuple[str, ...] = ()
+    """Further units to stop and disable on removal (a job's service)."""
+    schedule: str | None = None
+    secret_file: str | None = None
+    """Path of a root-only file whose content arrives on the command's stdin."""
+    description: str = ""
+
+    @property
+    def unit_names(self) -> tuple[str, ...]:
+        return tuple(f.path.rsplit("/", 1)[-1] for f in self.files if f.path.startswith(UNIT_DIR))
+
+
+def unit(sections: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> str:
+    """Render an INI-style unit file; a key may repeat (ExecStart of a oneshot)."""
+    blocks = []
+    for section, entries in sections:
+        lines = [f"[{section}]", *(f"{key}={value}" for key, value in entries)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _schedule_words(schedule: str) -> str:
+    return schedule if " " not in schedule and ":" not in schedule else f"at {schedule}"
+
+
+def job_group(job: Job) -> UnitGroup:
+    """A job as its service and timer: the runbooks' unit-file shape."""
+    service_unit = [("Description", job.description)]
+    service_unit += [("Requires", r) for r in job.requires]
+    service_unit += [("After", r) for r in job.requires]
+    service = unit(
+        [
+            ("Unit", service_unit),
+            ("Service", [("Type", "oneshot"), *(("ExecStart", c) for c in job.exec_start)]),
+        ]
+    )
+    timer = unit(
+        [
+            ("Unit", [("Description", f"Run {job.what} {_schedule_words(job.schedule)}")]),
+            ("Timer", [("OnCalendar", job.schedule), ("Persistent", "true")]),
+            ("Install", [("WantedBy", "timers.target")]),
+        ]
+    )
+    return UnitGroup(
+        name=job.name,
+        files=(
+            HostFile(f"{UNIT_DIR}/{job.name}.service", service),
+            HostFile(f"{UNIT_DIR}/{job.name}.timer", timer),
+            *job.extra_files,
+        ),
+        start=(f"{job.name}.timer",),
+        stop=(f"{job.name}.service",),
+        schedule=job.schedule,
+        secret_file=job.secret_file,
+        description=job.description,
+    )
+
+
+def daemon_group(daemon: Daemon) -> UnitGroup:
+    """A long-running service, restarted on failure, started at boot."""
+    unit_entries = [("Description", daemon.description)]
+    unit_entries += [("Wants", "network-online.target"), ("After", "network-online.target")]
+    unit_entries += [("After", a) for a in daemon.after]
+    service_entries = [("Type", "simple"), ("User", daemon.user)]
+    if daemon.groups:
+        service_entries.append(("SupplementaryGroups", " ".join(daemon.groups)))
+    service_entries += [
+        ("ExecStart", daemon.exec_start),
+        ("Restart", "on-failure"),
+        ("RestartSec", "5"),
+    ]
+    service = unit(
+        [
+            ("Unit", unit_entries),
+            ("Service", service_entries),
+            ("Install", [("WantedBy", "multi-user.target")]),
+        ]
+    )
+    return UnitGroup(
+        name=daemon.name,
+        files=(HostFile(f"{UNIT_DIR}/{daemon.name}.service", service),),
+        start=(f"{daemon.name}.service",),
+        description=daemon.description,
+    )
+
+
+_PUT = """\
+root="${HEMMA_ROOT:-}"
+changed=0
+# put PATH MODE: install stdin as PATH unless PATH already holds exactly that.
+put() {
+  local staged
+  staged="$(mktemp)"
+  cat > "$staged"
+  if sudo -n cmp -s "$staged" "$root$1"; then
+    rm -f "$staged"
+    return 0
+  fi
+  sudo -n install -D -m "$2" "$staged" "$root$1"
+  rm -f "$staged"
+  changed=1
+}
+"""
+
+
+def install_script(group: UnitGroup) -> str:
+    """Idempotent install: write what differs, reload, enable, restart only on change."""
+    lines = ["set -euo pipefail", _PUT]
+    for f in group.files:
+        if _EOF in f.content:
+            raise ValueError(f"{f.path} contains the heredoc marker {_EOF}")
+        lines.append(f"put {shlex.quote(f.path)} {f.mode} <<'{_EOF}'\n{f.content}{_EOF}")
+    if group.secret_file:
+        lines.append(f"put {shlex.quote(group.secret_file)} 0600  # content from stdin")
+    units = " ".join(shlex.quote(u) for u in group.start)
+    lines.append(
+        'if [ "$changed" = 1 ]; then\n'
+        "  sudo -n systemctl daemon-reload\n"
+        "fi\n"
+        f"sudo -n systemctl enable {units}\n"
+        'if [ "$changed" = 1 ]; then\n'
+        f"  sudo -n systemctl restart {units}\n"
+        "else\n"
+        f"  sudo -n systemctl start {units}\n"
+        "fi"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def remove_script(group: UnitGroup) -> str:
+    """Stop, disable and delete everything the group installed, then reload systemd."""
+    units = " ".join(shlex.quote(u) for u in (*group.start, *group.stop))
+    paths = [f.path for f in group.files]
+    if group.secret_file:
+        paths.append(group.secret_file)
+    removals = "\n".join(f'sudo -n rm -f "$root"{shlex.quote(p)}' for p in paths)
+    return (
+        "set -euo pipefail\n"
+        'root="${HEMMA_ROOT:-}"\n'
+        "# Units that were never started or are already gone are not an error here.\n"
+        f"sudo -n systemctl disable --now {units} || true\n"
+        f"{removals}\n"
+        "sudo -n systemctl daemon-reload\n"
+    )
+
+
+def as_command(script: str) -> str:
+    """The remote command line: bash runs the script whatever the login shell is,
+    and the command's stdin stays free for a secret file."""
+    return f"bash -c {shlex.quote(script)}"

@@ -1,0 +1,149 @@
+"""The whole Hemma server, top to bottom: config, the edge, the database, the apps,
+the host units, then the outputs other tooling reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components import outputs
+from components.apps.stack import AppStack, AppStackArgs, DatabaseLogin
+from components.config.reading import load_config
+from components.config.stack import POSTGRES_PORT, SECRET_KEYS, StackConfig
+from components.foundation.networks import Networks, NetworksArgs
+from components.foundation.providers import docker_provider, ssh_connection
+from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
+from components.host.unit_files import UnitGroup
+from components.host.units import host_unit_groups
+from components.model.app import SHARED_NETWORK, App, network_names
+from components.postgres.backups import backup_credentials, backup_databases, backup_job
+from components.postgres.server import SharedPostgres, SharedPostgresArgs
+from components.proxy.nginx_files import host_policies
+from components.proxy.stack import ProxyStack, ProxyStackArgs
+
+
+def host_units(config: StackConfig, catalog: tuple[App, ...]) -> list[UnitGroup]:
+    """Every unit group Hemma gets: the apps' jobs, the platform's and the backups."""
+    platform_jobs = [backup_job(config, catalog)] if config.backups.enabled else []
+    return host_unit_groups(config, catalog, platform_jobs)
+
+
+def build(config: StackConfig) -> dict[str, Any]:
+    """Declare every resource and return the stack outputs by name."""
+    catalog = config.apps()
+    on_hemma = pulumi.ResourceOptions(providers={"docker": docker_provider(config.docker_host)})
+    connection = ssh_connection(
+        host=config.ssh_host,
+        port=config.ssh_port,
+        user=config.ssh_user,
+        private_key=config.ssh_private_key,
+        host_key=config.ssh_host_key,
+    )
+
+    networks = Networks(
+        "networks", NetworksArgs(network_names(catalog), config.import_ids), opts=on_hemma
+    )
+    shared_network = networks[SHARED_NETWORK]
+    proxy = ProxyStack(
+        "proxy",
+        ProxyStackArgs(
+            config=config.proxy,
+            acme_email=config.acme_email,
+            acme_staging=config.acme_staging,
+            network=shared_network,
+            hosts=host_policies(config, catalog),
+            import_ids=config.import_ids,
+        ),
+        opts=on_hemma,
+    )
+    postgres = SharedPostgres(
+        "shared-postgres",
+        SharedPostgresArgs(config.postgres, shared_network, config.import_ids),
+        opts=on_hemma,
+    )
+    databases = {
+        app.name: postgres.database_for(app.name, app.database_role, app.databases)
+        for app in catalog
+        if app.database_role
+    }
+    stacks = {
+        app.name: AppStack(
+            app.name,
+            AppStackArgs(
+                app=app,
+                networks=networks.by_name,
+                connection=connection,
+                docker_path=config.docker_path,
+                hostnames=config.hostnames,
+                database=(
+                    DatabaseLogin(
+                        role=db.role_name,
+                        password=db.password,
+                        host=config.postgres.container_name,
+                        port=POSTGRES_PORT,
+                        resource=db,
+                    )
+                    if (db := databases.get(app.name))
+                    else None
+                ),
+                source=config.app_sources.get(app.name),
+                operator_secrets={key: config.operator_secret(key) for key in SECRET_KEYS},
+                image_overrides=config.image_overrides,
+                extra_env=config.extra_env,
+                import_ids=config.import_ids,
+            ),
+            opts=on_hemma,
+        )
+        for app in catalog
+    }
+    units = [
+        SystemdUnit(
+            group.name,
+            SystemdUnitArgs(
+                group,
+                connection,
+                secret_content=(
+                    postgres.admin_password.apply(backup_credentials) if group.secret_file else None
+                ),
+            ),
+        )
+        for group in host_units(config, catalog)
+    ]
+
+    routes = outputs.routing_table(config, catalog)
+    return {
+        "networks": {name: network.name for name, network in networks.by_name.items()},
+        "proxyPublicHosts": proxy.public_hosts,
+        "routes": routes,
+        "dnsRecords": sorted(routes),
+        "healthChecks": outputs.health_checks(config, catalog),
+        "sshTunnels": outputs.ssh_tunnels(config, catalog),
+        "containers": {name: sorted(stack.containers) for name, stack in stacks.items()},
+        "basicAuthCredentials": proxy.basic_auth,
+        "grafanaAdminPassword": stacks["observability"].generated["grafana-admin-password"],
+        "postgresAdminPassword": postgres.admin_password,
+        "postgresTunnel": outputs.postgres_tunnel(config),
+        "appDatabases": {
+            app: {"role": db.role_name, "databases": db.database_names}
+            for app, db in databases.items()
+        },
+        "appConnectionStrings": pulumi.Output.secret(
+            pulumi.Output.all(**{app: db.connection_strings for app, db in databases.items()})
+        ),
+        "hostUnits": {
+            unit_name: {"group": unit.group_name, "schedule": unit.schedule}
+            for unit in units
+            for unit_name in unit.units
+        },
+        "backups": outputs.backups(config, backup_databases(catalog)),
+    }
+
+
+def main() -> dict[str, Any]:
+    """Validate all config before the first resource, then build and export."""
+    config = load_config()
+    exported = build(config)
+    for name, value in exported.items():
+        pulumi.export(name, value)
+    return exported

@@ -1,0 +1,1 @@
+"""The model layer: value types, the App/Service vocabulary, host jobs, Site; no Pulumi."""

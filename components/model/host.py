@@ -1,0 +1,47 @@
+"""Host jobs and daemons as data: what a systemd unit runs, not how it is written.
+
+Apps declare their jobs (Skriptoteket's cleanup commands, Class Hub's
+retention); the platform declares the rest (the GPU servers, log retention,
+backups). ``components/host/unit_files.py`` renders them into unit files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HostFile:
+    """A file installed on Hemma, owned by root."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A oneshot service run by a timer."""
+
+    name: str
+    description: str
+    what: str
+    """Completes the timer's description: "Run <what> <schedule>"."""
+    exec_start: tuple[str, ...]
+    schedule: str
+    requires: tuple[str, ...] = ()
+    extra_files: tuple[HostFile, ...] = ()
+    secret_file: str | None = None
+    """Path of a root-only file whose content arrives on the install command's stdin."""
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """A long-running service that systemd restarts when it fails."""
+
+    name: str
+    description: str
+    exec_start: str
+    user: str
+    after: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()

@@ -1,0 +1,34 @@
+"""The platform facts an app may use, and nothing else of the stack's config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class Site:
+    """Read-only: apps describe themselves against it and cannot change it."""
+
+    hostnames: Mapping[str, str]
+    """Route id -> public hostname (``hemma:hostnames``)."""
+    postgres_host: str
+    """shared-postgres's name on hule-network."""
+    postgres_port: int
+    docker_path: str
+    """The docker CLI as systemd units call it on Hemma."""
+    docker_service: str
+    """The unit that runs Docker; host jobs that use docker require it."""
+    proxy_container: str
+    """nginx-proxy's container name (Promtail reads its access log)."""
+    llama_port: int
+    """Port of the host's llama.cpp server, reached at host.docker.internal."""
+    tabby_port: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hostnames", MappingProxyType(dict(self.hostnames)))
+
+    def hostname(self, route_id: str) -> str:
+        """The hostname of a route, or "" while the config lacks it (reported as an error)."""
+        return self.hostnames.get(route_id, "")

@@ -1,0 +1,1 @@
+"""The edge: nginx-proxy and acme-companion, and the files nginx-proxy reads."""

@@ -1,0 +1,188 @@
+"""The edge: nginx-proxy and acme-companion, the only things listening publicly.
+
+nginx-proxy routes by the ``VIRTUAL_HOST`` of containers on a network it shares
+with them; acme-companion obtains certificates for containers that also set
+``LETSENCRYPT_HOST``. The per-host snippets and htpasswd files are uploaded onto
+the proxy container itself, because nginx-proxy only re-renders on Docker
+events and the files must be there when it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.config.stack import PUBLIC_PORTS, ProxyConfig
+from components.foundation.adoption import adopt
+from components.foundation.containers import (
+    LOG_DRIVER,
+    LOG_OPTS,
+    RESTART_POLICY,
+    container_options,
+    healthcheck,
+    image,
+    protected_volume,
+)
+from components.foundation.secrets import generated_password, secret_value
+from components.proxy.htpasswd import htpasswd
+from components.proxy.nginx_files import HostPolicy, proxy_files
+
+NGINX_LABEL = "com.github.nginx-proxy.nginx"
+DOCKER_SOCKET = "/var/run/docker.sock"
+PUBLIC_ADDRESS = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class ProxyStackArgs:
+    config: ProxyConfig
+    acme_email: str
+    """The Let's Encrypt account (acme-companion's DEFAULT_EMAIL)."""
+    acme_staging: bool
+    network: docker.Network
+    """hule-network: the proxy reaches every routed container over it."""
+    hosts: Sequence[HostPolicy]
+    """What the edge enforces for each public hostname."""
+    import_ids: Mapping[str, str] = field(default_factory=dict)
+
+
+class ProxyStack(pulumi.ComponentResource):
+    """nginx-proxy + acme-companion with TLS, edge hardening, basic auth and body limits."""
+
+    public_hosts: list[str]
+    """Every hostname the proxy serves, sorted."""
+    basic_auth: pulumi.Output[dict[str, dict[str, str]]]
+    """Secret: ``{host: {username, password}}`` for hosts behind basic auth."""
+    container: docker.Container
+    """nginx-proxy."""
+    companion: docker.Container
+    """acme-companion."""
+
+    def __init__(
+        self, name: str, args: ProxyStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("hemma:proxy:ProxyStack", name, None, opts)
+        config, hosts, import_ids = args.config, args.hosts, args.import_ids
+        self.public_hosts = sorted(h.hostname for h in hosts)
+
+        def volume(suffix: str, docker_name: str) -> docker.Volume:
+            return protected_volume(
+                f"{name}-{suffix}", docker_name, self, adopt(import_ids, "volume", docker_name)
+            )
+
+        certs = volume("certs", config.certs_volume)
+        html = volume("html", config.html_volume)
+        acme = volume("acme", config.acme_volume)
+
+        uploads = [
+            docker.ContainerUploadArgs(file=f"/etc/nginx/{path}", content=text)
+            for path, text in proxy_files(list(hosts), config.default_max_body_size).items()
+        ]
+        credentials: dict[str, pulumi.Output[str]] = {}
+        for host in hosts:
+            if not host.basic_auth:
+                continue
+            password = generated_password(f"{name}-basic-auth-{host.hostname}", self)
+            salt = random.RandomString(
+                f"{name}-basic-auth-salt-{host.hostname}",
+                length=8,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            content = pulumi.Output.all(secret_value(password), salt.result).apply(
+                self._htpasswd_for(config.basic_auth_user)
+            )
+            uploads.append(
+                docker.ContainerUploadArgs(
+                    file=f"/etc/nginx/htpasswd/{host.hostname}",
+                    content=pulumi.Output.secret(content),
+                )
+            )
+            credentials[host.hostname] = secret_value(password)
+
+        self.container = docker.Container(
+            f"{name}-nginx-proxy",
+            name=config.container_name,
+            image=image(f"{name}-nginx-proxy-image", config.image, self).image_id,
+            restart=RESTART_POLICY,
+            ports=[
+                docker.ContainerPortArgs(internal=port, external=port, ip=PUBLIC_ADDRESS)
+                for port in sorted(PUBLIC_PORTS)
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network.name)],
+            labels=[docker.ContainerLabelArgs(label=NGINX_LABEL, value="true")],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    host_path=DOCKER_SOCKET, container_path="/tmp/docker.sock", read_only=True
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=certs.name, container_path="/etc/nginx/certs"
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=html.name, container_path="/usr/share/nginx/html"
+                ),
+            ],
+            uploads=uploads,
+            healthcheck=healthcheck(
+                ["CMD-SHELL", 'nginx -t -q && kill -0 "$(cat /var/run/nginx.pid)"'],
+                start_period="20s",
+            ),
+            wait=True,
+            wait_timeout=120,
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            opts=container_options(self),
+        )
+
+        envs = [
+            f"DEFAULT_EMAIL={args.acme_email}",
+            f"NGINX_PROXY_CONTAINER={config.container_name}",
+        ]
+        if args.acme_staging:
+            envs.append("ACME_CA_URI=https://acme-staging-v02.api.letsencrypt.org/directory")
+        self.companion = docker.Container(
+            f"{name}-acme-companion",
+            name=config.companion_container_name,
+            image=image(f"{name}-acme-companion-image", config.companion_image, self).image_id,
+            restart=RESTART_POLICY,
+            envs=envs,
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    host_path=DOCKER_SOCKET, container_path=DOCKER_SOCKET, read_only=True
+                ),
+                docker.ContainerVolumeArgs(volume_name=acme.name, container_path="/etc/acme.sh"),
+                docker.ContainerVolumeArgs(
+                    volume_name=certs.name, container_path="/etc/nginx/certs"
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=html.name, container_path="/usr/share/nginx/html"
+                ),
+            ],
+            healthcheck=healthcheck(["CMD-SHELL", "pgrep docker-gen >/dev/null"]),
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            opts=container_options(self, depends_on=[self.container]),
+        )
+
+        users = {host: config.basic_auth_user for host in credentials}
+        self.basic_auth = pulumi.Output.secret(
+            pulumi.Output.all(**credentials).apply(
+                lambda passwords: {
+                    host: {"username": users[host], "password": pw}
+                    for host, pw in passwords.items()
+                }
+            )
+        )
+        self.register_outputs({"public_hosts": self.public_hosts, "basic_auth": self.basic_auth})
+
+    @staticmethod
+    def _htpasswd_for(user: str) -> Callable[[list[Any]], str]:
+        def render(values: list[Any]) -> str:
+            password, salt = values
+            return htpasswd(user, str(password), str(salt))
+
+        return render

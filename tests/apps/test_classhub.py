@@ -1,0 +1,59 @@
+"""Class Hub as runbook 004 runs it, behind nginx-proxy."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import Declared, Program, run_program, site_config, with_classhub
+
+
+@pytest.fixture
+def program() -> Program:
+    return run_program()
+
+
+def env(container: Declared) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in container.inputs.get("envs", []))
+
+
+def networks(container: Declared) -> set[str]:
+    return {n["name"] for n in container.inputs.get("networksAdvanced", [])}
+
+
+def ports(container: Declared) -> list[tuple[str, int, int]]:
+    return [(p["ip"], p["external"], p["internal"]) for p in container.inputs.get("ports", [])]
+
+
+def uploads(container: Declared) -> dict[str, str]:
+    return {u["file"]: u["content"] for u in container.inputs.get("uploads", [])}
+
+
+def test_class_hub_is_off_unless_enabled(program: Program) -> None:
+    names = {c.inputs["name"] for c in program.containers}
+    assert not {n for n in names if n.startswith(("classhub", "helper"))}
+    assert "classhub" not in program.outputs["appDatabases"]
+
+
+def test_class_hub_runs_behind_nginx_proxy_with_its_limits_and_shared_token() -> None:
+    program = run_program(with_classhub(site_config()))
+    web, helper = program.container("classhub_web"), program.container("helper_web")
+    assert env(web)["VIRTUAL_HOST"] == "classhub.hule.education"
+    assert env(helper)["VIRTUAL_HOST"] == "helper.classhub.hule.education"
+    files = uploads(program.container("nginx-proxy"))
+    assert "client_max_body_size 650m;" in files["/etc/nginx/vhost.d/classhub.hule.education"]
+    assert "client_max_body_size 1m;" in files["/etc/nginx/vhost.d/helper.classhub.hule.education"]
+    token = env(web)["CLASSHUB_INTERNAL_EVENTS_TOKEN"]
+    assert token == env(helper)["CLASSHUB_INTERNAL_EVENTS_TOKEN"]
+    assert token == program.named("classhub-internal-events-token").state["result"]
+    assert env(helper)["HELPER_MAX_CONCURRENCY"] == "2"
+    assert env(helper)["HELPER_QUEUE_MAX_WAIT_SECONDS"] == "10"
+    assert env(helper)["HELPER_QUEUE_POLL_SECONDS"] == "0.2"
+    assert env(helper)["HELPER_QUEUE_SLOT_TTL_SECONDS"] == "120"
+    assert ports(program.container("classhub_ollama")) == [("127.0.0.1", 11434, 11434)]
+    assert program.outputs["appDatabases"]["classhub"] == {
+        "role": "classhub",
+        "databases": ["classhub"],
+    }
+    assert "shared-postgres:5432/classhub" in env(web)["DATABASE_URL"]
+    for name in ("classhub_minio", "classhub_redis", "classhub_ollama"):
+        assert networks(program.container(name)) == {"classhub_internal_network"}, name

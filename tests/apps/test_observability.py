@@ -1,0 +1,147 @@
+"""The observability stack as runbook 002 runs it; its generated configs checked with the
+tools that read them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.apps.observability import ACCESS_LOG_LABELS, NGINX_ACCESS_LOG
+from tests.harness import Declared, Program, run_program
+
+
+@pytest.fixture
+def program() -> Program:
+    return run_program()
+
+
+def env(container: Declared) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in container.inputs.get("envs", []))
+
+
+def networks(container: Declared) -> set[str]:
+    return {n["name"] for n in container.inputs.get("networksAdvanced", [])}
+
+
+def uploads(container: Declared) -> dict[str, str]:
+    return {u["file"]: u["content"] for u in container.inputs.get("uploads", [])}
+
+
+ACCESS_LOG_LINES = [
+    (
+        'skriptoteket.hule.education 203.0.113.7 - - [23/Nov/2026:03:15:00 +0000] '
+        '"GET /healthz HTTP/2.0" 200 2 "-" "curl/8.5.0" "172.18.0.5:8000"',
+        {"vhost": "skriptoteket.hule.education", "client_ip": "203.0.113.7", "method": "GET",
+         "status": "200"},
+    ),
+    (
+        'prometheus.hemma.hule.education 198.51.100.2 - admin [23/Nov/2026:03:15:01 +0000] '
+        '"POST /api/v1/query HTTP/1.1" 401 179 "-" "Mozilla/5.0" "-"',
+        {"vhost": "prometheus.hemma.hule.education", "client_ip": "198.51.100.2",
+         "method": "POST", "status": "401"},
+    ),
+]  # fmt: skip
+
+
+def test_grafana_gets_a_generated_admin_password(program: Program) -> None:
+    grafana = program.container("grafana")
+    generated = program.named("observability-grafana-admin-password").state["result"]
+    assert env(grafana)["GF_SECURITY_ADMIN_PASSWORD"] == generated
+    assert program.outputs["grafanaAdminPassword"] == generated
+    assert "grafanaAdminPassword" in program.secret_outputs
+
+
+def test_each_observability_service_has_its_own_volume(program: Program) -> None:
+    for name, volume in [
+        ("grafana", "grafana-data"),
+        ("prometheus", "prometheus-data"),
+        ("jaeger", "jaeger-data"),
+        ("loki", "loki-data"),
+        ("promtail", "promtail-positions"),
+    ]:
+        mounted = {v.get("volumeName") for v in program.container(name).inputs["volumes"]}
+        assert volume in mounted, name
+
+
+@pytest.mark.tools
+def test_the_prometheus_config_passes_promtool(program: Program, tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is required (apt-get install prometheus)"
+    config = uploads(program.container("prometheus"))["/etc/prometheus/prometheus.yml"]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(config)
+    done = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_prometheus_scrapes_the_apps_metrics_on_networks_it_shares(program: Program) -> None:
+    prometheus = program.container("prometheus")
+    config = yaml.safe_load(uploads(prometheus)["/etc/prometheus/prometheus.yml"])
+    targets = {
+        target: job.get("metrics_path", "/metrics")
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert targets["skriptoteket-web:8000"] == "/metrics"
+    assert targets["huleedu_content_service:8000"] == "/metrics"
+    by_name = {c.inputs["name"]: c for c in program.containers}
+    for target in targets:
+        host = target.split(":")[0]
+        if host in by_name:
+            assert networks(by_name[host]) & networks(prometheus), target
+
+
+@pytest.mark.parametrize(("line", "labels"), ACCESS_LOG_LINES)
+def test_promtail_labels_nginx_proxy_access_logs(
+    program: Program, line: str, labels: dict[str, str]
+) -> None:
+    promtail = program.container("promtail")
+    config = yaml.safe_load(uploads(promtail)["/etc/promtail/config.yml"])
+    job = config["scrape_configs"][0]
+    assert job["docker_sd_configs"][0]["filters"] == [{"name": "name", "values": ["nginx-proxy"]}]
+    stages = job["pipeline_stages"]
+    expression = next(s["regex"]["expression"] for s in stages if "regex" in s)
+    assert expression == NGINX_ACCESS_LOG
+    label_stage = next(s["labels"] for s in stages if "labels" in s)
+    assert set(label_stage) == set(ACCESS_LOG_LABELS) == set(labels)
+    match = re.match(expression, line)
+    assert match is not None
+    assert {k: match.group(k) for k in labels} == labels
+    sockets = [v for v in promtail.inputs["volumes"] if v.get("hostPath") == "/var/run/docker.sock"]
+    assert sockets[0]["readOnly"] is True
+
+
+@pytest.mark.tools
+def test_the_bash_probe_tells_ready_from_not_ready(tmp_path: Path) -> None:
+    """Promtail's image has neither curl nor wget; its probe speaks HTTP through bash."""
+    import http.server
+    import socketserver
+    import threading
+
+    from components.model.app import bash_probe
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/ready" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Ready) as server:
+        port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            ready = subprocess.run(["sh", "-c", bash_probe(port, "/ready")[0]], timeout=10)
+            not_ready = subprocess.run(["sh", "-c", bash_probe(port, "/starting")[0]], timeout=10)
+        finally:
+            server.shutdown()
+    assert ready.returncode == 0
+    assert not_ready.returncode != 0

@@ -1,0 +1,120 @@
+"""What every part is built on: explicit providers, networks, protected volumes, container
+defaults and generated secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable
+
+import pulumi
+import pytest
+
+from components.config.reading import parse
+from components.foundation.providers import ssh_connection
+from tests.harness import (
+    OPERATOR_SECRETS,
+    TEST_HOST_KEY,
+    Program,
+    as_cli_value,
+    run_program,
+    site_config,
+)
+
+VOLUME = "docker:index/volume:Volume"
+
+
+NETWORK = "docker:index/network:Network"
+
+
+PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+@pytest.fixture
+def program() -> Program:
+    return run_program()
+
+
+def test_the_shared_and_internal_networks_exist_with_the_runbook_names(program: Program) -> None:
+    names = sorted(n.inputs["name"] for n in program.of_type(NETWORK))
+    assert names == ["hule-network", "huleedu_internal_network"]
+    assert program.outputs["networks"] == {
+        "hule-network": "hule-network",
+        "huleedu_internal_network": "huleedu_internal_network",
+    }
+
+
+def test_docker_resources_go_to_hemma_over_ssh_not_the_local_daemon(program: Program) -> None:
+    provider = program.named("hemma-docker")
+    assert provider.inputs["host"] == "ssh://hemma"
+    docker_resources = [r for r in program.declared if r.type.startswith("docker:index")]
+    assert docker_resources
+    for resource in docker_resources:
+        assert resource.provider.startswith(provider.urn + "::"), resource.name
+
+
+@pulumi.runtime.test
+def test_host_units_connect_with_a_secret_key_and_a_pinned_host_key() -> Awaitable[None]:
+    config = parse({k: as_cli_value(v) for k, v in site_config().items()}, OPERATOR_SECRETS)
+    connection = ssh_connection(
+        config.ssh_host, config.ssh_port, config.ssh_user, config.ssh_private_key,
+        config.ssh_host_key,
+    )  # fmt: skip
+    assert connection.host == "hemma.hule.education"
+    assert connection.user == "paunchygent"
+    assert connection.port == 22
+    assert connection.host_key == TEST_HOST_KEY
+    private_key = connection.private_key
+    assert isinstance(private_key, pulumi.Output)
+
+    async def check() -> None:
+        assert await private_key.is_secret(), "the SSH private key must stay a secret Output"
+
+    return asyncio.ensure_future(check())
+
+
+def test_every_volume_is_protected_and_retained(program: Program) -> None:
+    volumes = program.of_type(VOLUME)
+    assert {v.inputs["name"] for v in volumes} >= {
+        "shared-postgres-data",
+        "nginx-proxy-certs",
+        "nginx-proxy-html",
+        "acme-companion-acme",
+        "skriptoteket-artifacts",
+        "huleedu_hf_cache",
+        "grafana-data",
+        "prometheus-data",
+    }
+    for volume in volumes:
+        assert volume.protect and volume.retain_on_delete, volume.name
+
+
+def test_every_container_restarts_rotates_logs_checks_health_and_replaces_cleanly(
+    program: Program,
+) -> None:
+    assert program.containers
+    for container in program.containers:
+        name = container.inputs["name"]
+        assert container.inputs["restart"] == "unless-stopped", name
+        assert container.inputs["healthcheck"]["tests"], name
+        assert container.inputs["logOpts"]["max-size"], name
+        assert container.delete_before_replace, f"{name}: a fixed name needs delete-before-replace"
+
+
+def test_generated_passwords_are_long_url_safe_and_stable(program: Program) -> None:
+    passwords = program.of_type(PASSWORD)
+    assert sorted(p.name for p in passwords) == [
+        "huleedu-internal-api-key",
+        "huleedu-jwt-secret",
+        "observability-grafana-admin-password",
+        "proxy-basic-auth-jaeger.hemma.hule.education",
+        "proxy-basic-auth-prometheus.hemma.hule.education",
+        "shared-postgres-admin-password",
+        "shared-postgres-huleedu-password",
+        "shared-postgres-skriptoteket-password",
+    ]
+    for password in passwords:
+        assert int(password.inputs["length"]) >= 32, password.name
+        assert password.inputs["special"] is False, password.name
+        assert "keepers" not in password.inputs, f"{password.name} would change with its keepers"
+        assert re.fullmatch(r"[A-Za-z0-9]{32,}", password.state["result"]), password.name

@@ -1,0 +1,426 @@
+"""Host systemd units: the runbooks' timers and the GPU servers, as declared, installed in a
+sandbox and checked with the tools that read them (systemd-analyze, shellcheck)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config.reading import parse
+from components.config.stack import StackConfig
+from components.host.unit_files import UnitGroup, as_command, install_script, remove_script
+from components.main import host_units
+from components.postgres.backups import (
+    backup_credentials,
+    backup_script,
+)
+from tests.harness import (
+    OPERATOR_SECRETS,
+    Program,
+    as_cli_value,
+    run_program,
+    site_config,
+    with_classhub,
+)
+from tests.postgres_server import ADMIN_PASSWORD, PG_BIN, Server
+
+COMMAND = "command:remote:Command"
+
+
+def config_with(**overrides: Any) -> StackConfig:
+    values = copy.deepcopy(site_config())
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return parse({k: as_cli_value(v) for k, v in values.items()}, OPERATOR_SECRETS)
+
+
+def unit_groups(config: StackConfig) -> list[UnitGroup]:
+    return host_units(config, config.apps())
+
+
+def groups_by_name(config: StackConfig) -> dict[str, UnitGroup]:
+    return {group.name: group for group in unit_groups(config)}
+
+
+def file_of(group: UnitGroup, suffix: str) -> str:
+    return next(f.content for f in group.files if f.path.endswith(suffix))
+
+
+RUNBOOK_SANDBOX_SERVICE = """\
+[Unit]
+Description=Skriptoteket sandbox snapshot cleanup
+Requires=snap.docker.dockerd.service
+After=snap.docker.dockerd.service
+
+[Service]
+Type=oneshot
+ExecStart=/snap/bin/docker exec -e PYTHONPATH=/app/src skriptoteket-web pdm run python -m skriptoteket.cli cleanup-sandbox-snapshots
+"""  # noqa: E501 (the runbook's unit file, verbatim)
+
+
+RUNBOOK_SANDBOX_TIMER = """\
+[Unit]
+Description=Run sandbox snapshot cleanup hourly
+
+[Timer]
+OnCalendar=hourly
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def secret_values(program: Program, config: dict[str, Any]) -> set[str]:
+    generated = {
+        r.state["result"] for r in program.of_type("random:index/randomPassword:RandomPassword")
+    }
+    operator = {str(config[k]) for k in ("sshPrivateKey", "smtpPassword", "openaiApiKey")}
+    return generated | operator | {f"PGPASSWORD={p}" for p in generated}
+
+
+@dataclass
+class Sandbox:
+    root: Path
+    bin: Path
+
+    def run(self, script: str, stdin: str = "") -> list[str]:
+        """Run ``script`` as the remote command would; return the systemctl calls."""
+        log = self.bin / "systemctl.log"
+        log.write_text("")
+        env = {
+            **os.environ,
+            "PATH": f"{self.bin}:{os.environ['PATH']}",
+            "HEMMA_ROOT": str(self.root),
+        }
+        done = subprocess.run(
+            ["sh", "-c", as_command(script)], input=stdin, capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        return log.read_text().splitlines()
+
+    def path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    def sudo_calls(self) -> list[str]:
+        return (self.bin / "sudo.log").read_text().splitlines()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text(
+        '#!/usr/bin/env bash\nprintf "%s\\n" "$*" >> "$(dirname "$0")/sudo.log"\n'
+        '[ "$1" = -n ] || { echo "sudo must not prompt" >&2; exit 1; }\nshift\nexec "$@"\n'
+    )
+    (bin_dir / "systemctl").write_text(
+        '#!/usr/bin/env bash\nprintf "%s\\n" "$*" >> "$(dirname "$0")/systemctl.log"\n'
+    )
+    for stub in ("sudo", "systemctl"):
+        (bin_dir / stub).chmod(0o755)
+    root = tmp_path / "root"
+    root.mkdir()
+    return Sandbox(root=root, bin=bin_dir)
+
+
+def site_gpu_tabby() -> dict[str, Any]:
+    return StackConfig.model_fields["gpu"].default.tabby.model_dump(by_alias=True)
+
+
+def all_groups() -> list[UnitGroup]:
+    return unit_groups(config_with(**with_classhub({})))
+
+
+def exec_paths(group: UnitGroup) -> set[str]:
+    paths = set()
+    for f in group.files:
+        for line in f.content.splitlines():
+            if line.startswith("ExecStart="):
+                paths.add(line.removeprefix("ExecStart=").lstrip("-@+!:").split()[0])
+    return paths
+
+
+@pytest.fixture
+def unit_root(sandbox: Sandbox) -> Iterator[tuple[Sandbox, list[str]]]:
+    """Every generated unit installed by its own install script into a root that
+    systemd-analyze can verify: systemd's units, a stub for the host's Docker
+    service, and stub executables at the ExecStart paths."""
+    shutil.copytree("/usr/lib/systemd", sandbox.path("/usr/lib/systemd"), symlinks=True)
+    stub_unit = (
+        "[Unit]\nDescription=stand-in for the host's Docker\n[Service]\nExecStart=/bin/true\n"
+    )
+    sandbox.path("/etc/systemd/system").mkdir(parents=True, exist_ok=True)
+    sandbox.path("/etc/systemd/system/snap.docker.dockerd.service").write_text(stub_unit)
+    names: list[str] = []
+    for group in all_groups():
+        sandbox.run(install_script(group), stdin="PGPASSWORD=x\n" if group.secret_file else "")
+        for path in exec_paths(group):
+            stub = sandbox.path(path)
+            if not stub.exists():
+                stub.parent.mkdir(parents=True, exist_ok=True)
+                stub.write_text("#!/bin/sh\n")
+                stub.chmod(0o755)
+        names += group.unit_names
+    yield sandbox, names
+
+
+@dataclass
+class BackupRun:
+    directory: Path
+    docker: Path
+    credentials: Path
+    server: Server
+
+    def run(self, *databases: str, keep_days: int = 14) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "PATH": f"{PG_BIN}:{os.environ['PATH']}",
+            "PGPORT": str(self.server.port),
+        }
+        script = self.directory.parent / "postgres-backup.sh"
+        script.write_text(backup_script())
+        script.chmod(0o755)
+        return subprocess.run(
+            [
+                str(script),
+                str(self.docker),
+                "shared-postgres",
+                str(self.credentials),
+                str(self.directory),
+                str(keep_days),
+                *databases,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+
+
+@pytest.fixture
+def backup(server: Server, tmp_path: Path) -> BackupRun:
+    docker = tmp_path / "docker"
+    # Stands in for `docker exec --env-file FILE CONTAINER CMD...`: runs CMD here
+    # with FILE's variables, as the real one runs it in the container.
+    docker.write_text(
+        '#!/usr/bin/env bash\n[ "$1" = exec ] && [ "$2" = --env-file ] || exit 64\n'
+        'set -a\n. "$3"\nset +a\nshift 4\nexec "$@"\n'
+    )
+    docker.chmod(0o755)
+    credentials = tmp_path / "postgres-backup.env"
+    credentials.write_text(backup_credentials(ADMIN_PASSWORD))
+    credentials.chmod(0o600)
+    return BackupRun(tmp_path / "dumps", docker, credentials, server)
+
+
+def test_the_sandbox_snapshot_units_are_the_runbooks_unit_files() -> None:
+    group = groups_by_name(config_with())["skriptoteket-sandbox-snapshots-cleanup"]
+    assert file_of(group, ".service") == RUNBOOK_SANDBOX_SERVICE
+    assert file_of(group, ".timer") == RUNBOOK_SANDBOX_TIMER
+
+
+def test_every_runbook_unit_is_declared_with_its_name_and_schedule() -> None:
+    program = run_program()
+    units = {name: spec["schedule"] for name, spec in program.outputs["hostUnits"].items()}
+    assert units == {
+        "skriptoteket-sandbox-snapshots-cleanup.service": "hourly",
+        "skriptoteket-sandbox-snapshots-cleanup.timer": "hourly",
+        "skriptoteket-login-events-cleanup.service": "daily",
+        "skriptoteket-login-events-cleanup.timer": "daily",
+        "skriptoteket-session-files-cleanup.service": "hourly",
+        "skriptoteket-session-files-cleanup.timer": "hourly",
+        "cleanup-smart-logs.service": "daily",
+        "cleanup-smart-logs.timer": "daily",
+        "hemma-postgres-backup.service": "*-*-* 03:15:00",
+        "hemma-postgres-backup.timer": "*-*-* 03:15:00",
+        "llama-server-rocm.service": None,
+        "tabby.service": None,
+    }
+
+
+def test_cleanup_jobs_run_the_cli_in_skriptoteket_web_after_snap_docker() -> None:
+    groups = groups_by_name(config_with())
+    for command in ("cleanup-sandbox-snapshots", "cleanup-login-events", "cleanup-session-files"):
+        group = groups[f"skriptoteket-{command.removeprefix('cleanup-')}-cleanup"]
+        service = file_of(group, ".service")
+        assert (
+            "ExecStart=/snap/bin/docker exec -e PYTHONPATH=/app/src skriptoteket-web "
+            f"pdm run python -m skriptoteket.cli {command}\n"
+        ) in service
+        assert "Requires=snap.docker.dockerd.service\nAfter=snap.docker.dockerd.service" in service
+        assert "Persistent=true" in file_of(group, ".timer")
+
+
+def test_the_docker_path_and_service_are_configurable() -> None:
+    config = config_with(dockerPath="/usr/bin/docker", dockerService="docker.service")
+    service = file_of(groups_by_name(config)["skriptoteket-login-events-cleanup"], ".service")
+    assert "ExecStart=/usr/bin/docker exec" in service
+    assert "Requires=docker.service" in service
+
+
+def test_gpu_servers_listen_where_containers_reach_them_and_restart_on_failure() -> None:
+    groups = groups_by_name(config_with())
+    llama = file_of(groups["llama-server-rocm"], "llama-server-rocm.service")
+    tabby = file_of(groups["tabby"], "tabby.service")
+    assert "--host 172.17.0.1 --port 8082" in llama
+    assert "ExecStart=/usr/local/bin/tabby serve --model" in tabby
+    assert "--host 172.17.0.1 --port 8083" in tabby
+    for unit in (llama, tabby):
+        assert "Restart=on-failure" in unit
+        assert "User=paunchygent" in unit
+        assert "WantedBy=multi-user.target" in unit
+
+
+def test_each_unit_group_can_be_switched_off() -> None:
+    off = {"enabled": False}
+    config = config_with(gpu=off, backups=off, smartLogs=off, skriptoteketCleanup=off, classHub=off)
+    assert unit_groups(config) == []
+    no_gpu = groups_by_name(config_with(gpu=off))
+    assert "llama-server-rocm" not in no_gpu and "tabby" not in no_gpu
+    assert "skriptoteket-login-events-cleanup" in no_gpu
+
+
+def test_class_hub_retention_runs_only_when_class_hub_is_enabled() -> None:
+    assert "classhub-retention" not in groups_by_name(config_with())
+    group = groups_by_name(config_with(**with_classhub({})))["classhub-retention"]
+    service = file_of(group, ".service")
+    assert "manage.py prune_submissions --older-than-days 90" in service
+    assert "manage.py prune_student_events --older-than-days 180" in service
+    assert group.schedule == "daily"
+
+
+def test_smart_logs_are_kept_thirty_days() -> None:
+    service = file_of(groups_by_name(config_with())["cleanup-smart-logs"], ".service")
+    assert "/usr/bin/find /root/logs -type f ( -name incident-*.log -o" in service
+    assert "-path /root/logs/smart/* ) -mtime +30 -delete" in service
+
+
+def test_no_secret_appears_in_a_command_string_or_unit_file() -> None:
+    config = {**site_config(), "smtpPassword": "smtp-secret-value", "openaiApiKey": "sk-secret"}
+    program = run_program(config, OPERATOR_SECRETS | {"smtpPassword", "openaiApiKey"})
+    commands = program.of_type(COMMAND)
+    assert commands
+    secrets = secret_values(program, config)
+    for resource in commands:
+        for key in ("create", "update", "delete"):
+            for secret in secrets:
+                assert secret not in resource.inputs.get(key, ""), f"{resource.name}.{key} leaks"
+        assert {"stdout", "stderr"} <= set(resource.additional_secret_outputs), resource.name
+    backup = next(r for r in commands if r.name == "hemma-postgres-backup-install")
+    assert backup.secret_input("stdin")
+    assert backup.inputs["logging"] == "none"
+    admin = program.outputs["postgresAdminPassword"]
+    assert backup.inputs["stdin"] == backup_credentials(admin)
+
+
+def test_host_units_use_the_pinned_ssh_connection() -> None:
+    program = run_program()
+    for resource in program.of_type(COMMAND):
+        connection = resource.inputs["connection"]
+        assert connection["host"] == "hemma.hule.education", resource.name
+        assert connection["hostKey"].startswith("ssh-ed25519 "), resource.name
+        assert resource.secret_input("connection"), f"{resource.name}: the private key is secret"
+        assert resource.inputs["addPreviousOutputInEnv"] is False
+
+
+def test_install_is_idempotent_updates_cleanly_and_removes_everything(sandbox: Sandbox) -> None:
+    group = groups_by_name(config_with())["skriptoteket-login-events-cleanup"]
+    timer = sandbox.path("/etc/systemd/system/skriptoteket-login-events-cleanup.timer")
+    service = sandbox.path("/etc/systemd/system/skriptoteket-login-events-cleanup.service")
+
+    first = sandbox.run(install_script(group))
+    assert first == [
+        "daemon-reload",
+        "enable skriptoteket-login-events-cleanup.timer",
+        "restart skriptoteket-login-events-cleanup.timer",
+    ]
+    assert timer.read_text() == file_of(group, ".timer")
+    assert service.read_text() == file_of(group, ".service")
+    assert oct(timer.stat().st_mode & 0o777) == "0o644"
+    installed_at = timer.stat().st_mtime_ns
+
+    time.sleep(0.01)
+    again = sandbox.run(install_script(group))
+    assert again == [
+        "enable skriptoteket-login-events-cleanup.timer",
+        "start skriptoteket-login-events-cleanup.timer",
+    ]
+    assert timer.stat().st_mtime_ns == installed_at, "an unchanged file is not rewritten"
+
+    changed = groups_by_name(
+        config_with(skriptoteketCleanup={"loginEventsSchedule": "*-*-* 04:00:00"})
+    )["skriptoteket-login-events-cleanup"]
+    update = sandbox.run(install_script(changed))
+    assert update == first
+    assert "OnCalendar=*-*-* 04:00:00" in timer.read_text()
+
+    removed = sandbox.run(remove_script(changed))
+    assert removed == [
+        "disable --now skriptoteket-login-events-cleanup.timer "
+        "skriptoteket-login-events-cleanup.service",
+        "daemon-reload",
+    ]
+    assert not timer.exists() and not service.exists()
+    assert all(call.startswith("-n ") for call in sandbox.sudo_calls())
+
+
+def test_a_long_running_service_is_restarted_when_its_unit_changes(sandbox: Sandbox) -> None:
+    group = groups_by_name(config_with())["tabby"]
+    assert sandbox.run(install_script(group))[-1] == "restart tabby.service"
+    assert sandbox.run(install_script(group))[-1] == "start tabby.service"
+    moved = config_with(gpu={"tabby": {**site_gpu_tabby(), "port": 8093}})
+    assert (
+        sandbox.run(install_script(groups_by_name(moved)["tabby"]))[-1] == "restart tabby.service"
+    )
+
+
+@pytest.mark.tools
+def test_every_unit_passes_systemd_analyze_verify(unit_root: tuple[Sandbox, list[str]]) -> None:
+    sandbox, names = unit_root
+    assert len(names) == 14
+    done = subprocess.run(
+        ["systemd-analyze", f"--root={sandbox.root}", "verify", *names],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+@pytest.mark.tools
+def test_the_verify_check_fails_on_a_misspelt_key(unit_root: tuple[Sandbox, list[str]]) -> None:
+    sandbox, _ = unit_root
+    timer = sandbox.path("/etc/systemd/system/cleanup-smart-logs.timer")
+    timer.write_text(timer.read_text().replace("Persistent=", "Persistant="))
+    done = subprocess.run(
+        ["systemd-analyze", f"--root={sandbox.root}", "verify", "cleanup-smart-logs.timer"],
+        capture_output=True,
+        text=True,
+    )
+    assert "Persistant" in done.stderr
+
+
+@pytest.mark.tools
+def test_every_script_the_remote_commands_run_passes_shellcheck(tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is required (apt-get install shellcheck)"
+    scripts = [tmp_path / "postgres-backup.sh"]
+    scripts[0].write_text(backup_script())
+    for group in all_groups():
+        for kind, script in (("install", install_script(group)), ("remove", remove_script(group))):
+            path = tmp_path / f"{group.name}-{kind}.sh"
+            path.write_text("#!/usr/bin/env bash\n" + script)
+            scripts.append(path)
+    done = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout

@@ -1,0 +1,114 @@
+"""nginx-proxy and acme-companion as the runbooks run them, checked on what the program declares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.proxy.htpasswd import apr1
+from tests.harness import (
+    Declared,
+    Program,
+    run_program,
+    site_config,
+)
+
+PUBLIC_HOSTS = [
+    "api.huleedu.hule.education",
+    "grafana.hemma.hule.education",
+    "huleedu.hule.education",
+    "jaeger.hemma.hule.education",
+    "prometheus.hemma.hule.education",
+    "skriptoteket.hule.education",
+    "ws.huleedu.hule.education",
+]
+
+
+@pytest.fixture
+def program() -> Program:
+    return run_program()
+
+
+def uploads(container: Declared) -> dict[str, str]:
+    return {u["file"]: u["content"] for u in container.inputs["uploads"]}
+
+
+def volume_mounts(container: Declared) -> dict[str, dict[str, Any]]:
+    return {v["containerPath"]: v for v in container.inputs["volumes"]}
+
+
+def env(container: Declared) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in container.inputs.get("envs", []))
+
+
+def test_nginx_proxy_runs_the_runbook_image_with_socket_certs_and_html(program: Program) -> None:
+    proxy = program.container("nginx-proxy")
+    image = program.named("proxy-nginx-proxy-image")
+    assert image.inputs["name"] == "nginxproxy/nginx-proxy:1.6"
+    assert proxy.inputs["image"].startswith("sha256:"), "the container follows the pulled image ID"
+    mounts = volume_mounts(proxy)
+    assert mounts["/tmp/docker.sock"]["hostPath"] == "/var/run/docker.sock"
+    assert mounts["/tmp/docker.sock"]["readOnly"] is True
+    assert mounts["/etc/nginx/certs"]["volumeName"] == "nginx-proxy-certs"
+    assert mounts["/usr/share/nginx/html"]["volumeName"] == "nginx-proxy-html"
+    assert {"label": "com.github.nginx-proxy.nginx", "value": "true"} in proxy.inputs["labels"]
+    assert [n["name"] for n in proxy.inputs["networksAdvanced"]] == ["hule-network"]
+
+
+def test_acme_companion_finds_the_proxy_and_shares_its_volumes(program: Program) -> None:
+    companion = program.container("acme-companion")
+    assert program.named("proxy-acme-companion-image").inputs["name"] == (
+        "nginxproxy/acme-companion:2.4"
+    )
+    mounts = volume_mounts(companion)
+    assert mounts["/var/run/docker.sock"]["hostPath"] == "/var/run/docker.sock"
+    assert mounts["/var/run/docker.sock"]["readOnly"] is True
+    assert mounts["/etc/acme.sh"]["volumeName"] == "acme-companion-acme"
+    for writable in ("/etc/nginx/certs", "/usr/share/nginx/html"):
+        assert not mounts[writable].get("readOnly"), f"acme-companion must write {writable}"
+    assert mounts["/etc/nginx/certs"]["volumeName"] == "nginx-proxy-certs"
+    variables = env(companion)
+    assert variables["DEFAULT_EMAIL"] == "admin@hule.education"
+    assert variables["NGINX_PROXY_CONTAINER"] == "nginx-proxy"
+    assert "ACME_CA_URI" not in variables
+
+
+def test_staging_switches_acme_companion_to_the_staging_ca() -> None:
+    program = run_program({**site_config(), "acmeStaging": True})
+    assert "acme-staging" in env(program.container("acme-companion"))["ACME_CA_URI"]
+
+
+def test_only_80_and_443_listen_on_a_public_address(program: Program) -> None:
+    public = []
+    for container in program.containers:
+        for port in container.inputs.get("ports", []):
+            if port.get("ip") != "127.0.0.1":
+                public.append((container.inputs["name"], port["external"]))
+    assert sorted(public) == [("nginx-proxy", 80), ("nginx-proxy", 443)]
+
+
+def test_every_host_is_hardened_and_size_limited_on_the_proxy(program: Program) -> None:
+    files = uploads(program.container("nginx-proxy"))
+    assert "return 444" in files["/etc/nginx/hemma/edge-hardening.conf"]
+    for host in [*PUBLIC_HOSTS, "default"]:
+        snippet = files[f"/etc/nginx/vhost.d/{host}"]
+        assert "include hemma/edge-hardening.conf;" in snippet, host
+        assert "client_max_body_size 10m;" in snippet, host
+    assert program.outputs["proxyPublicHosts"] == PUBLIC_HOSTS
+
+
+def test_prometheus_and_jaeger_are_behind_basic_auth_with_a_generated_password(
+    program: Program,
+) -> None:
+    proxy = program.container("nginx-proxy")
+    files = uploads(proxy)
+    protected = sorted(f.removeprefix("/etc/nginx/htpasswd/") for f in files if "htpasswd" in f)
+    assert protected == ["jaeger.hemma.hule.education", "prometheus.hemma.hule.education"]
+    assert proxy.secret_input("uploads"), "htpasswd content must reach the engine as a secret"
+    credentials = program.outputs["basicAuthCredentials"]
+    for host in protected:
+        user, hashed = files[f"/etc/nginx/htpasswd/{host}"].strip().split(":", 1)
+        _, _, salt, _ = hashed.split("$")
+        assert user == credentials[host]["username"] == "admin"
+        assert hashed == apr1(credentials[host]["password"], salt)
