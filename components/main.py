@@ -9,8 +9,11 @@ import pulumi
 
 from components import outputs
 from components.apps.stack import AppStack, AppStackArgs, DatabaseLogin
+from components.config.errors import ConfigError
 from components.config.reading import load_config
+from components.config.sources import source_digests
 from components.config.stack import POSTGRES_PORT, SECRET_KEYS, StackConfig
+from components.foundation.containers import ContainerDefaults
 from components.foundation.networks import Networks, NetworksArgs
 from components.foundation.providers import docker_provider, ssh_connection
 from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
@@ -29,9 +32,18 @@ def host_units(config: StackConfig, catalog: tuple[App, ...]) -> list[UnitGroup]
     return host_unit_groups(config, catalog, platform_jobs)
 
 
-def build(config: StackConfig) -> dict[str, Any]:
-    """Declare every resource and return the stack outputs by name."""
+def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
+    """Declare every resource and return the stack outputs by name.
+
+    ``sources_required=False`` lets the offline plan describe images whose source
+    checkout is absent; ``pulumi up`` always needs them.
+    """
     catalog = config.apps()
+    retired = config.retired_apps()
+    digests, problems = source_digests(config, catalog, required=sources_required)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    defaults = ContainerDefaults(log_opts=config.log_opts)
     on_hemma = pulumi.ResourceOptions(providers={"docker": docker_provider(config.docker_host)})
     connection = ssh_connection(
         host=config.ssh_host,
@@ -54,27 +66,31 @@ def build(config: StackConfig) -> dict[str, Any]:
             network=shared_network,
             hosts=host_policies(config, catalog),
             import_ids=config.import_ids,
+            defaults=defaults,
         ),
         opts=on_hemma,
     )
     postgres = SharedPostgres(
         "shared-postgres",
-        SharedPostgresArgs(config.postgres, shared_network, config.import_ids),
+        SharedPostgresArgs(config.postgres, shared_network, config.import_ids, defaults),
         opts=on_hemma,
     )
     databases = {
         app.name: postgres.database_for(app.name, app.database_role, app.databases)
-        for app in catalog
+        for app in (*catalog, *retired)
         if app.database_role
     }
-    stacks = {
-        app.name: AppStack(
+
+    def app_stack(app: App, retire: bool = False) -> AppStack:
+        db = databases.get(app.name)
+        return AppStack(
             app.name,
             AppStackArgs(
                 app=app,
                 networks=networks.by_name,
                 connection=connection,
                 docker_path=config.docker_path,
+                docker_host=config.docker_host,
                 hostnames=config.hostnames,
                 database=(
                     DatabaseLogin(
@@ -84,19 +100,24 @@ def build(config: StackConfig) -> dict[str, Any]:
                         port=POSTGRES_PORT,
                         resource=db,
                     )
-                    if (db := databases.get(app.name))
+                    if db
                     else None
                 ),
                 source=config.app_sources.get(app.name),
+                digests=digests,
                 operator_secrets={key: config.operator_secret(key) for key in SECRET_KEYS},
                 image_overrides=config.image_overrides,
                 extra_env=config.extra_env,
+                defaults=defaults,
                 import_ids=config.import_ids,
+                retired=retire,
             ),
             opts=on_hemma,
         )
-        for app in catalog
-    }
+
+    stacks = {app.name: app_stack(app) for app in catalog}
+    for app in retired:
+        app_stack(app, retire=True)
     units = [
         SystemdUnit(
             group.name,
@@ -116,7 +137,7 @@ def build(config: StackConfig) -> dict[str, Any]:
         "networks": {name: network.name for name, network in networks.by_name.items()},
         "proxyPublicHosts": proxy.public_hosts,
         "routes": routes,
-        "dnsRecords": sorted(routes),
+        "dnsRecords": outputs.dns_records(config, catalog),
         "healthChecks": outputs.health_checks(config, catalog),
         "sshTunnels": outputs.ssh_tunnels(config, catalog),
         "containers": {name: sorted(stack.containers) for name, stack in stacks.items()},
@@ -127,9 +148,12 @@ def build(config: StackConfig) -> dict[str, Any]:
         "appDatabases": {
             app: {"role": db.role_name, "databases": db.database_names}
             for app, db in databases.items()
+            if app in stacks
         },
         "appConnectionStrings": pulumi.Output.secret(
-            pulumi.Output.all(**{app: db.connection_strings for app, db in databases.items()})
+            pulumi.Output.all(
+                **{app: db.connection_strings for app, db in databases.items() if app in stacks}
+            )
         ),
         "hostUnits": {
             unit_name: {"group": unit.group_name, "schedule": unit.schedule}

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from components.config.stack import StackConfig
-from components.model.app import App
+from components.model.app import App, Route
 
 
 def routing_table(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, Any]]:
     """Hostname -> the container and port nginx-proxy sends it to."""
     return {
-        config.hostnames[service.route.id]: {
+        route_key(config, service.route): {
             "container": service.container,
             "port": service.route.port,
             "basicAuth": service.route.basic_auth,
@@ -22,19 +22,34 @@ def routing_table(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, di
     }
 
 
-def health_checks(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, str]]:
-    """Public URLs, and internal ones as the runbooks probe them from inside the network."""
+def route_key(config: StackConfig, route: Route) -> str:
+    """``host`` for a whole host, ``host/path/`` for a route on a path of it."""
+    host = config.hostnames[route.id]
+    return host if route.path == "/" else f"{host}{route.path}"
+
+
+def dns_records(config: StackConfig, catalog: tuple[App, ...]) -> list[str]:
+    """Every hostname that needs A and AAAA records pointing at Hemma."""
+    return sorted({config.hostnames[route.id] for app in catalog for route in app.routes})
+
+
+def health_checks(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, Any]:
+    """Public URLs, and each container's probe as the runbooks run it from inside the
+    network (``docker exec CONTAINER PROBE...`` against the service's alias)."""
     public = {}
-    internal = {}
+    internal: dict[str, dict[str, Any]] = {}
     for app in catalog:
         for service in app.services:
             if service.route:
                 host = config.hostnames[service.route.id]
-                public[host] = f"https://{host}{service.route.health_path}"
-            if service.health_path is not None and service.port:
-                internal[service.container] = (
-                    f"http://{service.name}:{service.port}{service.health_path}"
+                public[route_key(config, service.route)] = (
+                    f"https://{host}{service.route.health_path}"
                 )
+            if service.healthcheck is not None:
+                internal[service.container] = {
+                    "url": service.healthcheck.url(service.name),
+                    "probe": service.healthcheck.argv(service.name),
+                }
     return {"public": public, "internal": internal}
 
 
@@ -52,7 +67,7 @@ def ssh_tunnels(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict
                 )
     if config.gpu.enabled:
         for name, server in (("llama-server", config.gpu.llama), ("tabby", config.gpu.tabby)):
-            tunnels[name] = (server.port, config.gpu.bind_address, server.port)
+            tunnels[name] = (server.port, "127.0.0.1", server.port)
     return {
         name: {
             "localPort": local_port,

@@ -24,6 +24,8 @@ import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
+from tests.sources import checkouts
+
 ROOT = Path(__file__).resolve().parents[1]
 STACK_FILE = ROOT / "Pulumi.hemma.yaml"
 
@@ -44,21 +46,19 @@ OPERATOR_VALUES: dict[str, Any] = {
 OPERATOR_SECRETS = {"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"}
 
 
-CLASSHUB_SITE: dict[str, Any] = {
-    "hostnames": {
-        "classhub": "classhub.hule.education",
-        "classhub-helper": "helper.classhub.hule.education",
-    },
-    "appSources": {"classhub": "../classhub"},
-}
-"""What the operator adds (besides ``classHub.enabled``) to run Class Hub."""
+def classhub_site() -> dict[str, Any]:
+    """What the operator adds (besides ``classHub.enabled``) to run Class Hub."""
+    return {
+        "hostnames": {"classhub": "classhub.hule.education"},
+        "appSources": {"classhub": checkouts()["classhub"]},
+    }
 
 
 def with_classhub(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with Class Hub switched on and its site values added."""
     result = copy.deepcopy(config)
     result["classHub"] = {**result.get("classHub", {}), "enabled": True}
-    for key, values in CLASSHUB_SITE.items():
+    for key, values in classhub_site().items():
         result[key] = {**result.get(key, {}), **values}
     return result
 
@@ -81,8 +81,10 @@ def stack_file_config() -> dict[str, Any]:
 
 
 def site_config() -> dict[str, Any]:
-    """The stack file plus the values the operator sets: what ``pulumi up`` sees."""
-    return {**stack_file_config(), **OPERATOR_VALUES}
+    """The stack file plus the values the operator sets: what ``pulumi up`` sees, with
+    the apps' source checkouts replaced by stand-ins (``tests/sources.py``)."""
+    sources = {app: path for app, path in checkouts().items() if app != "classhub"}
+    return {**stack_file_config(), **OPERATOR_VALUES, "appSources": sources}
 
 
 def as_cli_value(value: Any) -> str:
@@ -141,6 +143,8 @@ class Declared:
     """What the (mock) provider returned, inputs and computed outputs."""
     aliases: list[str] = field(default_factory=list)
     """URNs this resource was known by before, resolved the way the engine resolves them."""
+    id: str = ""
+    """The ID the (mock) provider gave it."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -213,6 +217,7 @@ class RecordingMonitor(MockMonitor):
                     dependencies=list(request.dependencies),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     state=unwrap(self.resources[response.urn].state),
+                    id=response.id,
                     aliases=[
                         *request.aliasURNs,
                         *(self._alias_urn(request, alias) for alias in request.aliases),

@@ -29,35 +29,66 @@ def stub(bin_dir: Path, name: str, body: str = "exit 0") -> Path:
     return log
 
 
+SSH_STUB = """
+args="$*"
+case "$1" in
+  -G) printf 'hostname hemma\\ncontrolmaster %s\\ncontrolpersist %s\\n' {master} {persist}
+      exit 0;;
+esac
+[ "$1" = -n ] || {{ echo "ssh without -n would read the caller's stdin" >&2; exit 97; }}
+case "$args" in
+  *"docker version"*) exit {docker};;
+  *"sudo -n true"*) exit {sudo};;
+esac
+exit 0
+"""
+
+
 def run_script(
-    tmp_path: Path, docker_answers: bool
+    tmp_path: Path,
+    *args: str,
+    docker: int = 0,
+    sudo: int = 0,
+    master: str = "auto",
+    persist: str = "600",
+    stdin: str = "",
+    env_extra: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run scripts/pulumi with stand-ins for pulumi and ssh that record their calls."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     stub(
         bin_dir,
         "pulumi",
-        'case "$1" in config) exit 1;; esac; echo "PULUMI_BACKEND_URL=$PULUMI_BACKEND_URL"',
+        'case "$1" in config) [ "$2" = get ] && exit 1; cat > "$(dirname "$0")/stdin";; esac\n'
+        'echo "PULUMI_BACKEND_URL=$PULUMI_BACKEND_URL"\n'
+        'echo "DOCKER_CONTEXT=${DOCKER_CONTEXT-unset} DOCKER_HOST=${DOCKER_HOST-unset}"',
     )
     stub(
         bin_dir,
         "ssh",
-        f'case "$*" in *"docker version"*) exit {0 if docker_answers else 1};; esac; exit 0',
+        SSH_STUB.format(master=master, persist=persist, docker=docker, sudo=sudo),
     )
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "HOME": str(tmp_path),
         "PULUMI_CONFIG_PASSPHRASE": "test",
         "TMPDIR": str(tmp_path),
+        **(env_extra or {}),
     }
     done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "pulumi"), "preview", "--diff"],
+        ["bash", str(ROOT / "scripts" / "pulumi"), *(args or ("preview", "--diff"))],
         capture_output=True,
         text=True,
         env=env,
+        input=stdin,
         timeout=300,
     )
     return done, bin_dir
+
+
+def pulumi_calls(bin_dir: Path) -> list[str]:
+    return (bin_dir / "pulumi.log").read_text().splitlines()
 
 
 def test_every_script_passes_shellcheck() -> None:
@@ -70,23 +101,66 @@ def test_every_script_passes_shellcheck() -> None:
 def test_preview_uses_a_local_backend_opens_the_tunnel_and_targets_the_stack(
     tmp_path: Path,
 ) -> None:
-    done, bin_dir = run_script(tmp_path, docker_answers=True)
+    done, bin_dir = run_script(tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"PULUMI_BACKEND_URL=file://{tmp_path}/.pulumi-hemma" in done.stdout
-    pulumi_calls = (bin_dir / "pulumi.log").read_text().splitlines()
-    assert "stack select hemma --create --non-interactive" in pulumi_calls
-    assert pulumi_calls[-1] == "preview --diff --stack hemma"
+    calls = pulumi_calls(bin_dir)
+    assert "stack select hemma --create --non-interactive" in calls
+    assert calls[-1] == "preview --diff --parallel 4 --stack hemma", "parallelism is bounded"
     ssh_calls = (bin_dir / "ssh.log").read_text()
     assert "-L 15432:127.0.0.1:5432 hemma" in ssh_calls
     assert "-O exit hemma" in ssh_calls, "the tunnel is closed when the command ends"
+    assert all(call.startswith(("-n ", "-G ")) for call in ssh_calls.splitlines()), (
+        "no ssh reads stdin"
+    )
 
 
 def test_preview_stops_when_docker_needs_sudo(tmp_path: Path) -> None:
-    done, bin_dir = run_script(tmp_path, docker_answers=False)
+    done, bin_dir = run_script(tmp_path, docker=1)
     assert done.returncode != 0
     assert "must reach the Docker socket without sudo" in done.stderr
-    calls = (bin_dir / "pulumi.log").read_text().splitlines()
-    assert not any(call.startswith("preview") for call in calls)
+    assert not any(call.startswith("preview") for call in pulumi_calls(bin_dir))
+
+
+def test_up_stops_before_changing_anything_without_passwordless_sudo(tmp_path: Path) -> None:
+    done, bin_dir = run_script(tmp_path, "up", sudo=1)
+    assert done.returncode != 0
+    assert "needs passwordless sudo" in done.stderr
+    assert not any(call.startswith("up") for call in pulumi_calls(bin_dir))
+
+
+@pytest.mark.parametrize(("master", "persist"), [("no", "600"), ("auto", "no")])
+def test_preview_stops_unless_ssh_is_multiplexed(tmp_path: Path, master: str, persist: str) -> None:
+    done, bin_dir = run_script(tmp_path, master=master, persist=persist)
+    assert done.returncode != 0
+    assert "ControlPersist" in done.stderr
+    assert not any(call.startswith("preview") for call in pulumi_calls(bin_dir))
+
+
+def test_an_operators_own_parallelism_is_kept(tmp_path: Path) -> None:
+    done, bin_dir = run_script(tmp_path, "up", "--parallel", "2")
+    assert done.returncode == 0, done.stderr
+    assert pulumi_calls(bin_dir)[-1] == "up --parallel 2 --stack hemma"
+
+
+def test_docker_context_never_reaches_the_providers(tmp_path: Path) -> None:
+    """DOCKER_CONTEXT overrides the Docker provider's host: containers and builds
+    could go to different daemons."""
+    done, _ = run_script(
+        tmp_path, env_extra={"DOCKER_CONTEXT": "laptop", "DOCKER_HOST": "unix:///x.sock"}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "DOCKER_CONTEXT=unset DOCKER_HOST=unset" in done.stdout
+
+
+def test_a_secret_set_from_stdin_reaches_pulumi_whole(tmp_path: Path) -> None:
+    """`scripts/pulumi config set --secret sshPrivateKey < key`: nothing before pulumi
+    may read the key from stdin (an ssh without -n would)."""
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n-----END OPENSSH PRIVATE KEY-----\n"
+    done, bin_dir = run_script(tmp_path, "config", "set", "--secret", "sshPrivateKey", stdin=key)
+    assert done.returncode == 0, done.stderr
+    assert (bin_dir / "stdin").read_text() == key
+    assert pulumi_calls(bin_dir)[-1] == "config set --secret sshPrivateKey --stack hemma"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

@@ -1,9 +1,12 @@
 """Class Hub (runbook 004): ``classhub_web`` and ``helper_web`` behind nginx-proxy,
 Ollama on 127.0.0.1:11434, MinIO and Redis on its internal network, its
-database on shared-postgres and the retention timer. Off unless enabled.
+database on shared-postgres, the retention timer and the orphan-upload report.
+Off unless enabled.
 
-It sits behind nginx-proxy instead of the runbook's Caddy, so the request-size
-limits (650 MB for Class Hub, 1 MB for the helper) are per host.
+It sits behind nginx-proxy instead of the runbook's Caddy. The helper is served
+at ``/helper/`` on the Class Hub host, as the runbook serves it (its smoke check
+is ``/helper/healthz``), through nginx-proxy's ``VIRTUAL_PATH``; the path's own
+location file carries the helper's 1 MB limit, the host's file the 650 MB one.
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from components.model.app import (
     Build,
     DatabaseUrl,
     Generated,
+    HttpProbe,
     LocalPort,
     Pull,
     Route,
     SecretSource,
     Service,
-    http_probe,
+    ShellProbe,
+    Step,
 )
 from components.model.host import Job
 from components.model.site import Site
@@ -32,14 +37,19 @@ from components.model.values import Argument, BodySize, Days, Image, Model, Sche
 
 NETWORK = "classhub_internal_network"
 WEB_CONTAINER = "classhub_web"
+HELPER_PATH = "/helper/"
+MIGRATE = ("python", "manage.py", "migrate", "--noinput")
 
 
 class Settings(Model):
-    """Class Hub (``hemma:classHub``); its hostnames are ``hostnames.classhub`` and
-    ``hostnames.classhub-helper``."""
+    """Class Hub (``hemma:classHub``); its hostname is ``hostnames.classhub``."""
 
     enabled: bool = False
+    keep_data: bool = False
+    """With ``enabled: false``: keep declaring the app's volumes, role and database
+    (protected), so that switching Class Hub off removes its containers only."""
     retention_schedule: Schedule = "daily"
+    orphan_uploads_schedule: Schedule = "weekly"
     submission_retention_days: Days = 90
     student_event_retention_days: Days = 180
     max_body_size: BodySize = "650m"
@@ -54,19 +64,37 @@ class Settings(Model):
     redis_image: Image = "redis:7.4-alpine"
 
 
+def manage_py(site: Site) -> tuple[str, ...]:
+    """Django's manage.py in classhub_web, as a host job runs it."""
+    return (site.docker_path, "exec", WEB_CONTAINER, "python", "manage.py")
+
+
 def retention_job(settings: Settings, site: Site) -> Job:
     """The runbook's retention commands in classhub_web, on a timer."""
-    manage = f"{site.docker_path} exec {WEB_CONTAINER} python manage.py"
+    manage = manage_py(site)
     submissions, events = settings.submission_retention_days, settings.student_event_retention_days
     return Job(
         name="classhub-retention",
         description="Class Hub retention: prune old submissions and student events",
         what="Class Hub retention",
         exec_start=(
-            f"{manage} prune_submissions --older-than-days {submissions}",
-            f"{manage} prune_student_events --older-than-days {events}",
+            (*manage, "prune_submissions", "--older-than-days", str(submissions)),
+            (*manage, "prune_student_events", "--older-than-days", str(events)),
         ),
         schedule=settings.retention_schedule,
+        requires=(site.docker_service,),
+    )
+
+
+def orphan_uploads_job(settings: Settings, site: Site) -> Job:
+    """The runbook's orphan-upload scavenger, as a report: deleting orphans is a
+    decision the runbook leaves to a person who has read the report."""
+    return Job(
+        name="classhub-orphan-uploads",
+        description="Class Hub: report upload files that no database row refers to",
+        what="the Class Hub orphan-upload report",
+        exec_start=((*manage_py(site), "scavenge_orphan_uploads"),),
+        schedule=settings.orphan_uploads_schedule,
         requires=(site.docker_service,),
     )
 
@@ -99,7 +127,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
     networks = (SHARED_NETWORK, NETWORK)
     return App(
         name="classhub",
-        jobs=(retention_job(settings, site),),
+        jobs=(retention_job(settings, site), orphan_uploads_job(settings, site)),
         internal_network=NETWORK,
         database_role="classhub",
         databases=("classhub",),
@@ -113,32 +141,39 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
             Service(
                 name="classhub_web",
                 container=WEB_CONTAINER,
-                image=Build(tag="classhub-web:hemma", dockerfile="classhub/Dockerfile"),
+                image=Build(repository="classhub-web", dockerfile="classhub/Dockerfile"),
                 port=8000,
                 networks=networks,
                 route=Route("classhub", 8000, max_body_size=settings.max_body_size),
                 env={**django, "ALLOWED_HOSTS": site.hostname("classhub")},
                 secret_env=secrets,
                 volumes={"classhub-uploads": "/app/media"},
-                healthcheck=http_probe(8000),
-                migration="python manage.py migrate --noinput",
+                healthcheck=HttpProbe(8000),
+                stop_grace_seconds=30,
+                after_start=(Step("migrate", MIGRATE),),
             ),
             Service(
                 name="helper_web",
                 container="helper_web",
-                image=Build(tag="classhub-helper-web:hemma", dockerfile="helper/Dockerfile"),
+                image=Build(repository="classhub-helper-web", dockerfile="helper/Dockerfile"),
                 port=8000,
                 networks=networks,
-                route=Route("classhub-helper", 8000, max_body_size=settings.helper_max_body_size),
+                route=Route(
+                    "classhub",
+                    8000,
+                    max_body_size=settings.helper_max_body_size,
+                    path=HELPER_PATH,
+                    health_path=f"{HELPER_PATH}healthz",
+                ),
                 env={
                     **django,
                     **queue,
-                    "ALLOWED_HOSTS": site.hostname("classhub-helper"),
+                    "ALLOWED_HOSTS": site.hostname("classhub"),
                     "OLLAMA_MODEL": settings.ollama_model,
                 },
                 secret_env=secrets,
-                healthcheck=http_probe(8000),
-                migration="python manage.py migrate --noinput",
+                healthcheck=HttpProbe(8000, f"{HELPER_PATH}healthz"),
+                after_start=(Step("migrate", MIGRATE),),
             ),
             Service(
                 name="ollama",
@@ -148,8 +183,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 networks=(NETWORK,),
                 localhost_ports=(LocalPort(11434, 11434),),
                 volumes={"classhub-ollama": "/root/.ollama"},
-                healthcheck=("ollama list >/dev/null",),
-                health_path="/api/tags",
+                healthcheck=ShellProbe("ollama list >/dev/null"),
+                stop_grace_seconds=30,
             ),
             Service(
                 name="minio",
@@ -163,10 +198,9 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                     "MINIO_ROOT_PASSWORD": Generated("minio-root-password"),
                 },
                 volumes={"classhub-minio": "/data"},
-                healthcheck=(
-                    "mc ready local >/dev/null 2>&1 || curl -fsS http://127.0.0.1:9000/minio/health/live",
-                ),
-                health_path="/minio/health/live",
+                # The image carries mc and a static curl (minio/minio Dockerfile).
+                healthcheck=ShellProbe("mc ready local >/dev/null 2>&1"),
+                stop_grace_seconds=30,
             ),
             Service(
                 name="redis",
@@ -176,11 +210,17 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 networks=(NETWORK,),
                 volumes={"classhub-redis": "/data"},
                 command=("redis-server", "--appendonly", "yes"),
-                healthcheck=("redis-cli ping | grep -q PONG",),
-                health_path=None,
+                healthcheck=ShellProbe("redis-cli ping | grep -q PONG"),
+                stop_grace_seconds=30,
             ),
         ),
     )
 
 
-SPEC = AppSpec("class_hub", Settings, declare, enabled=lambda settings: settings.enabled)
+SPEC = AppSpec(
+    "class_hub",
+    Settings,
+    declare,
+    enabled=lambda settings: settings.enabled,
+    retained=lambda settings: settings.keep_data,
+)

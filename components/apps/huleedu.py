@@ -23,18 +23,21 @@ from components.model.app import (
     DatabasePassword,
     DatabaseUrl,
     Generated,
+    HttpProbe,
     LocalPort,
     OperatorSecret,
     Pull,
     Route,
     SecretSource,
     Service,
-    http_probe,
+    ShellProbe,
 )
 from components.model.site import Site
-from components.model.values import AbsolutePath, Hostname, Image, Model, Port
+from components.model.values import AbsolutePath, GroupId, Hostname, Image, Model, Port
 
 NETWORK = "huleedu_internal_network"
+KAFKA_CLUSTER_ID = "5L6g3nShT-eMCtK--X86sw"
+"""apache/kafka's default CLUSTER_ID (docker/resources/common-scripts/configureDefaults)."""
 """All HuleEdu services, Kafka and Redis; Skriptoteket's runners join it for nlp_service."""
 
 
@@ -47,6 +50,8 @@ class Settings(Model):
     offload_base_image: Image = "rocm/pytorch:latest"
     offload_torch_device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] = "cuda"
     offload_devices: list[AbsolutePath] = Field(default_factory=lambda: ["/dev/kfd", "/dev/dri"])
+    offload_groups: list[GroupId] = Field(default_factory=lambda: ["44", "109"])
+    """The host's ``video`` and ``render`` group ids (``getent group video render``)."""
     kafka_image: Image = "apache/kafka:3.8.1"
     redis_image: Image = "redis:7.4-alpine"
 
@@ -69,7 +74,7 @@ DATABASES = (
 
 # name -> (port, database, extra secret env). Every service reads the shared
 # HuleEdu .env the runbooks list; secrets go only to the services that use them.
-_SERVICES: dict[str, tuple[int, str | None, dict[str, SecretSource]]] = {
+SERVICES: dict[str, tuple[int, str | None, dict[str, SecretSource]]] = {
     "api_gateway_service": (8080, None, {}),
     "bff_teacher_service": (4101, None, {}),
     "websocket_service": (8080, None, {}),
@@ -136,7 +141,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
         "HULEEDU_INTERNAL_API_KEY": Generated("internal-api-key"),
     }
     services = []
-    for name, (port, database, extra) in _SERVICES.items():
+    for name, (port, database, extra) in SERVICES.items():
         route_id = _ROUTES.get(name)
         secret_env = dict(shared_secrets)
         if database:
@@ -148,7 +153,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 name=name,
                 container=f"huleedu_{name}",
                 image=Build(
-                    tag=f"huleedu-{name.replace('_', '-')}:hemma",
+                    repository=f"huleedu-{name.replace('_', '-')}",
                     dockerfile=f"services/{name}/Dockerfile",
                 ),
                 port=port,
@@ -158,7 +163,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 env={**common, "SERVICE_NAME": name, "HTTP_PORT": str(port)}
                 | ({"DATABASE_NAME": database} if database else {}),
                 secret_env=secret_env,
-                healthcheck=http_probe(port),
+                healthcheck=HttpProbe(port),
                 metrics_path="/metrics",
                 host_gateway=name in _GPU,
             )
@@ -168,20 +173,20 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
             name="language_tool_service",
             container="huleedu_language_tool_service",
             image=Build(
-                tag="huleedu-language-tool-service:hemma",
+                repository="huleedu-language-tool-service",
                 dockerfile="services/language_tool_service/Dockerfile",
             ),
             port=8085,
             networks=(NETWORK,),
             localhost_ports=(LocalPort(8085, 8085, tunnel_port=18085),),
             env={"ENVIRONMENT": "production", "HTTP_PORT": "8085"},
-            healthcheck=http_probe(8085),
+            healthcheck=HttpProbe(8085),
         ),
         Service(
             name="essay_embed_offload",
             container="huleedu_essay_embed_offload",
             image=Build(
-                tag="huleedu-essay-embed-offload:hemma",
+                repository="huleedu-essay-embed-offload",
                 dockerfile="scripts/ml_training/essay_scoring/offload/Dockerfile",
                 args={"BASE_IMAGE": settings.offload_base_image},
             ),
@@ -193,9 +198,12 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 "OFFLOAD_TORCH_DEVICE": settings.offload_torch_device,
             },
             volumes={"huleedu_hf_cache": "/root/.cache/huggingface"},
-            healthcheck=http_probe(9000),
+            healthcheck=HttpProbe(9000),
+            stop_grace_seconds=30,
             devices=tuple(settings.offload_devices),
-            group_adds=("video", "render") if settings.offload_devices else (),
+            # By number: a group name must exist in the image, or the container
+            # cannot start; the host's video and render groups own /dev/kfd and /dev/dri.
+            group_adds=tuple(settings.offload_groups) if settings.offload_devices else (),
         ),
         Service(
             name="kafka",
@@ -215,12 +223,16 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
                 "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
                 "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
+                # The image's own default, fixed here: the log directory is formatted
+                # with it once, and a broker with another id refuses that data.
+                "CLUSTER_ID": KAFKA_CLUSTER_ID,
             },
             volumes={"huleedu_kafka_data": "/var/lib/kafka/data"},
-            healthcheck=(
-                "/opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --list",
-            ),
-            health_path=None,
+            # The broker accepts connections: a JVM tool such as kafka-topics.sh needs
+            # several seconds to start, longer than a health check may take.
+            healthcheck=ShellProbe("bash -c 'exec 3<>/dev/tcp/127.0.0.1/9092'"),
+            start_period=90,
+            stop_grace_seconds=60,
         ),
         Service(
             name="redis",
@@ -230,8 +242,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
             networks=(NETWORK,),
             volumes={"huleedu_redis_data": "/data"},
             command=("redis-server", "--appendonly", "yes"),
-            healthcheck=("redis-cli ping | grep -q PONG",),
-            health_path=None,
+            healthcheck=ShellProbe("redis-cli ping | grep -q PONG"),
+            stop_grace_seconds=30,
         ),
     ]
     return App(

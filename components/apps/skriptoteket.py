@@ -11,16 +11,19 @@ from components.model.app import (
     AppSpec,
     Build,
     DatabaseUrl,
+    HttpProbe,
     Route,
     Service,
-    http_probe,
+    Step,
 )
 from components.model.host import Job
 from components.model.site import Site
 from components.model.values import Model, Schedule
 
 CONTAINER = "skriptoteket-web"
-RUNNER_IMAGE = "skriptoteket-runner:hemma"
+RUNNER = Build(repository="skriptoteket-runner", dockerfile="Dockerfile.runner")
+"""Started by skriptoteket-web for each tool run, by its stable tag: a new runner is
+used from the next run on, without restarting the web container."""
 
 
 class Settings(Model):
@@ -36,10 +39,8 @@ def cleanup_jobs(settings: Settings, site: Site) -> tuple[Job, ...]:
     """The runbooks' three cleanup timers: the CLI run inside skriptoteket-web."""
     if not settings.enabled:
         return ()
-    cli = (
-        f"{site.docker_path} exec -e PYTHONPATH=/app/src {CONTAINER} "
-        "pdm run python -m skriptoteket.cli"
-    )
+    docker_exec = (site.docker_path, "exec", "-e", "PYTHONPATH=/app/src", CONTAINER)
+    cli = (*docker_exec, "pdm", "run", "python", "-m", "skriptoteket.cli")
     jobs = [
         ("sandbox-snapshots", "sandbox snapshot", settings.sandbox_snapshots_schedule),
         ("login-events", "login events", settings.login_events_schedule),
@@ -50,7 +51,7 @@ def cleanup_jobs(settings: Settings, site: Site) -> tuple[Job, ...]:
             name=f"skriptoteket-{slug}-cleanup",
             description=f"Skriptoteket {what} cleanup",
             what=f"{what} cleanup",
-            exec_start=(f"{cli} cleanup-{slug}",),
+            exec_start=((*cli, f"cleanup-{slug}"),),
             schedule=schedule,
             requires=(site.docker_service,),
         )
@@ -69,7 +70,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
             Service(
                 name="web",
                 container=CONTAINER,
-                image=Build(tag="skriptoteket-web:hemma"),
+                image=Build(repository="skriptoteket-web"),
                 port=8000,
                 networks=(SHARED_NETWORK,),
                 route=Route("skriptoteket", 8000),
@@ -79,22 +80,27 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                     # nginx-proxy sends X-Forwarded-Proto; uvicorn (proxy headers on by
                     # default) trusts it only from the addresses in FORWARDED_ALLOW_IPS.
                     # Without it, redirects go to http:// (the runbooks' 307 problem).
-                    "FORWARDED_ALLOW_IPS": "*",
+                    # Not "*": with it uvicorn takes the leftmost X-Forwarded-For entry,
+                    # which the client writes; with the proxy's network it takes the
+                    # rightmost untrusted one, which nginx-proxy appends
+                    # (uvicorn/middleware/proxy_headers.py, get_trusted_client_host).
+                    "FORWARDED_ALLOW_IPS": site.proxy_network,
                     "LLM_COMPLETIONS_URL": f"{gpu}:{site.llama_port}",
                     "TABBY_URL": f"{gpu}:{site.tabby_port}",
-                    "RUNNER_IMAGE": RUNNER_IMAGE,
+                    "RUNNER_IMAGE": RUNNER.stable_tag,
                     "RUNNER_NETWORK": HULEEDU_NETWORK,
                 },
                 secret_env={
                     "DATABASE_URL": DatabaseUrl("skriptoteket", scheme="postgresql+asyncpg")
                 },
                 volumes={"skriptoteket-artifacts": "/app/.artifacts"},
-                healthcheck=http_probe(8000),
+                healthcheck=HttpProbe(8000),
+                stop_grace_seconds=30,
                 metrics_path="/metrics",
                 host_gateway=True,
                 docker_socket="read-write",
-                migration="pdm run db-upgrade",
-                extra_images=(Build(tag=RUNNER_IMAGE, dockerfile="Dockerfile.runner"),),
+                after_start=(Step("migrate", ("pdm", "run", "db-upgrade")),),
+                extra_images=(RUNNER,),
             ),
         ),
     )

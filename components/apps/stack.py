@@ -4,15 +4,17 @@ Every service comes out the same way: its image pulled or built, a container
 with a fixed name that is replaced delete-first, on its networks with its
 service name as alias, routed through nginx-proxy when it has a route (on
 hule-network, with ``VIRTUAL_HOST`` = ``LETSENCRYPT_HOST``), ports published on
-127.0.0.1 only, a health check, a restart policy and rotated logs. Secret env
-values are secret Outputs from generation to the container. A service with a
-migration gets a command that runs it inside the new container once it is up,
-and again whenever the container's image changes.
+127.0.0.1 only, a health check, a restart policy, rotated logs and a stop grace
+period. Secret env values are secret Outputs from generation to the container.
+A service's steps (a migration) run inside its new container before it must be
+healthy, one after the other across the app.
+
+A retired app (switched off, its data kept) declares its volumes and secrets
+only: no containers, so nothing runs, and nothing protected is deleted.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,12 +23,12 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components.foundation.adoption import adopt
+from components.foundation.builds import build_command, image_tag, remove_command
+from components.foundation.commands import as_command, exec_step
 from components.foundation.containers import (
-    LOG_DRIVER,
-    LOG_OPTS,
-    RESTART_POLICY,
-    container_options,
-    healthcheck,
+    ContainerDefaults,
+    Health,
+    container,
     image,
     localhost_port,
     protected_volume,
@@ -35,7 +37,6 @@ from components.foundation.secrets import generated_password, secret_value
 from components.model.app import (
     HOST_GATEWAY,
     App,
-    Build,
     DatabasePassword,
     DatabaseUrl,
     Generated,
@@ -54,11 +55,14 @@ def route_env(service: Service, hostnames: Mapping[str, str]) -> dict[str, str]:
     if service.route is None:
         return {}
     host = hostnames[service.route.id]
-    return {
+    env = {
         "VIRTUAL_HOST": host,
         "VIRTUAL_PORT": str(service.route.port),
         "LETSENCRYPT_HOST": host,
     }
+    if service.route.path != "/":
+        env["VIRTUAL_PATH"] = service.route.path
+    return env
 
 
 @dataclass(frozen=True)
@@ -81,30 +85,37 @@ class AppStackArgs:
     networks: Mapping[str, docker.Network]
     """Docker name -> network, for every network the app's services join."""
     connection: command.remote.ConnectionArgs
-    """SSH to Hemma, for the migrations."""
+    """SSH to Hemma, for the steps."""
     docker_path: str
-    """The docker CLI on Hemma, for the migrations."""
+    """The docker CLI on Hemma, for the steps."""
+    docker_host: str
+    """Hemma's daemon as ``docker --host`` reaches it, for the builds."""
     hostnames: Mapping[str, str]
     """Route id -> public hostname."""
     database: DatabaseLogin | None = None
     source: str | None = None
     """The app's source checkout on the operator's machine, for images it builds."""
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """Repository -> digest of what its image is built from (``source_digest``)."""
     operator_secrets: Mapping[str, str | None] = field(default_factory=dict)
     """Operator-held secrets by config key."""
     image_overrides: Mapping[str, str] = field(default_factory=dict)
-    extra_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    extra_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
+    defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     import_ids: Mapping[str, str] = field(default_factory=dict)
+    retired: bool = False
+    """Declare the app's volumes and secrets only."""
 
 
 class AppStack(pulumi.ComponentResource):
-    """The containers, volumes, images, secrets and migrations of one app."""
+    """The containers, volumes, images, secrets and steps of one app."""
 
     containers: dict[str, docker.Container]
     """By container name."""
     generated: dict[str, pulumi.Output[str]]
     """The app's generated secrets by name (secret Outputs)."""
-    migrations: dict[str, command.remote.Command]
-    """By container name: the command that migrates its database after a deploy."""
+    steps: dict[str, command.remote.Command]
+    """By ``container/step``: the commands run inside new containers (migrations)."""
 
     def __init__(
         self, name: str, args: AppStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -127,39 +138,37 @@ class AppStack(pulumi.ComponentResource):
             for volume in volume_names
         }
         self.containers = {}
-        self.migrations = {}
-        for service in app.services:
-            self._declare(service, args.networks, args.connection)
+        self.steps = {}
+        self._last_step: pulumi.Resource | None = None
+        if not args.retired:
+            for service in app.services:
+                self._declare(service)
         self.register_outputs({"containers": list(self.containers)})
 
     # --- images and secrets -------------------------------------------------------
 
-    def _image(
-        self, resource_name: str, spec: Image
-    ) -> tuple[pulumi.CustomResource, pulumi.Output[str]]:
-        """The image resource and the reference a container runs: a new image, a new ID."""
+    def _image(self, resource_name: str, spec: Image) -> tuple[pulumi.Resource, pulumi.Input[str]]:
+        """The image resource and the reference a container runs: a new image, a new one."""
         if isinstance(spec, Pull):
             pulled = image(resource_name, spec.ref, self)
             return pulled, pulled.image_id
-        assert isinstance(spec, Build)
         source = self._args.source
         if source is None:
             raise ValueError(f"{self._app.name} builds images but has no source checkout")
-        built = docker.Image(
+        digest = self._args.digests[spec.repository]
+        tag = image_tag(spec, digest)
+        host = self._args.docker_host
+        built = command.local.Command(
             resource_name,
-            image_name=spec.tag,
-            skip_push=True,
-            build=docker.DockerBuildArgs(
-                context=os.path.join(source, spec.context),
-                dockerfile=os.path.join(source, spec.dockerfile),
-                args=dict(spec.args),
-                platform="linux/amd64",
-            ),
+            create=build_command(host, source, spec, tag),
+            delete=remove_command(host, tag),
+            triggers=[digest],
+            add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return built, built.repo_digest
+        return built, tag
 
-    def _service_image(self, service: Service) -> tuple[pulumi.CustomResource, pulumi.Output[str]]:
+    def _service_image(self, service: Service) -> tuple[pulumi.Resource, pulumi.Input[str]]:
         override = self._args.image_overrides.get(service.container)
         spec: Image = Pull(override) if override else service.image
         return self._image(f"{self._name}-{service.name}-image", spec)
@@ -187,31 +196,17 @@ class AppStack(pulumi.ComponentResource):
         )
 
     def _envs(self, service: Service) -> list[pulumi.Input[str]]:
-        clear = {
-            **service.env,
-            **route_env(service, self._args.hostnames),
-            **self._args.extra_env.get(service.container, {}),
-        }
+        clear = {**service.env, **route_env(service, self._args.hostnames)}
         envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(clear.items())]
+        for key, value in sorted(self._args.extra_env.get(service.container, {}).items()):
+            envs.append(pulumi.Output.concat(key, "=", value))
         for key, source in sorted(service.secret_env.items()):
             envs.append(pulumi.Output.secret(pulumi.Output.concat(key, "=", self._secret(source))))
         return envs
 
     # --- the container --------------------------------------------------------------------
 
-    def _declare(
-        self,
-        service: Service,
-        networks: Mapping[str, docker.Network],
-        connection: command.remote.ConnectionArgs,
-    ) -> None:
-        name = f"{self._name}-{service.name}"
-        # Images the service starts itself (Skriptoteket's runner) must be on Hemma first.
-        extra_images = [
-            self._image(f"{name}-extra-image-{index}", spec)[0]
-            for index, spec in enumerate(service.extra_images)
-        ]
-        _, image_ref = self._service_image(service)
+    def _volumes_of(self, service: Service) -> list[docker.ContainerVolumeArgs]:
         volumes = [
             docker.ContainerVolumeArgs(volume_name=self._volumes[v].name, container_path=path)
             for v, path in sorted(service.volumes.items())
@@ -224,21 +219,36 @@ class AppStack(pulumi.ComponentResource):
                     read_only=service.docker_socket == "read-only",
                 )
             )
-        container = docker.Container(
+        return volumes
+
+    def _declare(self, service: Service) -> None:
+        name = f"{self._name}-{service.name}"
+        # Images the service starts itself (Skriptoteket's runner) must be on Hemma first.
+        extra_images = [
+            self._image(f"{name}-extra-image-{index}", spec)[0]
+            for index, spec in enumerate(service.extra_images)
+        ]
+        built, image_ref = self._service_image(service)
+        assert service.healthcheck is not None, f"{service.container} has no health check"
+        needs = [built, *extra_images, *([self._database.resource] if self._database else [])]
+        created = container(
             name,
-            name=service.container,
+            parent=self,
+            docker_name=service.container,
             image=image_ref,
-            restart=RESTART_POLICY,
+            health=Health(service.healthcheck.shell(), start_period=service.start_period),
+            stop_grace_seconds=service.stop_grace_seconds,
+            defaults=self._args.defaults,
+            depends_on=needs,
             envs=self._envs(service),
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(
-                    name=networks[network].name, aliases=[service.name]
+                    name=self._args.networks[network].name, aliases=[service.name]
                 )
                 for network in service.networks
             ],
             ports=[localhost_port(p.port, p.host_port) for p in service.localhost_ports],
-            volumes=volumes,
-            healthcheck=healthcheck(["CMD-SHELL", *service.healthcheck], start_period="60s"),
+            volumes=self._volumes_of(service),
             hosts=(
                 [docker.ContainerHostArgs(host=HOST_GATEWAY, ip="host-gateway")]
                 if service.host_gateway
@@ -254,26 +264,35 @@ class AppStack(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=path, content=content)
                 for path, content in sorted(service.uploads.items())
             ],
-            wait=True,
+            # A service with steps must not wait for healthy before they run: its
+            # last step waits instead.
+            wait=not service.after_start,
             wait_timeout=300,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            opts=container_options(
-                self,
-                depends_on=[*extra_images, *([self._database.resource] if self._database else [])],
-            ),
         )
-        self.containers[service.container] = container
-        if service.migration:
-            self.migrations[service.container] = command.remote.Command(
-                f"{name}-migrate",
-                connection=connection,
-                create=f"{self._args.docker_path} exec {service.container} {service.migration}",
-                triggers=[image_ref],
-                add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[container],
-                    additional_secret_outputs=["stdout", "stderr"],
-                ),
+        self.containers[service.container] = created
+        for index, step in enumerate(service.after_start):
+            last = index == len(service.after_start) - 1
+            script = exec_step(
+                self._args.docker_path,
+                service.container,
+                step.command,
+                reads_stdin=step.stdin is not None,
+                wait_healthy=last,
+            )
+            rerun: pulumi.Input[str] = image_ref if step.rerun == "image" else created.id
+            self._last_step = self.steps[f"{service.container}/{step.name}"] = (
+                command.remote.Command(
+                    f"{name}-{step.name}",
+                    connection=self._args.connection,
+                    create=as_command(script),
+                    stdin=self._secret(step.stdin) if step.stdin else None,
+                    triggers=[rerun],
+                    add_previous_output_in_env=False,
+                    logging=command.remote.Logging.STDOUT_AND_STDERR,
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=[created, *([self._last_step] if self._last_step else [])],
+                        additional_secret_outputs=["stdout", "stderr"],
+                    ),
+                )
             )

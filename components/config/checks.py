@@ -19,7 +19,8 @@ def check_site(config: StackConfig) -> list[str]:
     catalog = config.apps()
     problems: list[str] = check_catalog(catalog)
     route_ids = [route.id for app in catalog for route in app.routes]
-    known_routes = [route.id for app in config.apps(everything=True) for route in app.routes]
+    every_app = config.apps(everything=True)
+    known_routes = sorted({r.id for app in every_app for r in app.routes})
 
     for route_id in route_ids:
         if route_id not in config.hostnames:
@@ -103,10 +104,13 @@ def check_site(config: StackConfig) -> list[str]:
                 f"{NAMESPACE}:appSources.{app.name}: is required (the path of the app's "
                 "source checkout, to build its images from)"
             )
-    enabled_apps = {app.name for app in catalog}
+    known_apps = {app.name for app in every_app}
     for app_name in config.app_sources:
-        if app_name not in enabled_apps:
-            problems.append(f"{NAMESPACE}:appSources.{app_name}: no enabled app of that name")
+        if app_name not in known_apps:
+            problems.append(
+                f"{NAMESPACE}:appSources.{app_name}: no app of that name "
+                f"(known: {', '.join(sorted(known_apps))})"
+            )
     for key, what in (("imageOverrides", config.image_overrides), ("extraEnv", config.extra_env)):
         for container in what:
             if container not in containers:

@@ -9,32 +9,37 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, create_model, model_validator
 
 from components.apps import APPS
+from components.foundation.containers import DEFAULT_LOG_OPTS
 from components.model.app import App, AppSpec
 from components.model.site import Site
 from components.model.values import (
     AbsoluteOrRelativePath,
     AbsolutePath,
-    Argument,
-    BindAddress,
     BodySize,
+    BridgeAddress,
     Days,
     DockerHost,
     DockerName,
     Email,
+    EnvName,
     EnvValue,
     HostKey,
     Hostname,
     HtpasswdUser,
     Image,
+    LogOptValue,
+    LoopbackAddress,
     Model,
     Port,
+    PrivateNetwork,
     Schedule,
     Secret,
     SshUser,
     UnitName,
+    UnitWord,
 )
 
 NAMESPACE = "hemma"
@@ -46,6 +51,8 @@ POSTGRES_PORT = 5432
 """shared-postgres's port inside hule-network (the image's own)."""
 
 S = TypeVar("S", bound=Model)
+LISTEN_FLAGS = frozenset({"--host", "--port", "-H", "-p"})
+"""Flags a GPU server's args may not carry: where it listens is the program's."""
 
 
 class ProxyConfig(Model):
@@ -57,6 +64,9 @@ class ProxyConfig(Model):
     companion_image: Image = "nginxproxy/acme-companion:2.4"
     default_max_body_size: BodySize = "10m"
     basic_auth_user: HtpasswdUser = "admin"
+    trusted_network: PrivateNetwork = "172.16.0.0/12"
+    """Where nginx-proxy's requests come from (Docker's bridge networks): apps trust
+    X-Forwarded-* only from there, so a client cannot set its own address."""
     certs_volume: DockerName = "nginx-proxy-certs"
     html_volume: DockerName = "nginx-proxy-html"
     acme_volume: DockerName = "acme-companion-acme"
@@ -84,32 +94,51 @@ class SmartLogsConfig(Model):
 
 
 class GpuServerConfig(Model):
-    executable: AbsolutePath
-    model: Argument
+    """One GPU model server on the host.
+
+    The running hand-made unit is left alone until ``manage`` is set with its real
+    command line, environment and working directory, copied from
+    ``systemctl cat llama-server-rocm.service tabby.service``.
+    """
+
+    manage: bool = False
+    """Install and keep this server's unit; until then only its port is used."""
     port: Port
-    args: list[Argument] = Field(default_factory=list)
+    executable: AbsolutePath | None = None
+    args: list[UnitWord] = Field(default_factory=list)
+    """Arguments after the executable; ``--host`` and ``--port`` are the program's."""
+    environment: dict[EnvName, UnitWord] = Field(default_factory=dict)
+    """``Environment=`` of the unit, such as the ROCm variables."""
+    working_directory: AbsolutePath | None = None
+    user: SshUser | None = None
+    """Runs the server; the SSH user when unset."""
+
+    @model_validator(mode="after")
+    def _managed_needs_a_command(self) -> GpuServerConfig:
+        if self.manage and self.executable is None:
+            raise ValueError("a managed server needs its executable (from the running unit)")
+        for arg in self.args:
+            flag = arg.split("=", 1)[0]
+            if flag in LISTEN_FLAGS:
+                raise ValueError(
+                    f"args may not set {flag}: the server listens where gpu.bindAddress says"
+                )
+        return self
 
 
 class GpuConfig(Model):
     """The host GPU model servers (``hemma:gpu``); off on a machine without a GPU."""
 
     enabled: bool = True
-    bind_address: BindAddress = "172.17.0.1"
-    """docker0's address: what host.docker.internal resolves to in the containers."""
-    user: SshUser | None = None
-    """Runs the servers; the SSH user when unset."""
-    llama: GpuServerConfig = GpuServerConfig(
-        executable="/opt/llama.cpp/build/bin/llama-server",
-        model="/srv/models/Qwen3-Coder-30B-A3B-Instruct-Q4_K_M.gguf",
-        port=8082,
-        args=["--n-gpu-layers", "999", "--ctx-size", "32768"],
-    )
-    tabby: GpuServerConfig = GpuServerConfig(
-        executable="/usr/local/bin/tabby",
-        model="Qwen2.5-Coder-1.5B",
-        port=8083,
-        args=["--device", "rocm"],
-    )
+    """Containers call the servers (host.docker.internal) and tunnels reach them."""
+    bind_address: LoopbackAddress = "127.0.0.1"
+    """Where a managed server listens: loopback, so the runbooks' ``curl localhost:8082``
+    checks and the SSH tunnels keep working."""
+    relay_address: BridgeAddress | None = "172.17.0.1"
+    """docker0's address, where host.docker.internal points in the containers: a
+    socket-activated relay there forwards to the loopback-bound server."""
+    llama: GpuServerConfig = GpuServerConfig(port=8082)
+    tabby: GpuServerConfig = GpuServerConfig(port=8083)
 
 
 class BackupsConfig(Model):
@@ -149,6 +178,8 @@ class _StackConfig(Model):
     """Container -> image reference to run instead of its catalog image (pin, roll back)."""
     extra_env: dict[str, dict[str, EnvValue]] = Field(default_factory=dict)
     """Container -> extra clear env (tuning without a code change)."""
+    log_opts: dict[str, LogOptValue] = Field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
+    """json-file log options of every container; must include the daemon's own defaults."""
     smtp_password: Secret | None = None
     anthropic_api_key: Secret | None = None
     openai_api_key: Secret | None = None
@@ -175,6 +206,7 @@ class _StackConfig(Model):
             docker_path=self.docker_path,
             docker_service=self.docker_service,
             proxy_container=self.proxy.container_name,
+            proxy_network=self.proxy.trusted_network,
             llama_port=self.gpu.llama.port,
             tabby_port=self.gpu.tabby.port,
         )
@@ -188,6 +220,15 @@ class _StackConfig(Model):
             if everything or spec.enabled(settings):
                 declared.append(spec.declare(settings, site, tuple(declared)))
         return tuple(declared)
+
+    def retired_apps(self) -> tuple[App, ...]:
+        """Apps switched off whose data stays declared (their volumes, role, databases)."""
+        site = self.site()
+        return tuple(
+            spec.declare(settings, site, ())
+            for spec in APPS
+            if not spec.enabled(settings := self.settings(spec)) and spec.retained(settings)
+        )
 
 
 def _app_settings() -> dict[str, Any]:

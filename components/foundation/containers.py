@@ -1,25 +1,120 @@
-"""What every container on Hemma gets, whichever component declares it."""
+"""What every container on Hemma gets, whichever component declares it.
+
+Every input is written in the form terraform-provider-docker reads back
+(kreuzwerker v4.5.0 resource_docker_container_funcs.go, read at lines
+949-978): a health-check duration is stored as Go's ``Duration.String()``,
+so ``60s`` would come back as ``1m0s`` and differ on every preview. A changed
+health check is not applied by the provider's Update (same file, update
+func), so its digest is also a label: labels force a replacement, and the new
+check reaches the container.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
 RESTART_POLICY = "unless-stopped"
 LOG_DRIVER = "json-file"
-LOG_OPTS = {"max-size": "10m", "max-file": "5"}
+DEFAULT_LOG_OPTS = {"max-size": "10m", "max-file": "5"}
 LOCALHOST = "127.0.0.1"
+HEALTHCHECK_LABEL = "education.hule.hemma.healthcheck"
+"""A digest of the container's health check: a change replaces the container."""
 
 
-def container_options(
-    parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()
-) -> pulumi.ResourceOptions:
-    """Containers have fixed names and often fixed host ports, so the old one must go
-    before its replacement starts, or Docker answers "name in use"."""
-    return pulumi.ResourceOptions(
-        parent=parent, delete_before_replace=True, depends_on=list(depends_on)
+def go_duration(seconds: int) -> str:
+    """``seconds`` as Go's ``time.Duration.String()`` prints it: 15s, 1m0s, 1h0m0s."""
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+@dataclass(frozen=True)
+class Health:
+    """A ``CMD-SHELL`` health check and its timing, in seconds."""
+
+    command: str
+    start_period: int = 30
+    interval: int = 15
+    timeout: int = 5
+    retries: int = 5
+
+    def args(self) -> docker.ContainerHealthcheckArgs:
+        return docker.ContainerHealthcheckArgs(
+            tests=["CMD-SHELL", self.command],
+            interval=go_duration(self.interval),
+            timeout=go_duration(self.timeout),
+            retries=self.retries,
+            start_period=go_duration(self.start_period),
+        )
+
+    def digest(self) -> str:
+        encoded = json.dumps(
+            [self.command, self.interval, self.timeout, self.retries, self.start_period]
+        )
+        return hashlib.sha256(encoded.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ContainerDefaults:
+    """What the stack config sets for every container."""
+
+    log_opts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
+    """json-file options; must hold every key the daemon's own ``log-opts`` sets, which
+    it merges into each container's options (moby daemon/logs.go:199-205)."""
+
+
+def container(
+    resource_name: str,
+    *,
+    parent: pulumi.Resource,
+    docker_name: str,
+    image: pulumi.Input[str],
+    health: Health,
+    stop_grace_seconds: int,
+    defaults: ContainerDefaults,
+    labels: Mapping[str, str] | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+    **args: Any,
+) -> docker.Container:
+    """A container with a fixed name, a health check, a restart policy, rotated logs and
+    a stop grace period.
+
+    The old container goes before its replacement starts, or Docker answers "name in
+    use". Without ``destroy_grace_seconds`` the provider stops a container with
+    timeout 0 (kreuzwerker resource_docker_container_funcs.go:1087-1093), so the
+    stop signal is followed at once by SIGKILL.
+    """
+    all_labels = {**(labels or {}), HEALTHCHECK_LABEL: health.digest()}
+    return docker.Container(
+        resource_name,
+        name=docker_name,
+        image=image,
+        restart=RESTART_POLICY,
+        healthcheck=health.args(),
+        labels=[
+            docker.ContainerLabelArgs(label=key, value=value)
+            for key, value in sorted(all_labels.items())
+        ],
+        destroy_grace_seconds=stop_grace_seconds,
+        log_driver=LOG_DRIVER,
+        log_opts=dict(defaults.log_opts),
+        opts=pulumi.ResourceOptions(
+            parent=parent, delete_before_replace=True, depends_on=list(depends_on)
+        ),
+        **args,
     )
 
 
@@ -47,12 +142,6 @@ def image(name: str, reference: str, parent: pulumi.Resource) -> docker.RemoteIm
     """A pulled image; containers use its ID, so a new image replaces them."""
     return docker.RemoteImage(
         name, name=reference, keep_locally=True, opts=pulumi.ResourceOptions(parent=parent)
-    )
-
-
-def healthcheck(test: list[str], start_period: str = "30s") -> docker.ContainerHealthcheckArgs:
-    return docker.ContainerHealthcheckArgs(
-        tests=test, interval="15s", timeout="5s", retries=5, start_period=start_period
     )
 
 

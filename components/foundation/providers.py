@@ -11,6 +11,8 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
+DIAL_ERROR_LIMIT = 3
+
 
 def docker_provider(host: str) -> docker.Provider:
     """Docker on Hemma over SSH: the local ssh client runs ``docker system dial-stdio``.
@@ -24,11 +26,19 @@ def docker_provider(host: str) -> docker.Provider:
 def ssh_connection(
     host: str, port: int, user: str, private_key: str, host_key: str
 ) -> command.remote.ConnectionArgs:
-    """How host units reach Hemma: key auth with the host key pinned."""
+    """How host units reach Hemma: key auth with the host key pinned.
+
+    pulumi-command retries a failed dial 10 times by default, an authentication
+    failure included (provider/pkg/provider/remote/connection.go); on Hemma,
+    fail2ban's recidive jail bans for good after three bans, so a bad key gets
+    few tries.
+    """
     return command.remote.ConnectionArgs(
         host=host,
         port=port,
         user=user,
         private_key=pulumi.Output.secret(private_key),
         host_key=host_key,
+        dial_error_limit=DIAL_ERROR_LIMIT,
+        per_dial_timeout=30,
     )

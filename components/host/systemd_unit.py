@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components.host.unit_files import UnitGroup, as_command, install_script, remove_script
+from components.foundation.commands import as_command
+from components.host.unit_files import UnitGroup, install_script, remove_script
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ that the tests can run them in a sandbox.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from components.model.host import Daemon, HostFile, Job
+from components.model.host import Daemon, HostFile, Job, Relay
 
 UNIT_DIR = "/etc/systemd/system"
 _EOF = "HEMMA_FILE_EOF"
@@ -42,8 +43,35 @@ class UnitGroup:
         return tuple(f.path.rsplit("/", 1)[-1] for f in self.files if f.path.startswith(UNIT_DIR))
 
 
+_EXEC_WORD = re.compile(r"[A-Za-z0-9._:/=,+@*()-]+")
+"""Words systemd passes through as they are: no quote, backslash, ``%`` specifier,
+``$`` variable or space for its Exec parser to act on."""
+
+
+def exec_line(words: Sequence[str]) -> str:
+    """An ``Exec*=`` value whose words reach the process exactly as given.
+
+    The executable is an absolute path, so no ``+``, ``!``, ``-``, ``@`` or ``:``
+    prefix can change how (or with which privileges) systemd runs it.
+    """
+    if not words or not words[0].startswith("/"):
+        raise ValueError(f"an Exec line starts with an absolute path: {list(words)!r}")
+    for word in words:
+        if not _EXEC_WORD.fullmatch(word):
+            raise ValueError(f"{word!r} is not a plain word for a unit's Exec line")
+    return " ".join(words)
+
+
 def unit(sections: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> str:
-    """Render an INI-style unit file; a key may repeat (ExecStart of a oneshot)."""
+    """Render an INI-style unit file; a key may repeat (ExecStart of a oneshot).
+
+    systemd ends a line at LF, CR and NUL and expands ``%`` everywhere, so no value
+    may hold one: a value can add no directive and name no other file.
+    """
+    for _, entries in sections:
+        for key, value in entries:
+            if any(c in key + value for c in "\n\r\0%") or not key.isalnum():
+                raise ValueError(f"{key}={value!r} cannot be written into a unit file")
     blocks = []
     for section, entries in sections:
         lines = [f"[{section}]", *(f"{key}={value}" for key, value in entries)]
@@ -60,10 +88,11 @@ def job_group(job: Job) -> UnitGroup:
     service_unit = [("Description", job.description)]
     service_unit += [("Requires", r) for r in job.requires]
     service_unit += [("After", r) for r in job.requires]
+    execs = [("ExecStart", exec_line(command)) for command in job.exec_start]
     service = unit(
         [
             ("Unit", service_unit),
-            ("Service", [("Type", "oneshot"), *(("ExecStart", c) for c in job.exec_start)]),
+            ("Service", [("Type", "oneshot"), *execs]),
         ]
     )
     timer = unit(
@@ -96,8 +125,11 @@ def daemon_group(daemon: Daemon) -> UnitGroup:
     service_entries = [("Type", "simple"), ("User", daemon.user)]
     if daemon.groups:
         service_entries.append(("SupplementaryGroups", " ".join(daemon.groups)))
+    service_entries += [("Environment", f"{key}={value}") for key, value in daemon.environment]
+    if daemon.working_directory:
+        service_entries.append(("WorkingDirectory", daemon.working_directory))
     service_entries += [
-        ("ExecStart", daemon.exec_start),
+        ("ExecStart", exec_line(daemon.exec_start)),
         ("Restart", "on-failure"),
         ("RestartSec", "5"),
     ]
@@ -113,6 +145,43 @@ def daemon_group(daemon: Daemon) -> UnitGroup:
         files=(HostFile(f"{UNIT_DIR}/{daemon.name}.service", service),),
         start=(f"{daemon.name}.service",),
         description=daemon.description,
+    )
+
+
+SOCKET_PROXY = "/usr/lib/systemd/systemd-socket-proxyd"
+
+
+def relay_group(relay: Relay) -> UnitGroup:
+    """A socket on ``listen`` and the proxy it starts, forwarding to ``target``."""
+    socket = unit(
+        [
+            ("Unit", [("Description", relay.description)]),
+            ("Socket", [("ListenStream", relay.listen), ("FreeBind", "yes")]),
+            ("Install", [("WantedBy", "sockets.target")]),
+        ]
+    )
+    service = unit(
+        [
+            (
+                "Unit",
+                [
+                    ("Description", f"{relay.description}: the forwarder"),
+                    ("Requires", f"{relay.name}.socket"),
+                    ("After", f"{relay.name}.socket"),
+                ],
+            ),
+            ("Service", [("ExecStart", exec_line((SOCKET_PROXY, relay.target)))]),
+        ]
+    )
+    return UnitGroup(
+        name=relay.name,
+        files=(
+            HostFile(f"{UNIT_DIR}/{relay.name}.socket", socket),
+            HostFile(f"{UNIT_DIR}/{relay.name}.service", service),
+        ),
+        start=(f"{relay.name}.socket",),
+        stop=(f"{relay.name}.service",),
+        description=relay.description,
     )
 
 
@@ -174,9 +243,3 @@ def remove_script(group: UnitGroup) -> str:
         f"{removals}\n"
         "sudo -n systemctl daemon-reload\n"
     )
-
-
-def as_command(script: str) -> str:
-    """The remote command line: bash runs the script whatever the login shell is,
-    and the command's stdin stays free for a secret file."""
-    return f"bash -c {shlex.quote(script)}"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from components.config.stack import GpuServerConfig, StackConfig
-from components.host.unit_files import UnitGroup, daemon_group, job_group
+from components.config.stack import StackConfig
+from components.host.unit_files import UnitGroup, daemon_group, job_group, relay_group
 from components.model.app import App
-from components.model.host import Daemon, Job
+from components.model.host import Daemon, Job, Relay
 
 GPU_GROUPS = ("render", "video")
 
@@ -24,38 +24,56 @@ def smart_logs_cleanup(config: StackConfig) -> Job:
         description=f"Remove incident and SMART logs older than {logs.keep_days} days",
         what="incident and SMART log cleanup",
         exec_start=(
-            f"/usr/bin/find {logs.directory} -type f ( -name incident-*.log -o "
-            f"-path {logs.directory}/smart/* ) -mtime +{logs.keep_days} -delete",
+            (
+                *("/usr/bin/find", logs.directory, "-type", "f"),
+                *("(", "-name", "incident-*.log", "-o", "-path", f"{logs.directory}/smart/*", ")"),
+                *("-mtime", f"+{logs.keep_days}", "-delete"),
+            ),
         ),
         schedule=logs.schedule,
     )
 
 
-def _gpu_command(server: GpuServerConfig, *head: str, bind: str) -> str:
-    listen = ["--host", bind, "--port", str(server.port)]
-    return " ".join([server.executable, *head, "--model", server.model, *listen, *server.args])
-
-
 def gpu_servers(config: StackConfig) -> list[Daemon]:
+    """The servers the operator has handed over (``manage``), listening on loopback."""
     gpu = config.gpu
-    user = gpu.user or config.ssh_user
+    daemons = []
+    for name, what, server in (
+        ("llama-server-rocm", "llama.cpp server (ROCm)", gpu.llama),
+        ("tabby", "Tabby code completion", gpu.tabby),
+    ):
+        if not server.manage or server.executable is None:
+            continue
+        listen = ("--host", gpu.bind_address, "--port", str(server.port))
+        daemons.append(
+            Daemon(
+                name=name,
+                description=f"{what} on {gpu.bind_address}:{server.port}",
+                exec_start=(server.executable, *server.args, *listen),
+                user=server.user or config.ssh_user,
+                after=(config.docker_service,),
+                groups=GPU_GROUPS,
+                environment=tuple(sorted(server.environment.items())),
+                working_directory=server.working_directory,
+            )
+        )
+    return daemons
+
+
+def gpu_relays(config: StackConfig) -> list[Relay]:
+    """docker0 -> loopback for each managed server, so the containers reach it."""
+    gpu = config.gpu
+    if gpu.relay_address is None:
+        return []
     return [
-        Daemon(
-            name="llama-server-rocm",
-            description=f"llama.cpp server (ROCm) on port {gpu.llama.port}",
-            exec_start=_gpu_command(gpu.llama, bind=gpu.bind_address),
-            user=user,
-            after=(config.docker_service,),
-            groups=GPU_GROUPS,
-        ),
-        Daemon(
-            name="tabby",
-            description=f"Tabby code completion on port {gpu.tabby.port}",
-            exec_start=_gpu_command(gpu.tabby, "serve", bind=gpu.bind_address),
-            user=user,
-            after=(config.docker_service,),
-            groups=GPU_GROUPS,
-        ),
+        Relay(
+            name=f"hemma-relay-{name}",
+            description=f"{name} for the containers: {gpu.relay_address}:{server.port}",
+            listen=f"{gpu.relay_address}:{server.port}",
+            target=f"{gpu.bind_address}:{server.port}",
+        )
+        for name, server in (("llama", gpu.llama), ("tabby", gpu.tabby))
+        if server.manage
     ]
 
 
@@ -67,5 +85,8 @@ def host_unit_groups(
     if config.smart_logs.enabled:
         jobs.append(smart_logs_cleanup(config))
     jobs += platform_jobs
-    daemons = gpu_servers(config) if config.gpu.enabled else []
-    return [job_group(job) for job in jobs] + [daemon_group(daemon) for daemon in daemons]
+    groups = [job_group(job) for job in jobs]
+    if config.gpu.enabled:
+        groups += [daemon_group(daemon) for daemon in gpu_servers(config)]
+        groups += [relay_group(relay) for relay in gpu_relays(config)]
+    return groups

@@ -11,6 +11,7 @@ restartable by construction.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -23,6 +24,8 @@ SHARED_NETWORK = "hule-network"
 """The network nginx-proxy, shared-postgres and every routed container share."""
 HOST_GATEWAY = "host.docker.internal"
 """What containers call the host by (the GPU servers listen there)."""
+STABLE_TAG = "hemma"
+"""The tag every image built from source also gets: the current build of it."""
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,20 @@ class Pull:
 
 @dataclass(frozen=True)
 class Build:
-    """An image built from the app's source checkout (``hemma:appSources.<app>``)."""
+    """An image built from the app's source checkout (``hemma:appSources.<app>``).
 
-    tag: str
+    It is tagged twice: ``REPOSITORY:<digest of what it is built from>``, which the
+    container runs, and ``REPOSITORY:hemma``, the current one by a stable name.
+    """
+
+    repository: str
     dockerfile: str = "Dockerfile"
     context: str = "."
     args: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def stable_tag(self) -> str:
+        return f"{self.repository}:{STABLE_TAG}"
 
 
 Image = Pull | Build
@@ -55,6 +66,14 @@ class Route:
     basic_auth: bool = False
     max_body_size: str | None = None
     health_path: str = "/healthz"
+    """The public health URL's path on the host."""
+    path: str = "/"
+    """``VIRTUAL_PATH``: a route that serves only this path of its host."""
+
+    @property
+    def address(self) -> str:
+        """How the routing table names the route: its host id, and its path if not /."""
+        return self.id if self.path == "/" else f"{self.id}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,24 @@ SecretSource = Generated | OperatorSecret | DatabasePassword | DatabaseUrl
 
 
 @dataclass(frozen=True)
+class Step:
+    """A command run inside a service's new container, before it has to be healthy.
+
+    A migration is one: an app whose health check needs the new schema would
+    never turn healthy if the migration waited for it (the runbooks' "500 on all
+    routes"). The steps of an app run one after the other, in declaration order.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    stdin: SecretSource | None = None
+    """A secret the command reads on stdin, never on its command line."""
+    rerun: str = "image"
+    """``image``: again when the image changes (a migration); ``container``: again
+    whenever the container is replaced (state the container's start resets)."""
+
+
+@dataclass(frozen=True)
 class Service:
     """One container of an app, and everything it is wired to."""
 
@@ -114,10 +151,13 @@ class Service:
     secret_env: Mapping[str, SecretSource] = field(default_factory=dict)
     volumes: Mapping[str, str] = field(default_factory=dict)
     """Docker volume name -> path in the container."""
-    healthcheck: tuple[str, ...] = ()
-    """A ``CMD-SHELL`` command; every service has one."""
-    health_path: str | None = "/healthz"
-    """HTTP path for the internal health-check URL; None for non-HTTP services."""
+    healthcheck: Probe | None = None
+    """Every service has one: Docker runs it, and ``wait`` waits for it."""
+    start_period: int = 60
+    """Seconds before failed checks count against the container."""
+    stop_grace_seconds: int = 20
+    """Seconds between the stop signal and SIGKILL; at least 30 for a service that
+    holds data (a named volume)."""
     metrics_path: str | None = None
     """Scraped by Prometheus when set."""
     host_gateway: bool = False
@@ -129,8 +169,8 @@ class Service:
     uploads: Mapping[str, str] = field(default_factory=dict)
     """Files written into the container (path -> content), e.g. generated configs."""
     command: tuple[str, ...] = ()
-    migration: str | None = None
-    """Run inside the container after it is up, again whenever its image changes."""
+    after_start: tuple[Step, ...] = ()
+    """Run inside the container once it has started, before it must be healthy."""
     extra_images: tuple[Image, ...] = ()
     """Images the service starts itself and that must be present on Hemma."""
 
@@ -162,26 +202,61 @@ class App:
         return any(isinstance(s.image, Build) for s in self.services)
 
 
-def http_probe(port: int, path: str = "/healthz") -> tuple[str, ...]:
-    """A health check with Python's stdlib: the app images have Python, not curl."""
-    return (
-        'python -c "import urllib.request; '
-        f"urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)\"",
-    )
+@dataclass(frozen=True)
+class HttpProbe:
+    """An HTTP GET that must answer 2xx, with the tool the image has."""
+
+    port: int
+    path: str = "/healthz"
+    tool: str = "python"
+    """``python`` (the app images: Python, no curl), ``wget`` (Alpine/BusyBox images)
+    or ``bash`` (images with bash but neither curl nor wget, such as Promtail's)."""
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{self.path}"
+
+    def argv(self, host: str = "127.0.0.1") -> list[str]:
+        """The probe as a command line, for ``docker exec`` and for the health check."""
+        url = self.url(host)
+        if self.tool == "python":
+            return [
+                "python",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen({url!r}, timeout=4)",
+            ]
+        if self.tool == "wget":
+            return ["wget", "-q", "-O", "/dev/null", url]
+        if self.tool == "bash":
+            request = f"GET {self.path} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n"
+            script = (
+                f"exec 3<>/dev/tcp/{host}/{self.port} && printf '{request}' >&3 "
+                "&& head -n 1 <&3 | grep -q ' 2[0-9][0-9] '"
+            )
+            return ["bash", "-c", script]
+        raise ValueError(f"unknown probe tool {self.tool!r}")
+
+    def shell(self) -> str:
+        """The ``CMD-SHELL`` health check: the probe against the container itself."""
+        return shlex.join(self.argv())
 
 
-def bash_probe(port: int, path: str) -> tuple[str, ...]:
-    """For images with bash but neither curl nor wget (Promtail's Ubuntu image)."""
-    request = f"GET {path} HTTP/1.0\\r\\n\\r\\n"
-    return (
-        f'bash -c \'exec 3<>/dev/tcp/127.0.0.1/{port} && printf "{request}" >&3 '
-        '&& head -n 1 <&3 | grep -q " 200 "\'',
-    )
+@dataclass(frozen=True)
+class ShellProbe:
+    """A health check that is not HTTP: a shell command that exits 0 when healthy."""
+
+    command: str
+
+    def url(self, host: str = "127.0.0.1") -> None:
+        return None
+
+    def argv(self, host: str = "127.0.0.1") -> list[str]:
+        return ["sh", "-c", self.command]
+
+    def shell(self) -> str:
+        return self.command
 
 
-def wget_probe(port: int, path: str) -> tuple[str, ...]:
-    """For the Alpine/BusyBox based images of the observability stack."""
-    return (f"wget -q -O /dev/null http://127.0.0.1:{port}{path} || exit 1",)
+Probe = HttpProbe | ShellProbe
 
 
 S = TypeVar("S", bound=Model)
@@ -189,6 +264,10 @@ S = TypeVar("S", bound=Model)
 
 def _always(_: Any) -> bool:
     return True
+
+
+def _never(_: Any) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -205,6 +284,8 @@ class AppSpec(Generic[S]):
     declare: Callable[[S, Site, tuple[App, ...]], App]
     """Settings, site and the apps declared before this one -> the app."""
     enabled: Callable[[S], bool] = _always
+    retained: Callable[[S], bool] = _never
+    """Whether a switched-off app keeps its data declared (``keepData``)."""
 
 
 def network_names(apps: tuple[App, ...]) -> list[str]:

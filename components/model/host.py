@@ -27,7 +27,8 @@ class Job:
     description: str
     what: str
     """Completes the timer's description: "Run <what> <schedule>"."""
-    exec_start: tuple[str, ...]
+    exec_start: tuple[tuple[str, ...], ...]
+    """Commands run one after the other, each as its words."""
     schedule: str
     requires: tuple[str, ...] = ()
     extra_files: tuple[HostFile, ...] = ()
@@ -41,7 +42,26 @@ class Daemon:
 
     name: str
     description: str
-    exec_start: str
+    exec_start: tuple[str, ...]
+    """The executable and its arguments, one word each."""
     user: str
     after: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    working_directory: str | None = None
+
+
+@dataclass(frozen=True)
+class Relay:
+    """A socket systemd listens on, forwarding each connection to a local address.
+
+    systemd-socket-proxyd, started by its socket on the first connection: a server
+    that listens on loopback only is reachable from the containers at docker0.
+    """
+
+    name: str
+    description: str
+    listen: str
+    """``ADDRESS:PORT``; FreeBind lets it bind before the address exists."""
+    target: str
+    """``127.0.0.1:PORT``."""

@@ -22,6 +22,8 @@ class Site:
     """The unit that runs Docker; host jobs that use docker require it."""
     proxy_container: str
     """nginx-proxy's container name (Promtail reads its access log)."""
+    proxy_network: str
+    """The network nginx-proxy's requests come from, as a CIDR."""
     llama_port: int
     """Port of the host's llama.cpp server, reached at host.docker.internal."""
     tabby_port: int

@@ -121,13 +121,27 @@ def _absolute_path(value: str) -> str:
     return value
 
 
-def _bind_address(value: str) -> str:
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        address = ipaddress.ip_address(value)
+        return ipaddress.ip_address(value)
     except ValueError:
         raise ValueError("must be an IP address") from None
-    if address.is_unspecified or address.is_global:
-        raise ValueError("would listen on a public address; use the docker0 or loopback address")
+
+
+def _loopback(value: str) -> str:
+    if not _address(value).is_loopback or value not in ("127.0.0.1", "::1"):
+        raise ValueError("must be a loopback address (127.0.0.1 or ::1)")
+    return value
+
+
+BRIDGE_NETWORK = ipaddress.ip_network("172.16.0.0/12")
+"""Where Docker puts its default bridge (docker0 is 172.17.0.1 unless --bip moves it)."""
+
+
+def _bridge(value: str) -> str:
+    address = _address(value)
+    if address.version != 4 or address not in BRIDGE_NETWORK or str(address) != value:
+        raise ValueError("must be the docker0 bridge address, such as 172.17.0.1")
     return value
 
 
@@ -157,8 +171,37 @@ AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 UnitName = Annotated[
     str, AfterValidator(_check(_UNIT_NAME_RE, "must be a systemd unit name such as docker.service"))
 ]
-BindAddress = Annotated[str, AfterValidator(_bind_address)]
+def _private_network(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError("must be a network such as 172.16.0.0/12") from None
+    if not network.is_private or str(network) != value:
+        raise ValueError("must be a private network, written as its address/prefix")
+    return value
+
+
+PrivateNetwork = Annotated[str, AfterValidator(_private_network)]
+LoopbackAddress = Annotated[str, AfterValidator(_loopback)]
+BridgeAddress = Annotated[str, AfterValidator(_bridge)]
+UnitWord = Annotated[
+    str,
+    AfterValidator(
+        _check(
+            re.compile(r"[A-Za-z0-9._:/=,+@-]{1,256}"),
+            "must be one word of letters, digits and ._:/=,+@- (systemd reads % $ quotes "
+            "and spaces itself)",
+        )
+    ),
+]
+EnvName = Annotated[
+    str,
+    AfterValidator(_check(re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"), "must be a variable name")),
+]
 Argument = Annotated[str, AfterValidator(_argument)]
 Days = Annotated[int, Field(ge=1, le=3650)]
+GroupId = Annotated[str, Field(pattern=r"^[0-9]{1,10}$")]
+"""A numeric group id: a name would have to exist inside the image."""
 AbsoluteOrRelativePath = Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")]
 EnvValue = Annotated[str, Field(pattern=r"^[^\n]*$")]
+LogOptValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/=-]{1,128}$")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from importlib import resources
 
 from components.config.stack import StackConfig
@@ -37,7 +36,7 @@ def backup_job(config: StackConfig, catalog: tuple[App, ...]) -> Job:
         name="hemma-postgres-backup",
         description="Dump every app database on shared-postgres",
         what="the database backups",
-        exec_start=(shlex.join(args),),
+        exec_start=(tuple(args),),
         schedule=backups.schedule,
         requires=(config.docker_service,),
         extra_files=(HostFile(BACKUP_SCRIPT, backup_script(), mode="0755"),),

@@ -14,11 +14,9 @@ from components.config.stack import POSTGRES_PORT, PostgresConfig
 from components.foundation.adoption import adopt
 from components.foundation.containers import (
     LOCALHOST,
-    LOG_DRIVER,
-    LOG_OPTS,
-    RESTART_POLICY,
-    container_options,
-    healthcheck,
+    ContainerDefaults,
+    Health,
+    container,
     image,
     localhost_port,
     protected_volume,
@@ -28,6 +26,9 @@ from components.postgres.database import AppDatabase, AppDatabaseArgs
 
 ADMIN_USER = "postgres"
 DATA_DIR = "/var/lib/postgresql/data"
+STOP_GRACE_SECONDS = 60
+"""The image stops on SIGINT (fast shutdown: a checkpoint, then exit); a large
+checkpoint takes longer than Docker's default 10 s (docker-library/postgres Dockerfile)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class SharedPostgresArgs:
     network: docker.Network
     """hule-network: every app with a database reaches the server over it."""
     import_ids: Mapping[str, str] = field(default_factory=dict)
+    defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
 
 
 class SharedPostgres(pulumi.ComponentResource):
@@ -64,11 +66,14 @@ class SharedPostgres(pulumi.ComponentResource):
             self,
             adopt(import_ids, "volume", config.data_volume),
         )
-        self.container = docker.Container(
+        self.container = container(
             f"{name}-container",
-            name=config.container_name,
+            parent=self,
+            docker_name=config.container_name,
             image=image(f"{name}-image", config.image, self).image_id,
-            restart=RESTART_POLICY,
+            health=Health(f"pg_isready -U {ADMIN_USER} -d postgres"),
+            stop_grace_seconds=STOP_GRACE_SECONDS,
+            defaults=args.defaults,
             envs=[
                 f"POSTGRES_USER={ADMIN_USER}",
                 pulumi.Output.concat("POSTGRES_PASSWORD=", self.admin_password),
@@ -80,12 +85,8 @@ class SharedPostgres(pulumi.ComponentResource):
             ],
             ports=[localhost_port(POSTGRES_PORT, config.host_port)],
             volumes=[docker.ContainerVolumeArgs(volume_name=data.name, container_path=DATA_DIR)],
-            healthcheck=healthcheck(["CMD-SHELL", f"pg_isready -U {ADMIN_USER} -d postgres"]),
             wait=True,
             wait_timeout=180,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            opts=container_options(self),
         )
         # Reached through `ssh -L <tunnel_port>:127.0.0.1:<host_port> hemma`; the
         # stock image has no TLS, and the traffic never leaves the tunnel.

@@ -1,9 +1,16 @@
 """Files nginx-proxy reads at render time, as pure functions of config.
 
-nginx-proxy includes ``/etc/nginx/vhost.d/<host>`` at server level, and only
-falls back to ``vhost.d/default`` when no per-host file exists. So every known
-host gets its own file that pulls in the shared edge hardening and sets its
-body limit, and ``default`` does the same for hosts nobody declared.
+nginx-proxy 1.6's nginx.tmpl includes ``/etc/nginx/vhost.d/<host>`` at server
+level, and only falls back to ``vhost.d/default`` when no per-host file exists.
+So every known host gets its own file that pulls in the shared edge hardening
+and sets its body limit, and ``default`` does the same for hosts nobody
+declared. A route on a path (``VIRTUAL_PATH``) gets its own location file,
+``vhost.d/<host>_<sha1(path)>_location``, which the template includes inside
+that path's location block before ``<host>_location`` and ``default_location``.
+
+A host no container declares would get the template's fallback server, which
+answers 503 (``server_name _; return 503``, no ``default_server``). An explicit
+default server in ``conf.d`` takes precedence and drops such requests instead.
 
 Include paths are relative: nginx resolves them against the directory of its
 main config file, which is ``/etc/nginx`` in the proxy container and a
@@ -12,7 +19,9 @@ temporary directory in the tests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from components.config.stack import StackConfig
 from components.model.app import App
@@ -29,6 +38,10 @@ SCANNER_LOCATIONS = (
 )
 
 
+UNKNOWN_HOSTS_PATH = "conf.d/hemma-unknown-hosts.conf"
+"""Relative to /etc/nginx; nginx-proxy's nginx.conf includes conf.d/*.conf at http level."""
+
+
 @dataclass(frozen=True)
 class HostPolicy:
     """What the edge enforces for one public hostname."""
@@ -36,6 +49,31 @@ class HostPolicy:
     hostname: str
     max_body_size: str
     basic_auth: bool = False
+    paths: Mapping[str, str] = field(default_factory=dict)
+    """``VIRTUAL_PATH`` -> its own request-size limit."""
+
+
+def location_file(hostname: str, path: str) -> str:
+    """The per-path location file nginx-proxy looks for (sha1 of the literal path)."""
+    return f"vhost.d/{hostname}_{hashlib.sha1(path.encode()).hexdigest()}_location"
+
+
+def unknown_hosts() -> str:
+    """The default server: a request for a host nobody declared gets no answer."""
+    return (
+        "# Hosts no container declares: close the connection (HTTP) or refuse the\n"
+        "# TLS handshake (HTTPS) instead of nginx-proxy's fallback 503.\n"
+        "server {\n"
+        "    listen 80 default_server;\n"
+        "    server_name _;\n"
+        "    return 444;\n"
+        "}\n"
+        "server {\n"
+        "    listen 443 ssl default_server;\n"
+        "    server_name _;\n"
+        "    ssl_reject_handshake on;\n"
+        "}\n"
+    )
 
 
 def edge_hardening() -> str:
@@ -59,21 +97,29 @@ def proxy_files(policies: list[HostPolicy], default_max_body_size: str) -> dict[
     """Every non-secret file for the proxy container, by path relative to /etc/nginx."""
     files = {
         EDGE_HARDENING_PATH: edge_hardening(),
+        UNKNOWN_HOSTS_PATH: unknown_hosts(),
         "vhost.d/default": vhost_server_snippet(default_max_body_size),
     }
     for policy in policies:
         files[f"vhost.d/{policy.hostname}"] = vhost_server_snippet(policy.max_body_size)
+        for path, size in sorted(policy.paths.items()):
+            files[location_file(policy.hostname, path)] = f"client_max_body_size {size};\n"
     return files
 
 
 def host_policies(config: StackConfig, catalog: tuple[App, ...]) -> list[HostPolicy]:
     """What the edge enforces for every routed hostname in the catalog."""
-    return [
-        HostPolicy(
-            hostname=config.hostnames[route.id],
-            max_body_size=route.max_body_size or config.proxy.default_max_body_size,
-            basic_auth=route.basic_auth,
-        )
-        for app in catalog
-        for route in app.routes
-    ]
+    default = config.proxy.default_max_body_size
+    hosts: dict[str, HostPolicy] = {}
+    for app in catalog:
+        for route in app.routes:
+            hostname = config.hostnames[route.id]
+            policy = hosts.get(hostname, HostPolicy(hostname=hostname, max_body_size=default))
+            size = route.max_body_size or default
+            if route.path == "/":
+                policy = HostPolicy(hostname, size, route.basic_auth, policy.paths)
+            else:
+                paths = {**policy.paths, route.path: size}
+                policy = HostPolicy(hostname, policy.max_body_size, policy.basic_auth, paths)
+            hosts[hostname] = policy
+    return list(hosts.values())

@@ -20,11 +20,9 @@ import pulumi_random as random
 from components.config.stack import PUBLIC_PORTS, ProxyConfig
 from components.foundation.adoption import adopt
 from components.foundation.containers import (
-    LOG_DRIVER,
-    LOG_OPTS,
-    RESTART_POLICY,
-    container_options,
-    healthcheck,
+    ContainerDefaults,
+    Health,
+    container,
     image,
     protected_volume,
 )
@@ -34,7 +32,9 @@ from components.proxy.nginx_files import HostPolicy, proxy_files
 
 NGINX_LABEL = "com.github.nginx-proxy.nginx"
 DOCKER_SOCKET = "/var/run/docker.sock"
-PUBLIC_ADDRESS = "0.0.0.0"
+PUBLIC_ADDRESSES = ("0.0.0.0", "::")
+"""80 and 443 on IPv4 and IPv6 (runbook 000 has AAAA records). An explicit 0.0.0.0
+publishes IPv4 only; Docker's proxy carries IPv6 clients to the container's IPv4."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class ProxyStackArgs:
     hosts: Sequence[HostPolicy]
     """What the edge enforces for each public hostname."""
     import_ids: Mapping[str, str] = field(default_factory=dict)
+    defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
 
 
 class ProxyStack(pulumi.ComponentResource):
@@ -104,17 +105,24 @@ class ProxyStack(pulumi.ComponentResource):
             )
             credentials[host.hostname] = secret_value(password)
 
-        self.container = docker.Container(
+        self.container = container(
             f"{name}-nginx-proxy",
-            name=config.container_name,
+            parent=self,
+            docker_name=config.container_name,
             image=image(f"{name}-nginx-proxy-image", config.image, self).image_id,
-            restart=RESTART_POLICY,
+            health=Health('nginx -t -q && kill -0 "$(cat /var/run/nginx.pid)"', start_period=20),
+            stop_grace_seconds=30,
+            defaults=args.defaults,
+            labels={NGINX_LABEL: "true"},
+            # nginx-proxy is the edge: nothing in front of it may set X-Forwarded-*
+            # (1.6 trusts client-sent ones unless this is false; nginx.tmpl's maps).
+            envs=["TRUST_DOWNSTREAM_PROXY=false"],
             ports=[
-                docker.ContainerPortArgs(internal=port, external=port, ip=PUBLIC_ADDRESS)
+                docker.ContainerPortArgs(internal=port, external=port, ip=address)
                 for port in sorted(PUBLIC_PORTS)
+                for address in PUBLIC_ADDRESSES
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network.name)],
-            labels=[docker.ContainerLabelArgs(label=NGINX_LABEL, value="true")],
             volumes=[
                 docker.ContainerVolumeArgs(
                     host_path=DOCKER_SOCKET, container_path="/tmp/docker.sock", read_only=True
@@ -127,15 +135,8 @@ class ProxyStack(pulumi.ComponentResource):
                 ),
             ],
             uploads=uploads,
-            healthcheck=healthcheck(
-                ["CMD-SHELL", 'nginx -t -q && kill -0 "$(cat /var/run/nginx.pid)"'],
-                start_period="20s",
-            ),
             wait=True,
             wait_timeout=120,
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            opts=container_options(self),
         )
 
         envs = [
@@ -144,11 +145,15 @@ class ProxyStack(pulumi.ComponentResource):
         ]
         if args.acme_staging:
             envs.append("ACME_CA_URI=https://acme-staging-v02.api.letsencrypt.org/directory")
-        self.companion = docker.Container(
+        self.companion = container(
             f"{name}-acme-companion",
-            name=config.companion_container_name,
+            parent=self,
+            docker_name=config.companion_container_name,
             image=image(f"{name}-acme-companion-image", config.companion_image, self).image_id,
-            restart=RESTART_POLICY,
+            health=Health("pgrep docker-gen >/dev/null"),
+            stop_grace_seconds=30,
+            defaults=args.defaults,
+            depends_on=[self.container],
             envs=envs,
             volumes=[
                 docker.ContainerVolumeArgs(
@@ -162,10 +167,6 @@ class ProxyStack(pulumi.ComponentResource):
                     volume_name=html.name, container_path="/usr/share/nginx/html"
                 ),
             ],
-            healthcheck=healthcheck(["CMD-SHELL", "pgrep docker-gen >/dev/null"]),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            opts=container_options(self, depends_on=[self.container]),
         )
 
         users = {host: config.basic_auth_user for host in credentials}

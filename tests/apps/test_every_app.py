@@ -3,6 +3,7 @@ checks, secrets, migrations and the blast radius of a change."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from components.apps import huleedu
 from components.config.checks import check_catalog
-from components.model.app import App, Pull, Route, Service
+from components.model.app import App, Pull, Route, Service, ShellProbe
 from tests.harness import Declared, Program, run_program, site_config, with_classhub
+from tests.sources import checkouts
 
 PASSWORD = "random:index/randomPassword:RandomPassword"
 
@@ -101,7 +104,7 @@ def test_a_catalog_that_routes_a_container_off_hule_network_is_rejected() -> Non
                 image=Pull("nginx:1.27"),
                 networks=("stray_internal",),
                 route=Route("stray", 80),
-                healthcheck=("true",),
+                healthcheck=ShellProbe("true"),
             ),
         ),
         internal_network="stray_internal",
@@ -133,8 +136,23 @@ def test_every_container_has_a_healthcheck_a_restart_policy_and_waits_healthy() 
         assert container.inputs["healthcheck"]["tests"][1], name
         assert container.inputs["restart"] == "unless-stopped", name
         assert container.delete_before_replace, name
-        if ":hemma:app:App" in container.urn:
-            assert container.inputs.get("wait") is True, f"{name}: migrations need it healthy"
+
+
+def test_every_app_container_is_waited_for_until_healthy() -> None:
+    """By the provider (``wait``) or, for a container with steps, by its last step: the
+    migration runs before the health check must pass, then ``up`` waits for it."""
+    program = run_program(with_classhub(site_config()))
+    steps = [c for c in program.of_type(COMMAND) if c.urn.count("hemma:app:App$") == 1]
+    waits = [c for c in steps if 'until [ "$(health)" = healthy ]' in c.inputs["create"]]
+    waited_by_step = {urn for c in waits for urn in c.dependencies}
+    for container in program.containers:
+        if ":hemma:app:App" not in container.urn:
+            continue
+        name = container.inputs["name"]
+        if container.inputs.get("wait") is True:
+            assert container.urn not in waited_by_step, name
+        else:
+            assert container.urn in waited_by_step, f"{name}: nothing waits for it to be healthy"
 
 
 def test_every_secret_bearing_env_value_is_a_secret_output() -> None:
@@ -155,7 +173,7 @@ def test_every_secret_bearing_env_value_is_a_secret_output() -> None:
     assert with_secrets >= 20
 
 
-def test_migrations_run_after_deploy_and_again_only_on_a_new_image() -> None:
+def test_migrations_run_in_the_new_container_before_it_must_be_healthy() -> None:
     program = run_program(with_classhub(site_config()))
     migrations = {m.name: m for m in program.of_type(COMMAND) if m.name.endswith("-migrate")}
     expected = {
@@ -167,9 +185,21 @@ def test_migrations_run_after_deploy_and_again_only_on_a_new_image() -> None:
     for name, (container_name, command) in expected.items():
         migration = migrations[name]
         container = program.container(container_name)
-        assert migration.inputs["create"] == f"/snap/bin/docker exec {container_name} {command}"
+        script = migration.inputs["create"]
+        assert "docker=/snap/bin/docker" in script
+        assert f"container={container_name}" in script
+        assert f'"$docker" exec "$container" {command}' in script
+        assert container.inputs["wait"] is False, f"{name}: the migration must not wait for health"
         assert container.urn in migration.dependencies, name
-        assert migration.inputs["triggers"] == [container.inputs["image"]], name
+        assert migration.inputs["triggers"] == [container.inputs["image"]], "again on a new image"
+
+
+def test_class_hubs_migrations_run_one_after_the_other() -> None:
+    """The runbook migrates classhub_web, then helper_web, against the one database."""
+    program = run_program(with_classhub(site_config()))
+    web = program.named("classhub-classhub_web-migrate")
+    helper = program.named("classhub-helper_web-migrate")
+    assert web.urn in helper.dependencies
 
 
 def test_a_new_image_replaces_that_service_and_its_migration_only() -> None:
@@ -191,6 +221,36 @@ def test_an_env_change_replaces_that_container_only() -> None:
     assert env(after.container("huleedu_nlp_service"))["LOG_LEVEL"] == "debug"
 
 
+def edit_between_runs(tmp_path: Path, app: str, relative: str, text: str) -> set[str]:
+    """What changes between two runs on one checkout when one file is edited in between."""
+    checkout = tmp_path / app
+    shutil.copytree(checkouts()[app], checkout)
+    config = copy.deepcopy(site_config())
+    config["appSources"] = {**config["appSources"], app: str(checkout)}
+    before = run_program(config)
+    (checkout / relative).write_text(text)
+    return changed_between(before, run_program(config))
+
+
+def test_an_edit_to_one_service_previews_as_that_service(tmp_path: Path) -> None:
+    """Every HuleEdu image is built from the one checkout; a change to nlp_service's own
+    files rebuilds and replaces nlp_service, and nothing else. The image tag is known
+    at preview, so the preview names that container only."""
+    changed = edit_between_runs(tmp_path, "huleedu", "services/nlp_service/__main__.py", "#2\n")
+    assert changed == {"huleedu-nlp_service-image", "huleedu-nlp_service"}
+
+
+def test_an_edit_to_a_file_no_image_copies_changes_nothing(tmp_path: Path) -> None:
+    assert edit_between_runs(tmp_path, "skriptoteket", "docs/README.md", "edited\n") == set()
+
+
+def test_an_edit_to_shared_code_rebuilds_every_image_that_copies_it(tmp_path: Path) -> None:
+    changed = edit_between_runs(tmp_path, "huleedu", "libs/common/__init__.py", "x = 1\n")
+    rebuilt = {name for name in changed if name.endswith("-image")}
+    copying = {f"huleedu-{name}-image" for name in (*huleedu.SERVICES, "language_tool_service")}
+    assert rebuilt == copying, "the offload image copies no shared code"
+
+
 def test_health_check_urls_public_and_internal(program: Program) -> None:
     checks = program.outputs["healthChecks"]
     assert checks["public"]["skriptoteket.hule.education"] == (
@@ -200,7 +260,14 @@ def test_health_check_urls_public_and_internal(program: Program) -> None:
         "https://api.huleedu.hule.education/healthz"
     )
     assert set(checks["public"]) == set(ROUTING_TABLE)
-    assert checks["internal"]["huleedu_content_service"] == "http://content_service:8000/healthz"
+    content = checks["internal"]["huleedu_content_service"]
+    assert content["url"] == "http://content_service:8000/healthz"
+    assert content["probe"][:2] == ["python", "-c"], "the app images have Python, not curl"
+    assert "http://content_service:8000/healthz" in content["probe"][2]
+    assert checks["internal"]["huleedu_kafka"] == {
+        "url": None,
+        "probe": ["sh", "-c", "bash -c 'exec 3<>/dev/tcp/127.0.0.1/9092'"],
+    }
 
 
 def test_ssh_tunnels_for_the_localhost_only_services(program: Program) -> None:
@@ -210,8 +277,8 @@ def test_ssh_tunnels_for_the_localhost_only_services(program: Program) -> None:
     assert tunnels == {
         "huleedu_language_tool_service": (18085, "127.0.0.1:8085"),
         "huleedu_essay_embed_offload": (19000, "127.0.0.1:9000"),
-        "llama-server": (8082, "172.17.0.1:8082"),
-        "tabby": (8083, "172.17.0.1:8083"),
+        "llama-server": (8082, "127.0.0.1:8082"),
+        "tabby": (8083, "127.0.0.1:8083"),
     }
     assert program.outputs["sshTunnels"]["huleedu_language_tool_service"]["command"] == (
         "ssh -N -L 18085:127.0.0.1:8085 paunchygent@hemma.hule.education"
@@ -244,7 +311,7 @@ def test_services_of_one_app_may_share_a_volume_but_two_apps_may_not() -> None:
                     container=f"{name}-{service}",
                     image=Pull("busybox:1.37"),
                     volumes={"shared-data": "/data"},
-                    healthcheck=("true",),
+                    healthcheck=ShellProbe("true"),
                 )
                 for service in services
             ),

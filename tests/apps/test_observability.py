@@ -3,6 +3,7 @@ tools that read them."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.apps.observability import ACCESS_LOG_LABELS, NGINX_ACCESS_LOG
+from components.apps.observability.promtail import ACCESS_LOG_LABELS, NGINX_ACCESS_LOG
 from tests.harness import Declared, Program, run_program
 
 
@@ -55,6 +56,52 @@ def test_grafana_gets_a_generated_admin_password(program: Program) -> None:
     assert env(grafana)["GF_SECURITY_ADMIN_PASSWORD"] == generated
     assert program.outputs["grafanaAdminPassword"] == generated
     assert "grafanaAdminPassword" in program.secret_outputs
+
+
+def test_grafanas_admin_password_is_set_again_after_every_start(program: Program) -> None:
+    """GF_SECURITY_ADMIN_PASSWORD counts only when Grafana creates its admin user, on a
+    fresh volume; an adopted grafana-data would keep the old password."""
+    grafana = program.container("grafana")
+    reset = program.named("observability-grafana-reset-admin-password")
+    generated = program.named("observability-grafana-admin-password").state["result"]
+    assert (
+        '"$docker" exec -i "$container" grafana cli admin reset-admin-password '
+        "--password-from-stdin" in reset.inputs["create"]
+    )
+    assert reset.inputs["stdin"] == generated
+    assert reset.secret_input("stdin"), "the password travels on stdin, as a secret"
+    assert generated not in reset.inputs["create"]
+    assert reset.inputs["triggers"] == [grafana.id], "again when the container is new"
+
+
+def test_grafana_is_provisioned_with_the_stacks_datasources_and_dashboard(
+    program: Program,
+) -> None:
+    files = uploads(program.container("grafana"))
+    sources = yaml.safe_load(files["/etc/grafana/provisioning/datasources/hemma.yaml"])
+    urls = {s["name"]: s["url"] for s in sources["datasources"]}
+    assert urls == {
+        "Prometheus": "http://prometheus:9090",
+        "Loki": "http://loki:3100",
+        "Jaeger": "http://jaeger:16686",
+    }
+    providers = yaml.safe_load(files["/etc/grafana/provisioning/dashboards/hemma.yaml"])
+    folder = providers["providers"][0]["options"]["path"]
+    dashboard = json.loads(files[f"{folder}/overview.json"])
+    assert dashboard["uid"] == "hemma-overview"
+    used = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
+    assert used <= {s["uid"] for s in sources["datasources"]}
+
+
+def test_jaeger_keeps_its_data_where_uid_10001_can_write_on_a_fresh_volume(
+    program: Program,
+) -> None:
+    jaeger = program.container("jaeger")
+    mounts = {v.get("volumeName"): v["containerPath"] for v in jaeger.inputs["volumes"]}
+    assert mounts["jaeger-data"] == "/tmp", "the image's VOLUME /tmp: Docker copies its 1777"
+    variables = env(jaeger)
+    assert variables["BADGER_DIRECTORY_KEY"] == "/tmp/key"
+    assert variables["BADGER_DIRECTORY_VALUE"] == "/tmp/data"
 
 
 def test_each_observability_service_has_its_own_volume(program: Program) -> None:
@@ -125,7 +172,10 @@ def test_the_bash_probe_tells_ready_from_not_ready(tmp_path: Path) -> None:
     import socketserver
     import threading
 
-    from components.model.app import bash_probe
+    from components.model.app import HttpProbe
+
+    def probe(port: int, path: str) -> str:
+        return HttpProbe(port, path, tool="bash").shell()
 
     class Ready(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -139,8 +189,12 @@ def test_the_bash_probe_tells_ready_from_not_ready(tmp_path: Path) -> None:
         port = server.server_address[1]
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
-            ready = subprocess.run(["sh", "-c", bash_probe(port, "/ready")[0]], timeout=10)
-            not_ready = subprocess.run(["sh", "-c", bash_probe(port, "/starting")[0]], timeout=10)
+            ready = subprocess.run(
+                ["sh", "-c", HttpProbe(port, "/ready", tool="bash").shell()], timeout=10
+            )
+            not_ready = subprocess.run(
+                ["sh", "-c", HttpProbe(port, "/starting", tool="bash").shell()], timeout=10
+            )
         finally:
             server.shutdown()
     assert ready.returncode == 0

@@ -48,8 +48,7 @@ def removing(key: str) -> Edit:
 
 GPU_LLAMA = StackConfig.model_fields["gpu"].default.llama.model_dump(by_alias=True)
 KNOWN_ROUTES = (
-    "classhub, classhub-helper, grafana, huleedu, huleedu-api, huleedu-ws, jaeger, prometheus, "
-    "skriptoteket"
+    "classhub, grafana, huleedu, huleedu-api, huleedu-ws, jaeger, prometheus, skriptoteket"
 )
 
 BAD_CONFIGS: list[tuple[str, Edit, str]] = [
@@ -198,8 +197,7 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
     (
         "a GPU server on a public address",
         setting("gpu.bindAddress", "0.0.0.0"),
-        "hemma:gpu.bindAddress: would listen on a public address; use the docker0 or loopback "
-        "address (got '0.0.0.0')",
+        "hemma:gpu.bindAddress: must be a loopback address (127.0.0.1 or ::1) (got '0.0.0.0')",
     ),
     (
         "a GPU server on shared-postgres's port",

@@ -11,10 +11,13 @@ import pulumi
 import pytest
 
 from components.config.reading import parse
+from components.foundation.containers import HEALTHCHECK_LABEL, Health
 from components.foundation.providers import ssh_connection
+from components.plan.readback import parse_duration
 from tests.harness import (
     OPERATOR_SECRETS,
     TEST_HOST_KEY,
+    Declared,
     Program,
     as_cli_value,
     run_program,
@@ -118,3 +121,44 @@ def test_generated_passwords_are_long_url_safe_and_stable(program: Program) -> N
         assert password.inputs["special"] is False, password.name
         assert "keepers" not in password.inputs, f"{password.name} would change with its keepers"
         assert re.fullmatch(r"[A-Za-z0-9]{32,}", password.state["result"]), password.name
+
+
+def test_every_container_gets_a_stop_grace_period_that_fits_it(program: Program) -> None:
+    """Without destroy_grace_seconds the provider stops with timeout 0: SIGKILL right
+    after the stop signal. Whatever holds data (a named volume) gets 30 s or more."""
+    for container in program.containers:
+        name = container.inputs["name"]
+        grace = container.inputs.get("destroyGraceSeconds", 0)
+        assert grace >= 10, name
+        if any(v.get("volumeName") for v in container.inputs.get("volumes", [])):
+            assert grace >= 30, f"{name} holds data and gets {grace} s"
+    assert program.container("shared-postgres").inputs["destroyGraceSeconds"] == 60
+    assert program.container("huleedu_kafka").inputs["destroyGraceSeconds"] == 60
+
+
+def health_of(container: Declared) -> Health:
+    check = container.inputs["healthcheck"]
+    return Health(
+        command=check["tests"][1],
+        start_period=int(parse_duration(check["startPeriod"])),
+        interval=int(parse_duration(check["interval"])),
+        timeout=int(parse_duration(check["timeout"])),
+        retries=int(check["retries"]),
+    )
+
+
+def test_a_changed_health_check_replaces_its_container(program: Program) -> None:
+    """The provider's Update does not apply a health check (kreuzwerker v4.5), so its
+    digest is a label, and a label change replaces the container with the new check."""
+    for container in program.containers:
+        labels = {label["label"]: label["value"] for label in container.inputs["labels"]}
+        assert labels[HEALTHCHECK_LABEL] == health_of(container).digest(), container.name
+    base = Health("true")
+    for changed in (
+        Health("false"),
+        Health("true", start_period=31),
+        Health("true", interval=16),
+        Health("true", timeout=6),
+        Health("true", retries=6),
+    ):
+        assert changed.digest() != base.digest(), changed

@@ -17,7 +17,8 @@ import pytest
 
 from components.config.reading import parse
 from components.config.stack import StackConfig
-from components.host.unit_files import UnitGroup, as_command, install_script, remove_script
+from components.foundation.commands import as_command
+from components.host.unit_files import UnitGroup, install_script, remove_script
 from components.main import host_units
 from components.postgres.backups import (
     backup_credentials,
@@ -136,12 +137,8 @@ def sandbox(tmp_path: Path) -> Sandbox:
     return Sandbox(root=root, bin=bin_dir)
 
 
-def site_gpu_tabby() -> dict[str, Any]:
-    return StackConfig.model_fields["gpu"].default.tabby.model_dump(by_alias=True)
-
-
 def all_groups() -> list[UnitGroup]:
-    return unit_groups(config_with(**with_classhub({})))
+    return unit_groups(config_with(**with_classhub({}), gpu=MANAGED_GPU))
 
 
 def exec_paths(group: UnitGroup) -> set[str]:
@@ -245,9 +242,26 @@ def test_every_runbook_unit_is_declared_with_its_name_and_schedule() -> None:
         "cleanup-smart-logs.timer": "daily",
         "hemma-postgres-backup.service": "*-*-* 03:15:00",
         "hemma-postgres-backup.timer": "*-*-* 03:15:00",
-        "llama-server-rocm.service": None,
-        "tabby.service": None,
-    }
+    }, "the hand-made GPU units are left alone until they are handed over"
+
+
+MANAGED_GPU: dict[str, Any] = {
+    "llama": {
+        "manage": True,
+        "port": 8082,
+        "executable": "/opt/llama.cpp/build/bin/llama-server",
+        "args": ["--model", "/srv/models/qwen3-coder-30b.gguf", "--n-gpu-layers", "999"],
+        "environment": {"HSA_OVERRIDE_GFX_VERSION": "11.0.0", "ROCR_VISIBLE_DEVICES": "0"},
+        "workingDirectory": "/opt/llama.cpp",
+    },
+    "tabby": {
+        "manage": True,
+        "port": 8083,
+        "executable": "/usr/local/bin/tabby",
+        "args": ["serve", "--model", "Qwen2.5-Coder-1.5B", "--device", "rocm"],
+    },
+}
+"""The running units' command lines, as the operator copies them into config."""
 
 
 def test_cleanup_jobs_run_the_cli_in_skriptoteket_web_after_snap_docker() -> None:
@@ -270,17 +284,91 @@ def test_the_docker_path_and_service_are_configurable() -> None:
     assert "Requires=docker.service" in service
 
 
-def test_gpu_servers_listen_where_containers_reach_them_and_restart_on_failure() -> None:
+def test_unmanaged_gpu_servers_get_no_unit_and_no_relay() -> None:
     groups = groups_by_name(config_with())
+    assert not {"llama-server-rocm", "tabby", "hemma-relay-llama", "hemma-relay-tabby"} & set(
+        groups
+    )
+
+
+def test_a_handed_over_gpu_server_keeps_its_command_line_and_environment() -> None:
+    groups = groups_by_name(config_with(gpu=MANAGED_GPU))
     llama = file_of(groups["llama-server-rocm"], "llama-server-rocm.service")
+    assert (
+        "ExecStart=/opt/llama.cpp/build/bin/llama-server --model /srv/models/qwen3-coder-30b.gguf"
+        " --n-gpu-layers 999 --host 127.0.0.1 --port 8082\n"
+    ) in llama
+    assert "Environment=HSA_OVERRIDE_GFX_VERSION=11.0.0\n" in llama
+    assert "Environment=ROCR_VISIBLE_DEVICES=0\n" in llama
+    assert "WorkingDirectory=/opt/llama.cpp\n" in llama
     tabby = file_of(groups["tabby"], "tabby.service")
-    assert "--host 172.17.0.1 --port 8082" in llama
-    assert "ExecStart=/usr/local/bin/tabby serve --model" in tabby
-    assert "--host 172.17.0.1 --port 8083" in tabby
+    assert "ExecStart=/usr/local/bin/tabby serve --model Qwen2.5-Coder-1.5B" in tabby
+    assert "--host 127.0.0.1 --port 8083" in tabby
     for unit in (llama, tabby):
         assert "Restart=on-failure" in unit
         assert "User=paunchygent" in unit
         assert "WantedBy=multi-user.target" in unit
+
+
+def test_gpu_servers_listen_on_loopback_and_reach_the_containers_through_docker0() -> None:
+    """The runbooks' `curl localhost:8082/health` and the tunnels need loopback; the
+    containers call host.docker.internal, which is docker0 (172.17.0.1)."""
+    groups = groups_by_name(config_with(gpu=MANAGED_GPU))
+    socket = file_of(groups["hemma-relay-llama"], ".socket")
+    relay = file_of(groups["hemma-relay-llama"], ".service")
+    assert "ListenStream=172.17.0.1:8082\n" in socket
+    assert "FreeBind=yes\n" in socket
+    assert "ExecStart=/usr/lib/systemd/systemd-socket-proxyd 127.0.0.1:8082\n" in relay
+    assert groups["hemma-relay-llama"].start == ("hemma-relay-llama.socket",)
+    tunnels = run_program({**site_config(), "gpu": {**site_config()["gpu"], **MANAGED_GPU}})
+    llama = tunnels.outputs["sshTunnels"]["llama-server"]
+    assert llama["remote"] == "127.0.0.1:8082"
+
+
+@pytest.mark.tools
+def test_the_relay_forwards_docker0_to_the_loopback_server(tmp_path: Path) -> None:
+    """systemd-socket-proxyd, socket-activated as the relay's units start it, carries a
+    connection on one address to the server on another (127.0.0.2 stands in for docker0)."""
+    import http.server
+    import socketserver
+    import threading
+    import urllib.request
+
+    from components.host.unit_files import SOCKET_PROXY
+
+    activate = shutil.which("systemd-socket-activate")
+    assert activate, "systemd-socket-activate is required (apt-get install systemd)"
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"llama ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Health) as server:
+        port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        relay = subprocess.Popen(
+            [activate, "-l", f"127.0.0.2:{port}", SOCKET_PROXY, f"127.0.0.1:{port}"],
+            stderr=subprocess.PIPE,
+        )
+        try:
+            body = b""
+            for _ in range(50):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.2:{port}/health", timeout=2) as r:
+                        body = r.read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            assert body == b"llama ok"
+        finally:
+            relay.terminate()
+            relay.wait(timeout=10)
+            server.shutdown()
 
 
 def test_each_unit_group_can_be_switched_off() -> None:
@@ -377,10 +465,10 @@ def test_install_is_idempotent_updates_cleanly_and_removes_everything(sandbox: S
 
 
 def test_a_long_running_service_is_restarted_when_its_unit_changes(sandbox: Sandbox) -> None:
-    group = groups_by_name(config_with())["tabby"]
+    group = groups_by_name(config_with(gpu=MANAGED_GPU))["tabby"]
     assert sandbox.run(install_script(group))[-1] == "restart tabby.service"
     assert sandbox.run(install_script(group))[-1] == "start tabby.service"
-    moved = config_with(gpu={"tabby": {**site_gpu_tabby(), "port": 8093}})
+    moved = config_with(gpu={**MANAGED_GPU, "tabby": {**MANAGED_GPU["tabby"], "port": 8093}})
     assert (
         sandbox.run(install_script(groups_by_name(moved)["tabby"]))[-1] == "restart tabby.service"
     )
@@ -389,7 +477,7 @@ def test_a_long_running_service_is_restarted_when_its_unit_changes(sandbox: Sand
 @pytest.mark.tools
 def test_every_unit_passes_systemd_analyze_verify(unit_root: tuple[Sandbox, list[str]]) -> None:
     sandbox, names = unit_root
-    assert len(names) == 14
+    assert len(names) == 20
     done = subprocess.run(
         ["systemd-analyze", f"--root={sandbox.root}", "verify", *names],
         capture_output=True,

@@ -15,7 +15,8 @@ import pytest
 
 from components.config.reading import parse
 from components.config.stack import StackConfig
-from components.host.unit_files import UnitGroup, as_command, install_script, remove_script
+from components.foundation.commands import as_command
+from components.host.unit_files import UnitGroup, install_script, remove_script
 from components.main import host_units
 from components.postgres.backups import (
     BACKUP_CREDENTIALS,

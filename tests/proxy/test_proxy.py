@@ -84,8 +84,27 @@ def test_only_80_and_443_listen_on_a_public_address(program: Program) -> None:
     for container in program.containers:
         for port in container.inputs.get("ports", []):
             if port.get("ip") != "127.0.0.1":
-                public.append((container.inputs["name"], port["external"]))
-    assert sorted(public) == [("nginx-proxy", 80), ("nginx-proxy", 443)]
+                public.append((container.inputs["name"], port["ip"], port["external"]))
+    assert sorted(public) == [
+        ("nginx-proxy", "0.0.0.0", 80),
+        ("nginx-proxy", "0.0.0.0", 443),
+        ("nginx-proxy", "::", 80),
+        ("nginx-proxy", "::", 443),
+    ], "IPv4 and IPv6 (runbook 000's AAAA records), 80 and 443 only"
+
+
+def test_the_proxy_trusts_no_forwarded_header_a_client_sends(program: Program) -> None:
+    """nginx-proxy 1.6 passes a client's own X-Forwarded-Proto/Host/Port through unless
+    TRUST_DOWNSTREAM_PROXY is false; nothing sits in front of it on Hemma."""
+    assert env(program.container("nginx-proxy"))["TRUST_DOWNSTREAM_PROXY"] == "false"
+
+
+def test_unknown_hosts_get_the_default_server_that_drops_them(program: Program) -> None:
+    files = uploads(program.container("nginx-proxy"))
+    default_server = files["/etc/nginx/conf.d/hemma-unknown-hosts.conf"]
+    assert "listen 80 default_server;" in default_server
+    assert "return 444;" in default_server
+    assert "ssl_reject_handshake on;" in default_server
 
 
 def test_every_host_is_hardened_and_size_limited_on_the_proxy(program: Program) -> None:

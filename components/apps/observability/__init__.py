@@ -9,22 +9,24 @@ Promtail reads nginx-proxy's access log from Docker and labels each line with
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
 from pydantic import Field
 
 from components.apps.huleedu import NETWORK as HULEEDU_NETWORK
+from components.apps.observability.grafana import grafana_provisioning
+from components.apps.observability.prometheus import prometheus_config
+from components.apps.observability.promtail import promtail_config
 from components.model.app import (
     SHARED_NETWORK,
     App,
     AppSpec,
     Generated,
+    HttpProbe,
     Pull,
     Route,
     Service,
-    bash_probe,
-    wget_probe,
+    Step,
 )
 from components.model.site import Site
 from components.model.values import Image, Model
@@ -41,81 +43,19 @@ class Settings(Model):
     prometheus_retention: Annotated[str, Field(pattern=r"^[0-9]+(d|w|y|h)$")] = "30d"
 
 
-NGINX_ACCESS_LOG = (
-    r"^(?P<vhost>\S+) (?P<client_ip>\S+) - \S+ \[[^\]]*\] "
-    r'"(?P<method>[A-Z]+) \S+ [^"]*" (?P<status>\d{3}) '
+GRAFANA_PASSWORD_RESET = (
+    "grafana",
+    "cli",
+    "admin",
+    "reset-admin-password",
+    "--password-from-stdin",
 )
-"""nginx-proxy's ``vhost`` log format:
-``$host $remote_addr - $remote_user [$time_local] "$request" $status ...``."""
-
-ACCESS_LOG_LABELS = ("vhost", "client_ip", "method", "status")
-
-
-def scrape_targets(apps: tuple[App, ...]) -> list[tuple[str, str, str]]:
-    """(job, target, metrics path) for every service that exposes metrics."""
-    targets = []
-    for app in apps:
-        for service in app.services:
-            if service.metrics_path and service.port:
-                targets.append(
-                    (
-                        f"{app.name}-{service.name}",
-                        f"{service.container}:{service.port}",
-                        service.metrics_path,
-                    )
-                )
-    return targets
-
-
-def prometheus_config(apps: tuple[App, ...]) -> str:
-    jobs: list[dict[str, Any]] = [
-        {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
-        {"job_name": "grafana", "static_configs": [{"targets": ["grafana:3000"]}]},
-        {"job_name": "loki", "static_configs": [{"targets": ["loki:3100"]}]},
-        {"job_name": "jaeger", "static_configs": [{"targets": ["jaeger:14269"]}]},
-    ]
-    for job, target, path in scrape_targets(apps):
-        jobs.append(
-            {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [target]}]}
-        )
-    config = {
-        "global": {"scrape_interval": "30s", "evaluation_interval": "30s"},
-        "scrape_configs": jobs,
-    }
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def promtail_config(proxy: str) -> str:
-    """Promtail reads nginx-proxy's access log from Docker and labels each line."""
-    document = {
-        "server": {"http_listen_port": 9080, "grpc_listen_port": 0},
-        "positions": {"filename": "/var/lib/promtail/positions.yaml"},
-        "clients": [{"url": "http://loki:3100/loki/api/v1/push"}],
-        "scrape_configs": [
-            {
-                "job_name": "nginx-proxy",
-                "docker_sd_configs": [
-                    {
-                        "host": "unix:///var/run/docker.sock",
-                        "refresh_interval": "15s",
-                        "filters": [{"name": "name", "values": [proxy]}],
-                    }
-                ],
-                "relabel_configs": [
-                    {
-                        "source_labels": ["__meta_docker_container_name"],
-                        "target_label": "container",
-                    },
-                ],
-                "pipeline_stages": [
-                    {"docker": {}},
-                    {"regex": {"expression": NGINX_ACCESS_LOG}},
-                    {"labels": {label: None for label in ACCESS_LOG_LABELS}},
-                ],
-            }
-        ],
-    }
-    return yaml.safe_dump(document, sort_keys=False)
+JAEGER_DATA = "/tmp"
+"""Jaeger 1.50+ runs as uid 10001, and a fresh named volume's root is owned by root:
+badger's mkdir there fails. The image declares ``VOLUME /tmp`` (mode 1777), and
+Docker copies a mount point's owner and mode from the image into a fresh volume
+(moby container/container_unix.go copyExistingContents/copyOwnership), so the
+volume mounted at /tmp is writable by 10001."""
 
 
 def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
@@ -132,6 +72,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 port=3000,
                 networks=(SHARED_NETWORK,),
                 route=Route("grafana", 3000, health_path="/api/health"),
+                uploads=grafana_provisioning(),
                 env={
                     "GF_SECURITY_ADMIN_USER": "admin",
                     "GF_SERVER_ROOT_URL": f"https://{site.hostname('grafana')}/",
@@ -139,9 +80,26 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 },
                 secret_env={"GF_SECURITY_ADMIN_PASSWORD": Generated("grafana-admin-password")},
                 volumes={"grafana-data": "/var/lib/grafana"},
-                healthcheck=wget_probe(3000, "/api/health"),
-                health_path="/api/health",
+                healthcheck=HttpProbe(3000, "/api/health", tool="wget"),
+                stop_grace_seconds=30,
                 metrics_path="/metrics",
+                # GF_SECURITY_ADMIN_PASSWORD is applied only when Grafana creates its
+                # admin user, on a fresh volume; an adopted grafana-data keeps the old
+                # password. So the generated one is set again after every start.
+                after_start=(
+                    Step(
+                        "reset-admin-password",
+                        (
+                            "grafana",
+                            "cli",
+                            "admin",
+                            "reset-admin-password",
+                            "--password-from-stdin",
+                        ),
+                        stdin=Generated("grafana-admin-password"),
+                        rerun="container",
+                    ),
+                ),
             ),
             Service(
                 name="prometheus",
@@ -158,8 +116,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                     f"--storage.tsdb.retention.time={settings.prometheus_retention}",
                     f"--web.external-url=https://{site.hostname('prometheus')}/",
                 ),
-                healthcheck=wget_probe(9090, "/-/healthy"),
-                health_path="/-/healthy",
+                healthcheck=HttpProbe(9090, "/-/healthy", tool="wget"),
+                stop_grace_seconds=60,
                 metrics_path="/metrics",
             ),
             Service(
@@ -172,13 +130,13 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 env={
                     "SPAN_STORAGE_TYPE": "badger",
                     "BADGER_EPHEMERAL": "false",
-                    "BADGER_DIRECTORY_VALUE": "/badger/data",
-                    "BADGER_DIRECTORY_KEY": "/badger/key",
+                    "BADGER_DIRECTORY_VALUE": f"{JAEGER_DATA}/data",
+                    "BADGER_DIRECTORY_KEY": f"{JAEGER_DATA}/key",
                     "COLLECTOR_OTLP_ENABLED": "true",
                 },
-                volumes={"jaeger-data": "/badger"},
-                healthcheck=wget_probe(14269, "/"),
-                health_path="/",
+                volumes={"jaeger-data": JAEGER_DATA},
+                healthcheck=HttpProbe(14269, "/", tool="wget"),
+                stop_grace_seconds=30,
             ),
             Service(
                 name="loki",
@@ -187,8 +145,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 port=3100,
                 networks=(SHARED_NETWORK,),
                 volumes={"loki-data": "/loki"},
-                healthcheck=wget_probe(3100, "/ready"),
-                health_path="/ready",
+                healthcheck=HttpProbe(3100, "/ready", tool="wget"),
+                stop_grace_seconds=30,
                 metrics_path="/metrics",
             ),
             Service(
@@ -201,8 +159,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 uploads={"/etc/promtail/config.yml": promtail_yml},
                 command=("-config.file=/etc/promtail/config.yml",),
                 docker_socket="read-only",
-                healthcheck=bash_probe(9080, "/ready"),
-                health_path="/ready",
+                healthcheck=HttpProbe(9080, "/ready", tool="bash"),
+                stop_grace_seconds=30,
             ),
         ),
     )

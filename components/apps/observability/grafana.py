@@ -1,0 +1,95 @@
+"""Grafana's provisioning, as ``compose.observability.yaml`` mounts it: the datasources
+and a dashboard, written into the container so that Grafana reads them at start.
+
+Grafana reads ``/etc/grafana/provisioning/{datasources,dashboards}/*.yaml``; a
+dashboard provider points at a folder of dashboard JSON files.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+PROVISIONING = "/etc/grafana/provisioning"
+DASHBOARDS = "/etc/grafana/dashboards/hemma"
+
+DATASOURCES = (
+    {
+        "name": "Prometheus",
+        "uid": "prometheus",
+        "type": "prometheus",
+        "url": "http://prometheus:9090",
+        "isDefault": True,
+    },
+    {"name": "Loki", "uid": "loki", "type": "loki", "url": "http://loki:3100"},
+    {"name": "Jaeger", "uid": "jaeger", "type": "jaeger", "url": "http://jaeger:16686"},
+)
+
+
+def datasources() -> str:
+    entries = [{**source, "access": "proxy", "editable": False} for source in DATASOURCES]
+    return yaml.safe_dump({"apiVersion": 1, "datasources": entries}, sort_keys=False)
+
+
+def dashboard_provider() -> str:
+    provider = {
+        "name": "hemma",
+        "folder": "Hemma",
+        "type": "file",
+        "disableDeletion": True,
+        "allowUiUpdates": False,
+        "options": {"path": DASHBOARDS},
+    }
+    return yaml.safe_dump({"apiVersion": 1, "providers": [provider]}, sort_keys=False)
+
+
+def _panel(index: int, title: str, kind: str, source: str, expr: str) -> dict[str, Any]:
+    return {
+        "id": index,
+        "title": title,
+        "type": kind,
+        "datasource": {"type": source, "uid": source},
+        "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},
+        "targets": [{"refId": "A", "expr": expr}],
+    }
+
+
+def overview_dashboard() -> str:
+    """The server at a glance: what is up, what the edge serves, what the logs say."""
+    panels = [
+        _panel(0, "Scrape targets up", "stat", "prometheus", "sum(up) / count(up)"),
+        _panel(1, "Targets down", "table", "prometheus", "up == 0"),
+        _panel(
+            2,
+            "Requests by host (nginx-proxy)",
+            "timeseries",
+            "loki",
+            'sum by (vhost) (count_over_time({container="/nginx-proxy"}[5m]))',
+        ),
+        _panel(
+            3,
+            "5xx by host (nginx-proxy)",
+            "timeseries",
+            "loki",
+            'sum by (vhost) (count_over_time({container="/nginx-proxy", status=~"5.."}[5m]))',
+        ),
+    ]
+    dashboard = {
+        "uid": "hemma-overview",
+        "title": "Hemma overview",
+        "schemaVersion": 39,
+        "time": {"from": "now-6h", "to": "now"},
+        "panels": panels,
+    }
+    return json.dumps(dashboard, indent=1, sort_keys=True) + "\n"
+
+
+def grafana_provisioning() -> dict[str, str]:
+    """Every provisioning file, by its path in the Grafana container."""
+    return {
+        f"{PROVISIONING}/datasources/hemma.yaml": datasources(),
+        f"{PROVISIONING}/dashboards/hemma.yaml": dashboard_provider(),
+        f"{DASHBOARDS}/overview.json": overview_dashboard(),
+    }
