@@ -12,17 +12,18 @@ from components.apps.stack import AppStack, AppStackArgs, DatabaseLogin
 from components.config.errors import ConfigError
 from components.config.reading import load_config
 from components.config.sources import source_digests
-from components.config.stack import POSTGRES_PORT, SECRET_KEYS, StackConfig
+from components.config.stack import NAMESPACE, POSTGRES_PORT, SECRET_KEYS, StackConfig
 from components.foundation.containers import ContainerDefaults
 from components.foundation.networks import Networks, NetworksArgs
 from components.foundation.providers import docker_provider, ssh_connection
+from components.foundation.secrets import keep_config_secrets, secret_where_tainted
 from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
 from components.host.unit_files import UnitGroup
 from components.host.units import host_unit_groups
 from components.model.app import SHARED_NETWORK, App, network_names
 from components.postgres.backups import backup_credentials, backup_databases, backup_job
 from components.postgres.server import SharedPostgres, SharedPostgresArgs
-from components.proxy.nginx_files import host_policies
+from components.proxy.nginx_files import host_policies, proxy_files
 from components.proxy.stack import ProxyStack, ProxyStackArgs
 
 
@@ -43,8 +44,20 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     digests, problems = source_digests(config, catalog, required=sources_required)
     if problems:
         raise ConfigError("\n".join(problems))
+    # Everything that is rendered from config (unit files, nginx files) is rendered
+    # before the first resource: a value that no validator caught stops the run here,
+    # with nothing half-declared.
+    try:
+        groups = host_units(config, catalog)
+        policies = host_policies(config, catalog)
+        proxy_files(policies, config.proxy.default_max_body_size)
+    except ValueError as error:
+        raise ConfigError(f"{NAMESPACE}: cannot render the stack: {error}") from None
+    secret = keep_config_secrets(config.secret_values)
     defaults = ContainerDefaults(log_opts=config.log_opts)
-    on_hemma = pulumi.ResourceOptions(providers={"docker": docker_provider(config.docker_host)})
+    on_hemma = pulumi.ResourceOptions(
+        providers={"docker": docker_provider(config.docker_host, secret)}
+    ).merge(secret)
     connection = ssh_connection(
         host=config.ssh_host,
         port=config.ssh_port,
@@ -64,7 +77,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             acme_email=config.acme_email,
             acme_staging=config.acme_staging,
             network=shared_network,
-            hosts=host_policies(config, catalog),
+            hosts=policies,
             import_ids=config.import_ids,
             defaults=defaults,
         ),
@@ -128,8 +141,9 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                     postgres.admin_password.apply(backup_credentials) if group.secret_file else None
                 ),
             ),
+            opts=secret,
         )
-        for group in host_units(config, catalog)
+        for group in groups
     ]
 
     routes = outputs.routing_table(config, catalog)
@@ -167,7 +181,10 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
 def main() -> dict[str, Any]:
     """Validate all config before the first resource, then build and export."""
     config = load_config()
-    exported = build(config)
+    exported = {
+        name: secret_where_tainted(value, config.secret_values)
+        for name, value in build(config).items()
+    }
     for name, value in exported.items():
         pulumi.export(name, value)
     return exported

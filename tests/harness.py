@@ -38,9 +38,9 @@ TEST_PRIVATE_KEY = (
 OPERATOR_VALUES: dict[str, Any] = {
     "sshHostKey": TEST_HOST_KEY,
     "sshPrivateKey": TEST_PRIVATE_KEY,
-    "smtpPassword": "test-smtp-password",
-    "anthropicApiKey": "test-anthropic-key",
-    "openaiApiKey": "test-openai-key",
+    "smtpPassword": "test-smtp-password-0123456789",
+    "anthropicApiKey": "sk-ant-test-0123456789abcdefghijklmnop",
+    "openaiApiKey": "sk-test-0123456789abcdefghijklmnopqrstu",
 }
 """What the operator sets by hand before the first preview (never committed)."""
 OPERATOR_SECRETS = {"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"}
@@ -170,22 +170,23 @@ class HemmaMocks(pulumi.runtime.Mocks):
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
+        inputs = unwrap(args.inputs)
         digest = hashlib.sha256(args.name.encode()).hexdigest()
         if args.typ == "random:index/randomPassword:RandomPassword":
             alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
             seed = hashlib.sha256(args.name.encode()).digest() * 2
             state["result"] = "aA1" + "".join(
-                alphabet[b % len(alphabet)] for b in seed[: int(args.inputs["length"]) - 3]
+                alphabet[b % len(alphabet)] for b in seed[: int(inputs["length"]) - 3]
             )
         elif args.typ == "random:index/randomString:RandomString":
-            state["result"] = digest[: int(args.inputs["length"])]
+            state["result"] = digest[: int(inputs["length"])]
         elif args.typ == "docker:index/image:Image":
-            built = hashlib.sha256(repr(sorted(args.inputs.items())).encode()).hexdigest()
-            state["repoDigest"] = f"{args.inputs['imageName']}@sha256:{built}"
+            built = hashlib.sha256(repr(sorted(inputs.items())).encode()).hexdigest()
+            state["repoDigest"] = f"{inputs['imageName']}@sha256:{built}"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
-            image_digest = hashlib.sha256(args.inputs["name"].encode()).hexdigest()
+            image_digest = hashlib.sha256(inputs["name"].encode()).hexdigest()
             state["imageId"] = f"sha256:{image_digest}"
-            state["repoDigest"] = f"{args.inputs['name']}@sha256:{image_digest}"
+            state["repoDigest"] = f"{inputs['name']}@sha256:{image_digest}"
         return args.resource_id or f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:

@@ -33,7 +33,17 @@ from components.model.app import (
 )
 from components.model.host import Job
 from components.model.site import Site
-from components.model.values import Argument, BodySize, Days, Image, Model, Schedule
+from components.model.values import (
+    Argument,
+    BodySize,
+    Count,
+    Days,
+    Flag,
+    Image,
+    Model,
+    Schedule,
+    Seconds,
+)
 
 NETWORK = "classhub_internal_network"
 WEB_CONTAINER = "classhub_web"
@@ -44,8 +54,8 @@ MIGRATE = ("python", "manage.py", "migrate", "--noinput")
 class Settings(Model):
     """Class Hub (``hemma:classHub``); its hostname is ``hostnames.classhub``."""
 
-    enabled: bool = False
-    keep_data: bool = False
+    enabled: Flag = False
+    keep_data: Flag = False
     """With ``enabled: false``: keep declaring the app's volumes, role and database
     (protected), so that switching Class Hub off removes its containers only."""
     retention_schedule: Schedule = "daily"
@@ -54,10 +64,10 @@ class Settings(Model):
     student_event_retention_days: Days = 180
     max_body_size: BodySize = "650m"
     helper_max_body_size: BodySize = "1m"
-    helper_max_concurrency: Annotated[int, Field(ge=1, le=64)] = 2
-    helper_queue_max_wait_seconds: Annotated[float, Field(gt=0, le=600)] = 10
-    helper_queue_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.2
-    helper_queue_slot_ttl_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
+    helper_max_concurrency: Annotated[Count, Field(le=64)] = 2
+    helper_queue_max_wait_seconds: Seconds = 10
+    helper_queue_poll_seconds: Annotated[Seconds, Field(le=60)] = 0.2
+    helper_queue_slot_ttl_seconds: Count = 120
     ollama_model: Argument = "llama3.2:1b"
     ollama_image: Image = "ollama/ollama:0.5.7"
     minio_image: Image = "minio/minio:RELEASE.2025-01-20T14-49-07Z"

@@ -33,7 +33,15 @@ from components.model.app import (
     ShellProbe,
 )
 from components.model.site import Site
-from components.model.values import AbsolutePath, GroupId, Hostname, Image, Model, Port
+from components.model.values import (
+    AbsolutePath,
+    Argument,
+    GroupId,
+    Hostname,
+    Image,
+    Model,
+    Port,
+)
 
 NETWORK = "huleedu_internal_network"
 KAFKA_CLUSTER_ID = "5L6g3nShT-eMCtK--X86sw"
@@ -46,7 +54,7 @@ class Settings(Model):
 
     smtp_host: Hostname = "mail.privateemail.com"
     smtp_port: Port = 587
-    smtp_username: Annotated[str, Field(min_length=1)] = "noreply@hule.education"
+    smtp_username: Argument = "noreply@hule.education"
     offload_base_image: Image = "rocm/pytorch:latest"
     offload_torch_device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] = "cuda"
     offload_devices: list[AbsolutePath] = Field(default_factory=lambda: ["/dev/kfd", "/dev/dri"])

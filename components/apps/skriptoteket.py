@@ -18,7 +18,7 @@ from components.model.app import (
 )
 from components.model.host import Job
 from components.model.site import Site
-from components.model.values import Model, Schedule
+from components.model.values import Flag, Model, Schedule
 
 CONTAINER = "skriptoteket-web"
 RUNNER = Build(repository="skriptoteket-runner", dockerfile="Dockerfile.runner")
@@ -29,7 +29,7 @@ used from the next run on, without restarting the web container."""
 class Settings(Model):
     """The Skriptoteket cleanup timers (``hemma:skriptoteketCleanup``)."""
 
-    enabled: bool = True
+    enabled: Flag = True
     sandbox_snapshots_schedule: Schedule = "hourly"
     login_events_schedule: Schedule = "daily"
     session_files_schedule: Schedule = "hourly"

@@ -13,6 +13,10 @@ from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
 from components.model.app import SHARED_NETWORK, App, OperatorSecret, network_names
 
+PROXY_ENV_PREFIXES = ("VIRTUAL_", "LETSENCRYPT_", "ACME_")
+PROXY_ENV = frozenset({"HTTPS_METHOD", "HSTS", "CERT_NAME", "NETWORK_ACCESS", "SSL_POLICY"})
+"""What nginx-proxy and acme-companion read off a container: set by its route only."""
+
 
 def check_site(config: StackConfig) -> list[str]:
     """Rules that span keys and the app catalog: nothing may collide, nothing be missing."""
@@ -115,6 +119,23 @@ def check_site(config: StackConfig) -> list[str]:
         for container in what:
             if container not in containers:
                 problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name")
+    services = {s.container: (app, s) for app in catalog for s in app.services}
+    for container, variables in config.extra_env.items():
+        if container not in services:
+            continue
+        app, service = services[container]
+        owned = {*service.env, *service.secret_env}
+        for name in sorted(variables):
+            if name in owned:
+                problems.append(
+                    f"{NAMESPACE}:extraEnv.{container}.{name}: the {app.name} app sets it; "
+                    "extraEnv cannot override it"
+                )
+            elif name.startswith(PROXY_ENV_PREFIXES) or name in PROXY_ENV:
+                problems.append(
+                    f"{NAMESPACE}:extraEnv.{container}.{name}: nginx-proxy and acme-companion "
+                    "read it; routes are the apps' own"
+                )
 
     importable = {
         *(import_key("network", name) for name in network_names(catalog)),

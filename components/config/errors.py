@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
@@ -14,11 +15,19 @@ class ConfigError(pulumi.RunError):
     """Bad stack config. The CLI prints the message alone, without a traceback."""
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_@/-][A-Za-z0-9_.@/-]{0,127}")
+
+
 def key_path(loc: tuple[int | str, ...]) -> str:
-    """``('gpu', 'llama', 'args', 0)`` -> ``hemma:gpu.llama.args[0]``."""
+    """``('gpu', 'llama', 'args', 0)`` -> ``hemma:gpu.llama.args[0]``; a key that is not
+    plain (a dict key the operator chose) is quoted, so no line end reaches the line."""
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        name = part if _PLAIN_KEY.fullmatch(part) else shown(part)
+        path += f".{name}" if path else name
     return f"{NAMESPACE}:{path}"
 
 
@@ -40,9 +49,33 @@ _MESSAGES = {
 }
 
 
+SHOWN = 40
+"""At most this many characters of a bad value are echoed."""
+
+
+def shown(value: Any) -> str:
+    """A value as an error line cites it: repr, cut to a short prefix."""
+    text = repr(value)
+    if len(text) <= SHOWN:
+        return text
+    return f"{text[:SHOWN]}... ({len(str(value))} characters)"
+
+
+def redacted(line: str, secret_values: Iterable[str]) -> str:
+    """``line`` with every secret value in it replaced, longest first."""
+    for value in sorted(secret_values, key=len, reverse=True):
+        if value:
+            line = line.replace(value, "***")
+    return line
+
+
 def problem_line(error: Mapping[str, Any], secrets: set[str]) -> str:
     """One pydantic error as ``hemma:KEY: what is wrong (got VALUE)``; never a secret value."""
     loc = tuple(error["loc"])
+    if loc and loc[-1] == "[key]":
+        # pydantic's loc for a bad dict key: (..., KEY, "[key]")
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        return f"{key_path(loc[:-2])}: the key {shown(loc[-2])} {reason}"
     message = _MESSAGES.get(error["type"])
     if message is not None:
         message = message.format(**error.get("ctx", {}))
@@ -53,5 +86,5 @@ def problem_line(error: Mapping[str, Any], secrets: set[str]) -> str:
         error.get("input"), (dict, list)
     )
     if shows_value and str(loc[0]) not in secrets | SECRET_KEYS:
-        line += f" (got {error['input']!r})"
+        line += f" (got {shown(error['input'])})"
     return line

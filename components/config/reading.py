@@ -9,7 +9,7 @@ stops the program with one line per problem, each naming its key.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pulumi.runtime
@@ -17,7 +17,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from components.config.checks import check_site
-from components.config.errors import ConfigError, problem_line
+from components.config.errors import ConfigError, problem_line, redacted
 from components.config.stack import NAMESPACE, SECRET_KEYS, StackConfig, object_keys
 
 
@@ -42,21 +42,83 @@ def raw_config() -> tuple[dict[str, str], set[str]]:
     return values, secrets
 
 
+MAX_RAW = 65536
+"""Longer than any real value: the rest is a mistake, or an attack on the parser."""
+MAX_DEPTH = 8
+"""Deeper than any key of the model nests."""
+TAINT_LENGTH = 4
+"""Secret values at least this long are traced into resources and redacted from errors;
+shorter ones (a port, ``true``) would match nearly everything."""
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    if limit < 0:
+        return MAX_DEPTH + 1
+    if isinstance(value, dict):
+        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
+    return 0
+
+
+def leaves(value: Any) -> Iterator[str]:
+    """Every value in a config value (the keys of its objects name things: they are not
+    what a secret hides)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from leaves(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+def _decode(key: str, value: str, structured: frozenset[str]) -> tuple[Any, str | None]:
+    """A raw CLI value as data, or the one line that says why it cannot be."""
+    if len(value) > MAX_RAW:
+        return None, f"{NAMESPACE}:{key}: is too long ({len(value)} characters)"
+    if key not in structured:
+        return value, None
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError:
+        return None, f"{NAMESPACE}:{key}: must be an object"
+    except RecursionError:
+        decoded = None
+    if decoded is None or _depth(decoded) > MAX_DEPTH:
+        return None, f"{NAMESPACE}:{key}: is nested too deeply"
+    return decoded, None
+
+
 def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackConfig:
-    """Validate raw config values; raise ConfigError with one line per problem."""
+    """Validate raw config values; raise ConfigError with one line per problem.
+
+    A line names its key and never holds a secret: every value of a key set with
+    ``--secret`` is redacted from it, whichever check wrote it.
+    """
     secrets = set(secrets or ())
     structured = object_keys()
     problems: list[str] = []
     data: dict[str, Any] = {}
     for key, value in values.items():
-        if key in structured and isinstance(value, str):
-            try:
-                data[key] = json.loads(value)
-            except json.JSONDecodeError:
-                problems.append(f"{NAMESPACE}:{key}: must be an object")
-                continue
-        else:
+        if not isinstance(value, str):
             data[key] = value
+            continue
+        decoded, problem = _decode(key, value, structured)
+        if problem:
+            problems.append(problem)
+        else:
+            data[key] = decoded
+    secret_values = frozenset(
+        leaf
+        for key in secrets
+        if key in data
+        for leaf in leaves(data[key])
+        if len(leaf) >= TAINT_LENGTH
+    )
     for key in sorted(SECRET_KEYS & values.keys() - secrets):
         problems.append(
             f"{NAMESPACE}:{key}: must be set as a secret (pulumi config set --secret {key} ...)"
@@ -70,8 +132,10 @@ def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackCo
     if config is not None:
         problems.extend(check_site(config))
     if problems:
-        raise ConfigError("\n".join(problems))
+        unique = dict.fromkeys(redacted(line, secret_values) for line in problems)
+        raise ConfigError("\n".join(unique))
     assert config is not None
+    config.mark_secret(secret_values)
     return config
 
 

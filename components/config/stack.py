@@ -7,16 +7,23 @@ adding an app adds its settings without touching this file.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    create_model,
+    model_validator,
+)
 
 from components.apps import APPS
 from components.foundation.containers import DEFAULT_LOG_OPTS
 from components.model.app import App, AppSpec
 from components.model.site import Site
 from components.model.values import (
-    AbsoluteOrRelativePath,
     AbsolutePath,
     BodySize,
     BridgeAddress,
@@ -26,20 +33,25 @@ from components.model.values import (
     Email,
     EnvName,
     EnvValue,
+    Flag,
     HostKey,
     Hostname,
     HtpasswdUser,
     Image,
+    LogOptName,
     LogOptValue,
     LoopbackAddress,
     Model,
     Port,
+    PrivateKeyText,
     PrivateNetwork,
     Schedule,
     Secret,
+    SourcePath,
     SshUser,
     UnitName,
     UnitWord,
+    matching,
 )
 
 NAMESPACE = "hemma"
@@ -49,6 +61,19 @@ SECRET_KEYS = frozenset({"sshPrivateKey", "smtpPassword", "anthropicApiKey", "op
 """Keys that must be set with ``pulumi config set --secret``."""
 POSTGRES_PORT = 5432
 """shared-postgres's port inside hule-network (the image's own)."""
+
+RouteId = Annotated[
+    str, AfterValidator(matching(re.compile(r"[a-z][a-z0-9-]{0,62}"), "not a route id"))
+]
+ImportKey = Annotated[
+    str,
+    AfterValidator(
+        matching(re.compile(r"[a-z]+/[A-Za-z0-9_.-]{1,128}"), "must be KIND/NAME, e.g. volume/x")
+    ),
+]
+ImportId = Annotated[
+    str, AfterValidator(matching(re.compile(r"[A-Za-z0-9._:/@-]{1,256}"), "not an object ID"))
+]
 
 S = TypeVar("S", bound=Model)
 LISTEN_FLAGS = frozenset({"--host", "--port", "-H", "-p"})
@@ -87,7 +112,7 @@ class PostgresConfig(Model):
 class SmartLogsConfig(Model):
     """Retention of the host's incident and SMART logs (``hemma:smartLogs``)."""
 
-    enabled: bool = True
+    enabled: Flag = True
     schedule: Schedule = "daily"
     directory: AbsolutePath = "/root/logs"
     keep_days: Days = 30
@@ -101,7 +126,7 @@ class GpuServerConfig(Model):
     ``systemctl cat llama-server-rocm.service tabby.service``.
     """
 
-    manage: bool = False
+    manage: Flag = False
     """Install and keep this server's unit; until then only its port is used."""
     port: Port
     executable: AbsolutePath | None = None
@@ -129,7 +154,7 @@ class GpuServerConfig(Model):
 class GpuConfig(Model):
     """The host GPU model servers (``hemma:gpu``); off on a machine without a GPU."""
 
-    enabled: bool = True
+    enabled: Flag = True
     """Containers call the servers (host.docker.internal) and tunnels reach them."""
     bind_address: LoopbackAddress = "127.0.0.1"
     """Where a managed server listens: loopback, so the runbooks' ``curl localhost:8082``
@@ -144,7 +169,7 @@ class GpuConfig(Model):
 class BackupsConfig(Model):
     """Nightly pg_dump of every app database (``hemma:backups``)."""
 
-    enabled: bool = True
+    enabled: Flag = True
     schedule: Schedule = "*-*-* 03:15:00"
     directory: AbsolutePath = "/var/backups/hemma/postgres"
     keep_days: Days = 14
@@ -154,35 +179,44 @@ class _StackConfig(Model):
     """The platform's keys. Each app's settings join it below, under the app's key."""
 
     acme_email: Email
-    acme_staging: bool = False
+    acme_staging: Flag = False
     docker_host: DockerHost = "ssh://hemma"
     ssh_host: Hostname = "hemma.hule.education"
     ssh_user: SshUser
     ssh_port: Port = 22
     ssh_host_key: HostKey
-    ssh_private_key: Secret
+    ssh_private_key: PrivateKeyText
     proxy: ProxyConfig = ProxyConfig()
     postgres: PostgresConfig = PostgresConfig()
-    hostnames: dict[str, Hostname]
-    import_ids: dict[str, Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=dict, alias="import"
-    )
+    hostnames: dict[RouteId, Hostname]
+    import_ids: dict[ImportKey, ImportId] = Field(default_factory=dict, alias="import")
     docker_path: AbsolutePath = "/snap/bin/docker"
     docker_service: UnitName = "snap.docker.dockerd.service"
     smart_logs: SmartLogsConfig = SmartLogsConfig()
     gpu: GpuConfig = GpuConfig()
     backups: BackupsConfig = BackupsConfig()
-    app_sources: dict[str, AbsoluteOrRelativePath] = Field(default_factory=dict)
+    app_sources: dict[str, SourcePath] = Field(default_factory=dict)
     """App -> its source checkout on the operator's machine, for images built from source."""
-    image_overrides: dict[str, Image] = Field(default_factory=dict)
+    image_overrides: dict[DockerName, Image] = Field(default_factory=dict)
     """Container -> image reference to run instead of its catalog image (pin, roll back)."""
-    extra_env: dict[str, dict[str, EnvValue]] = Field(default_factory=dict)
+    extra_env: dict[DockerName, dict[EnvName, EnvValue]] = Field(default_factory=dict)
     """Container -> extra clear env (tuning without a code change)."""
-    log_opts: dict[str, LogOptValue] = Field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
+    log_opts: dict[LogOptName, LogOptValue] = Field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
     """json-file log options of every container; must include the daemon's own defaults."""
     smtp_password: Secret | None = None
     anthropic_api_key: Secret | None = None
     openai_api_key: Secret | None = None
+
+    _secret_values: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def mark_secret(self, values: frozenset[str]) -> None:
+        """Record the values of every key the operator set as a secret."""
+        self._secret_values = values
+
+    @property
+    def secret_values(self) -> frozenset[str]:
+        """What must reach every resource, output and log only as a secret."""
+        return self._secret_values
 
     def operator_secret(self, key: str) -> str | None:
         """An operator-held secret by its config key, e.g. ``openaiApiKey``."""

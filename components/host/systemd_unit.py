@@ -17,6 +17,9 @@ class SystemdUnitArgs:
     connection: command.remote.ConnectionArgs
     secret_content: pulumi.Input[str] | None = None
     """The content of the group's secret file, when it has one."""
+    secret_values: frozenset[str] = frozenset()
+    """Values of config keys set as secrets: a unit file holding one makes the install
+    command secret (the file travels base64-encoded, where no later check sees it)."""
 
 
 class SystemdUnit(pulumi.ComponentResource):
@@ -46,7 +49,14 @@ class SystemdUnit(pulumi.ComponentResource):
         self.group_name = group.name
         self.units = list(group.unit_names)
         self.schedule = group.schedule
-        install = as_command(install_script(group))
+        holds_secret = any(
+            secret in f.content or secret in f.path
+            for f in group.files
+            for secret in args.secret_values
+        )
+        install: pulumi.Input[str] = as_command(install_script(group))
+        if holds_secret:
+            install = pulumi.Output.secret(install)
         command.remote.Command(
             f"{name}-install",
             connection=connection,

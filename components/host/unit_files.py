@@ -13,6 +13,7 @@ that the tests can run them in a sandbox.
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
 from collections.abc import Sequence
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from components.model.host import Daemon, HostFile, Job, Relay
 
 UNIT_DIR = "/etc/systemd/system"
-_EOF = "HEMMA_FILE_EOF"
 
 
 @dataclass(frozen=True)
@@ -188,11 +188,16 @@ def relay_group(relay: Relay) -> UnitGroup:
 _PUT = """\
 root="${HEMMA_ROOT:-}"
 changed=0
-# put PATH MODE: install stdin as PATH unless PATH already holds exactly that.
+# put PATH MODE [BASE64]: install BASE64's bytes (or stdin) as PATH unless PATH
+# already holds exactly that.
 put() {
   local staged
   staged="$(mktemp)"
-  cat > "$staged"
+  if [ "$#" -ge 3 ]; then
+    printf '%s' "$3" | base64 -d > "$staged"
+  else
+    cat > "$staged"
+  fi
   if sudo -n cmp -s "$staged" "$root$1"; then
     rm -f "$staged"
     return 0
@@ -208,9 +213,10 @@ def install_script(group: UnitGroup) -> str:
     """Idempotent install: write what differs, reload, enable, restart only on change."""
     lines = ["set -euo pipefail", _PUT]
     for f in group.files:
-        if _EOF in f.content:
-            raise ValueError(f"{f.path} contains the heredoc marker {_EOF}")
-        lines.append(f"put {shlex.quote(f.path)} {f.mode} <<'{_EOF}'\n{f.content}{_EOF}")
+        # base64 has no character a shell could act on and no heredoc marker to
+        # collide with: the file's bytes arrive as they are, whatever they hold.
+        encoded = base64.b64encode(f.content.encode()).decode()
+        lines.append(f"put {shlex.quote(f.path)} {f.mode} {encoded}")
     if group.secret_file:
         lines.append(f"put {shlex.quote(group.secret_file)} 0600  # content from stdin")
     units = " ".join(shlex.quote(u) for u in group.start)

@@ -1,9 +1,13 @@
 """The value types config is made of: each one a string or number that a target reads.
 
-Every validator matches the whole value (``fullmatch``): ``re.match`` with
-``$`` also matches before a trailing newline, and a newline in a hostname or
-an image reference reaches nginx, a unit file or an env entry. A failing
-value raises ``ValueError`` with the sentence the operator sees after the key.
+Every value that reaches a unit file, a shell, nginx, an htpasswd file or an
+env entry is held to a grammar matched against the whole string
+(``fullmatch``: ``re.match`` with ``$`` also matches before a trailing
+newline). The grammars are ASCII: a look-alike letter is not a letter here.
+Where a target gives characters a meaning of their own (systemd's ``%``,
+``$``, quotes and line ends; a shell's metacharacters) the grammar leaves them
+out, or the value is quoted for that target where it is used. A failing value
+raises ``ValueError`` with the sentence the operator sees after the key.
 """
 
 from __future__ import annotations
@@ -13,13 +17,30 @@ import binascii
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from components.model.calendar import CalendarError
 from components.model.calendar import validate as validate_calendar
+
+MAX_TEXT = 4096
+"""No config string is longer: a huge value is a mistake, and error lines cite prefixes."""
+
+
+def _no_booleans(value: Any) -> Any:
+    """``true`` is not 1: pydantic would read a JSON boolean as an integer."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+def _flag(value: Any) -> Any:
+    """true or false, as JSON or as the CLI's text; not "yes", "on" or 1."""
+    if isinstance(value, bool) or value in ("true", "false"):
+        return value
+    raise ValueError("must be true or false")
 
 
 class Model(BaseModel):
@@ -30,18 +51,28 @@ class Model(BaseModel):
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"(?:{_LABEL}\.)+[a-z][a-z0-9-]{{0,61}}[a-z0-9]")
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@(.+)")
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@(.+)")
 _DOCKER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 _IMAGE_RE = re.compile(
     r"(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
 )
-_SIZE_RE = re.compile(r"[0-9]+[kKmMgG]?")
+_SIZE_RE = re.compile(r"[0-9]{1,9}[kKmMgG]?")
 _SSH_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _HTPASSWD_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_UNIT_NAME_RE = re.compile(r"[A-Za-z0-9:_.@-]+\.(?:service|socket|target|mount)")
+_UNIT_NAME_RE = re.compile(r"[A-Za-z0-9:_.@-]{1,200}\.(?:service|socket|target|mount)")
+_ABSOLUTE_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._@+-]+)+/?|/")
+_PATH_RE = re.compile(r"[A-Za-z0-9._@+/-]{1,1024}")
+_UNIT_WORD_RE = re.compile(r"[A-Za-z0-9._:/=,+@-]{1,256}")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_DOCKER_HOST_RE = re.compile(
+    r"ssh://(?:[a-z_][a-z0-9_-]{0,31}@)?[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?"
+    r"|tcp://[A-Za-z0-9.-]{1,253}:[0-9]{1,5}"
+    r"|unix://(?:/[A-Za-z0-9._@+-]+)+"
+)
 _HOST_KEY_TYPES = (
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
@@ -51,13 +82,22 @@ _HOST_KEY_TYPES = (
 )
 
 
-def _check(pattern: re.Pattern[str], message: str) -> Callable[[str], str]:
+def matching(pattern: re.Pattern[str], message: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
             raise ValueError(message)
         return value
 
     return check
+
+
+def _printable(value: str) -> str:
+    """A value for an env entry: no line end, NUL or other control character."""
+    if _CONTROL.search(value):
+        raise ValueError("must not hold a line end, NUL or other control character")
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"must be at most {MAX_TEXT} characters")
+    return value
 
 
 def _hostname(value: str) -> str:
@@ -80,7 +120,7 @@ def _port(value: int) -> int:
 
 
 def _image(value: str) -> str:
-    if not _IMAGE_RE.fullmatch(value):
+    if len(value) > 512 or not _IMAGE_RE.fullmatch(value):
         raise ValueError("not a valid image reference")
     last = value.rsplit("/", 1)[-1]
     if ":" not in last and "@" not in last:
@@ -89,13 +129,13 @@ def _image(value: str) -> str:
 
 
 def _docker_host(value: str) -> str:
-    if not value.startswith(("ssh://", "tcp://", "unix://")) or value.endswith("//"):
+    if not _DOCKER_HOST_RE.fullmatch(value):
         raise ValueError("must be a Docker host URL: ssh://HOST, tcp://HOST:PORT or unix:///PATH")
     return value
 
 
 def _host_key(value: str) -> str:
-    parts = value.split()
+    parts = value.split(" ")
     if len(parts) != 2 or parts[0] not in _HOST_KEY_TYPES:
         raise ValueError("must be a public host key 'TYPE BASE64', as ssh-keyscan prints it")
     try:
@@ -109,6 +149,10 @@ def _host_key(value: str) -> str:
 
 
 def _schedule(value: str) -> str:
+    if not re.fullmatch(r"[!-~]+(?: [!-~]+)*", value):
+        raise ValueError(
+            "not a systemd OnCalendar expression: words of printable ASCII, one space apart"
+        )
     try:
         return validate_calendar(value)
     except CalendarError as error:
@@ -116,8 +160,8 @@ def _schedule(value: str) -> str:
 
 
 def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or any(c.isspace() for c in value) or "//" in value:
-        raise ValueError("must be an absolute path without spaces")
+    if len(value) > 1024 or not _ABSOLUTE_PATH_RE.fullmatch(value) or "/../" in f"{value}/":
+        raise ValueError("must be an absolute path of letters, digits and ._@+- (no spaces, no ..)")
     return value
 
 
@@ -129,7 +173,7 @@ def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 def _loopback(value: str) -> str:
-    if not _address(value).is_loopback or value not in ("127.0.0.1", "::1"):
+    if value not in ("127.0.0.1", "::1"):
         raise ValueError("must be a loopback address (127.0.0.1 or ::1)")
     return value
 
@@ -145,32 +189,6 @@ def _bridge(value: str) -> str:
     return value
 
 
-def _argument(value: str) -> str:
-    if not value or any(c in value for c in "\n\\$%;"):
-        raise ValueError("must be a plain argument (no newline, backslash, $, % or ;)")
-    return value
-
-
-Hostname = Annotated[str, AfterValidator(_hostname)]
-Email = Annotated[str, AfterValidator(_email)]
-Port = Annotated[int, AfterValidator(_port)]
-Image = Annotated[str, AfterValidator(_image)]
-DockerName = Annotated[str, AfterValidator(_check(_DOCKER_NAME_RE, "not a valid Docker name"))]
-BodySize = Annotated[
-    str, AfterValidator(_check(_SIZE_RE, "must be an nginx size such as 1m or 650m"))
-]
-SshUser = Annotated[str, AfterValidator(_check(_SSH_USER_RE, "not a valid user name"))]
-HtpasswdUser = Annotated[
-    str, AfterValidator(_check(_HTPASSWD_USER_RE, "must be letters, digits, '.', '_' or '-'"))
-]
-DockerHost = Annotated[str, AfterValidator(_docker_host)]
-HostKey = Annotated[str, AfterValidator(_host_key)]
-Secret = Annotated[str, Field(min_length=1)]
-Schedule = Annotated[str, AfterValidator(_schedule)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
-UnitName = Annotated[
-    str, AfterValidator(_check(_UNIT_NAME_RE, "must be a systemd unit name such as docker.service"))
-]
 def _private_network(value: str) -> str:
     try:
         network = ipaddress.ip_network(value)
@@ -181,27 +199,70 @@ def _private_network(value: str) -> str:
     return value
 
 
+def _nonempty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+Number = BeforeValidator(_no_booleans)
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Hostname = Annotated[str, AfterValidator(_hostname)]
+Email = Annotated[str, AfterValidator(_email)]
+Port = Annotated[int, Number, AfterValidator(_port)]
+Image = Annotated[str, AfterValidator(_image)]
+DockerName = Annotated[str, AfterValidator(matching(_DOCKER_NAME_RE, "not a valid Docker name"))]
+BodySize = Annotated[
+    str, AfterValidator(matching(_SIZE_RE, "must be an nginx size such as 1m or 650m"))
+]
+SshUser = Annotated[str, AfterValidator(matching(_SSH_USER_RE, "not a valid user name"))]
+HtpasswdUser = Annotated[
+    str, AfterValidator(matching(_HTPASSWD_USER_RE, "must be letters, digits, '.', '_' or '-'"))
+]
+DockerHost = Annotated[str, AfterValidator(_docker_host)]
+HostKey = Annotated[str, AfterValidator(_host_key)]
+PrivateKeyText = Annotated[str, Field(min_length=1, max_length=16384)]
+"""An SSH private key: several lines, passed to pulumi-command as a secret only."""
+Secret = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
+"""An operator-held secret that becomes an env value."""
+Schedule = Annotated[str, AfterValidator(_schedule)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+UnitName = Annotated[
+    str,
+    AfterValidator(matching(_UNIT_NAME_RE, "must be a systemd unit name such as docker.service")),
+]
 PrivateNetwork = Annotated[str, AfterValidator(_private_network)]
 LoopbackAddress = Annotated[str, AfterValidator(_loopback)]
 BridgeAddress = Annotated[str, AfterValidator(_bridge)]
 UnitWord = Annotated[
     str,
     AfterValidator(
-        _check(
-            re.compile(r"[A-Za-z0-9._:/=,+@-]{1,256}"),
+        matching(
+            _UNIT_WORD_RE,
             "must be one word of letters, digits and ._:/=,+@- (systemd reads % $ quotes "
             "and spaces itself)",
         )
     ),
 ]
 EnvName = Annotated[
-    str,
-    AfterValidator(_check(re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"), "must be a variable name")),
+    str, AfterValidator(matching(_ENV_NAME_RE, "must be a variable name: letters, digits, _"))
 ]
-Argument = Annotated[str, AfterValidator(_argument)]
-Days = Annotated[int, Field(ge=1, le=3650)]
-GroupId = Annotated[str, Field(pattern=r"^[0-9]{1,10}$")]
+EnvValue = Annotated[str, AfterValidator(_printable)]
+Argument = Annotated[str, AfterValidator(_nonempty), AfterValidator(_printable)]
+Days = Annotated[int, Number, Field(ge=1, le=3650)]
+Count = Annotated[int, Number, Field(ge=1, le=3600)]
+Seconds = Annotated[float, Number, Field(gt=0, le=600)]
+GroupId = Annotated[str, AfterValidator(matching(re.compile(r"[0-9]{1,10}"), "must be a group id"))]
 """A numeric group id: a name would have to exist inside the image."""
-AbsoluteOrRelativePath = Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")]
-EnvValue = Annotated[str, Field(pattern=r"^[^\n]*$")]
-LogOptValue = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/=-]{1,128}$")]
+SourcePath = Annotated[
+    str,
+    AfterValidator(
+        matching(_PATH_RE, "must be a path of letters, digits and ._@+/- (relative or absolute)")
+    ),
+]
+LogOptValue = Annotated[
+    str, AfterValidator(matching(re.compile(r"[A-Za-z0-9._:/=-]{1,128}"), "not a log option value"))
+]
+LogOptName = Annotated[
+    str, AfterValidator(matching(re.compile(r"[a-z0-9][a-z0-9.-]{0,63}"), "not a log option name"))
+]

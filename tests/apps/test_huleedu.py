@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from tests.harness import Declared, Program, run_program, site_config
+from tests.harness import OPERATOR_VALUES, Declared, Program, run_program, site_config
 
 PASSWORD = "random:index/randomPassword:RandomPassword"
 
@@ -73,8 +73,9 @@ def test_huleedu_gets_the_runbook_env_and_secrets_only_where_needed(program: Pro
     assert with_llm_keys == {"huleedu_llm_provider_service", "huleedu_cj_assessment_service"}
     with_smtp = {c.inputs["name"] for c in program.containers if "EMAIL_SMTP_PASSWORD" in env(c)}
     assert with_smtp == {"huleedu_email_service"}
-    assert env(program.container("huleedu_email_service"))["EMAIL_SMTP_PASSWORD"] == (
-        "test-smtp-password"
+    assert (
+        env(program.container("huleedu_email_service"))["EMAIL_SMTP_PASSWORD"]
+        == (OPERATOR_VALUES["smtpPassword"])
     )
 
 

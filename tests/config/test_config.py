@@ -212,7 +212,8 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
     (
         "a relative backup directory",
         setting("backups.directory", "backups"),
-        "hemma:backups.directory: must be an absolute path without spaces (got 'backups')",
+        "hemma:backups.directory: must be an absolute path of letters, digits and ._@+- "
+        "(no spaces, no ..) (got 'backups')",
     ),
     (
         "a basic-auth user htpasswd cannot hold",

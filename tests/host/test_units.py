@@ -18,7 +18,7 @@ import pytest
 from components.config.reading import parse
 from components.config.stack import StackConfig
 from components.foundation.commands import as_command
-from components.host.unit_files import UnitGroup, install_script, remove_script
+from components.host.unit_files import UnitGroup, daemon_group, install_script, remove_script
 from components.main import host_units
 from components.postgres.backups import (
     backup_credentials,
@@ -512,3 +512,26 @@ def test_every_script_the_remote_commands_run_passes_shellcheck(tmp_path: Path) 
             scripts.append(path)
     done = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_an_install_command_whose_unit_holds_a_secret_value_is_secret() -> None:
+    """Unit files travel base64-encoded in the install command, where no check of the
+    command text can find a secret: the unit's own content decides."""
+    import pulumi_command as command
+
+    from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
+    from components.model.host import Daemon
+    from tests.harness import run_declarations
+
+    group = daemon_group(
+        Daemon("token-server", "x", ("/usr/bin/server", "--token", "TOKEN1234567"), user="x")
+    )
+    connection = command.remote.ConnectionArgs(host="h", user="u")
+
+    def declare(values: frozenset[str]) -> None:
+        SystemdUnit("token-server", SystemdUnitArgs(group, connection, secret_values=values))
+
+    marked = run_declarations(lambda: declare(frozenset({"TOKEN1234567"})))
+    plain = run_declarations(lambda: declare(frozenset({"SOMETHING-ELSE"})))
+    assert marked.named("token-server-install").secret_input("create")
+    assert not plain.named("token-server-install").secret_input("create")

@@ -1,0 +1,1 @@
+"""The policy pack: ``pulumi preview --policy-pack policy`` (see README.md)."""

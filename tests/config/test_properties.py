@@ -1,0 +1,291 @@
+# ruff: noqa: RUF001 -- look-alike letters on purpose
+"""Hostile strings in every string field of the config, generated.
+
+For each string field the model has, hypothesis builds values out of the pieces
+attackers and typos are made of: line ends, NUL, systemd specifiers, quotes,
+shell and nginx metacharacters, look-alike letters, path tricks. Each value
+ends one of two ways:
+
+- a clean rejection: one line per problem, each naming a ``hemma:`` key, the
+  field's among them, and none carrying a line end; or
+- accepted, and then every artifact it reaches reads as intended: each unit file
+  passes ``systemd-analyze verify`` with the value one word of its Exec line,
+  each script passes ``bash -n``, the nginx files pass ``nginx -t``, and a
+  command string run with a stand-in ``docker`` hands the value over as one
+  argument.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import string
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.config.errors import ConfigError
+from components.config.reading import parse
+from components.foundation.builds import build_command
+from components.foundation.commands import as_command, exec_step
+from components.host.unit_files import UnitGroup, install_script, remove_script
+from components.main import host_units
+from components.model.app import Build
+from components.proxy.nginx_files import host_policies, proxy_files
+from tests.harness import OPERATOR_SECRETS, as_cli_value, site_config
+from tests.host.test_units import MANAGED_GPU
+
+pytestmark = pytest.mark.tools
+
+PIECES = [
+    "\n", "\r", "\x00", "\t", " ", "%", "%n", "%h", "$", "$(id)", "${HOME}", "`id`", ";",
+    "&&", "|", ">", "'", '"', "\\", "{", "}", "#", "*", "?", "[", "]", "~", "!", "../",
+    "//", "=", ":", "@", "+", "-", ",", "а", "ｅ", "\u2028", "\ufeff", "é",
+]  # fmt: skip
+"""What a hostile or careless value is made of (``а`` is Cyrillic, ``ｅ`` full width)."""
+
+SAFE = string.ascii_letters + string.digits + "._-/"
+
+
+def hostile(base: str) -> st.SearchStrategy[str]:
+    """A field's own good value with hostile pieces mixed in, or pieces alone."""
+    piece = st.one_of(st.sampled_from(PIECES), st.text(alphabet=SAFE, min_size=1, max_size=6))
+    pieces = st.lists(piece, min_size=1, max_size=6).map("".join)
+    return st.one_of(
+        pieces,
+        st.tuples(st.just(base), pieces).map("".join),
+        st.tuples(pieces, st.just(base)).map("".join),
+        st.just(base + "\n"),
+        st.just(base.upper()),
+    )
+
+
+def base_config() -> dict[str, Any]:
+    config = copy.deepcopy(site_config())
+    config["gpu"] = {**config["gpu"], **copy.deepcopy(MANAGED_GPU)}
+    config["extraEnv"] = {"grafana": {"GF_LOG_LEVEL": "info"}}
+    return config
+
+
+# path -> its good value in base_config(); a path part in [] is a list index.
+FIELDS: dict[str, str] = {
+    "acmeEmail": "admin@hule.education",
+    "dockerHost": "ssh://hemma",
+    "sshHost": "hemma.hule.education",
+    "sshUser": "paunchygent",
+    "dockerPath": "/snap/bin/docker",
+    "dockerService": "snap.docker.dockerd.service",
+    "hostnames.grafana": "grafana.hemma.hule.education",
+    "proxy.containerName": "nginx-proxy",
+    "proxy.image": "nginxproxy/nginx-proxy:1.6",
+    "proxy.defaultMaxBodySize": "10m",
+    "proxy.basicAuthUser": "admin",
+    "proxy.certsVolume": "nginx-proxy-certs",
+    "proxy.trustedNetwork": "172.16.0.0/12",
+    "postgres.containerName": "shared-postgres",
+    "postgres.dataVolume": "shared-postgres-data",
+    "skriptoteketCleanup.loginEventsSchedule": "daily",
+    "smartLogs.directory": "/root/logs",
+    "smartLogs.schedule": "daily",
+    "backups.directory": "/var/backups/hemma/postgres",
+    "backups.schedule": "*-*-* 03:15:00",
+    "gpu.bindAddress": "127.0.0.1",
+    "gpu.relayAddress": "172.17.0.1",
+    "gpu.llama.executable": "/opt/llama.cpp/build/bin/llama-server",
+    "gpu.llama.args[1]": "/srv/models/qwen3-coder-30b.gguf",
+    "gpu.llama.environment.HSA_OVERRIDE_GFX_VERSION": "11.0.0",
+    "gpu.llama.workingDirectory": "/opt/llama.cpp",
+    "gpu.llama.user": "paunchygent",
+    "huleedu.smtpHost": "mail.privateemail.com",
+    "huleedu.smtpUsername": "noreply@hule.education",
+    "huleedu.offloadTorchDevice": "cuda",
+    "huleedu.kafkaImage": "apache/kafka:3.8.1",
+    "huleedu.offloadGroups[0]": "44",
+    "observability.prometheusRetention": "30d",
+    "classHub.ollamaModel": "llama3.2:1b",
+    "imageOverrides.grafana": "grafana/grafana:11.4.1",
+    "extraEnv.grafana.GF_LOG_LEVEL": "info",
+    "logOpts.max-size": "10m",
+}
+
+
+def put(config: dict[str, Any], path: str, value: str) -> None:
+    parts = path.replace("[", ".[").split(".")
+    target: Any = config
+    for part, following in zip(parts, [*parts[1:], None], strict=True):
+        key: Any = int(part[1:-1]) if part.startswith("[") else part
+        if following is None:
+            target[key] = value
+        else:
+            target = target.setdefault(key, {}) if isinstance(target, dict) else target[key]
+
+
+def run_parse(config: dict[str, Any]) -> Any:
+    return parse({k: as_cli_value(v) for k, v in config.items()}, OPERATOR_SECRETS)
+
+
+def rejected_cleanly(error: ConfigError, path: str) -> None:
+    lines = str(error).split("\n")
+    top = path.split(".")[0].split("[")[0]
+    for line in lines:
+        assert line.startswith("hemma:"), line
+        assert "\r" not in line and "\x00" not in line, repr(line)
+    assert any(line.startswith(f"hemma:{top}") for line in lines), (path, lines)
+
+
+# --- what an accepted value reaches, checked with the tools that read it --------
+
+
+def groups_holding(config: Any, value: str) -> list[UnitGroup]:
+    return [
+        g
+        for g in host_units(config, config.apps())
+        if any(value in f.content or value in f.path for f in g.files)
+    ]
+
+
+def exec_words(group: UnitGroup) -> Iterator[list[str]]:
+    for f in group.files:
+        for line in f.content.splitlines():
+            if line.startswith("ExecStart="):
+                yield line.removeprefix("ExecStart=").split(" ")
+
+
+def verify_units(groups: list[UnitGroup], root: Path) -> None:
+    """systemd-analyze verify in a root holding systemd's units, a stand-in for the
+    host's docker service and stand-in executables."""
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree("/usr/lib/systemd", root / "usr/lib/systemd", symlinks=True)
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True)
+    names = []
+    for group in groups:
+        for f in group.files:
+            target = root / f.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(f.content)
+            target.chmod(int(f.mode, 8))
+            if f.path.startswith("/etc/systemd/system/"):
+                names.append(f.path.rsplit("/", 1)[1])
+        for words in exec_words(group):
+            stub = root / words[0].lstrip("/")
+            if not stub.exists():
+                stub.parent.mkdir(parents=True, exist_ok=True)
+                stub.write_text("#!/bin/sh\n")
+                stub.chmod(0o755)
+        for line in "\n".join(f.content for f in group.files).splitlines():
+            if line.startswith(("Requires=", "After=")) and line.endswith(".service"):
+                name = line.split("=", 1)[1]
+                stand_in = units / name
+                if not stand_in.exists() and name.startswith("hemma-") is False:
+                    stand_in.write_text("[Service]\nExecStart=/bin/true\n")
+    done = subprocess.run(
+        ["systemd-analyze", f"--root={root}", "verify", *names], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def bash_parses(script: str) -> None:
+    done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def nginx_accepts(files: dict[str, str], root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    hosts = [p.name for p in (root / "vhost.d").iterdir() if "_" not in p.name]
+    servers = "\n".join(
+        f"server {{ listen 127.0.0.1:1; server_name {h}; include vhost.d/{h}; }}" for h in hosts
+    )
+    conf = root / "nginx.conf"
+    conf.write_text(
+        f"pid {root}/nginx.pid; error_log {root}/error.log; events {{}}\n"
+        f"http {{ client_body_temp_path {root}/body; include conf.d/*.conf; {servers} }}\n"
+    )
+    (root / "certs").mkdir(exist_ok=True)
+    done = subprocess.run(
+        [shutil.which("nginx") or "/usr/sbin/nginx", "-t", "-q", "-p", str(root), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def argv_of(command: str, tmp: Path) -> list[str]:
+    """Run a command string with a stand-in ``docker`` that prints its argv as JSON."""
+    stub = tmp / "bin" / "docker"
+    stub.parent.mkdir(parents=True, exist_ok=True)
+    stub.write_text("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    stub.chmod(0o755)
+    done = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{stub.parent}:{os.environ['PATH']}"},
+    )
+    assert done.returncode == 0, done.stderr
+    words: list[str] = json.loads(done.stdout.splitlines()[0])
+    return words
+
+
+def reaches_intact(config: Any, path: str, value: str, tmp: Path) -> None:
+    for group in groups_holding(config, value):
+        for words in exec_words(group):
+            line = " ".join(words)
+            if value in line:
+                assert value in words or any(value in w for w in words), (value, words)
+        bash_parses(as_command(install_script(group)))
+        bash_parses(as_command(remove_script(group)))
+    units = groups_holding(config, value)
+    if units:
+        verify_units(units, tmp / "units")
+    files = proxy_files(host_policies(config, config.apps()), config.proxy.default_max_body_size)
+    if any(value in text for text in files.values()):
+        nginx_accepts(files, tmp / "nginx")
+    script = exec_step(config.docker_path, "skriptoteket-web", ("pdm", "run", value))
+    bash_parses(as_command(script))
+    build = build_command(config.docker_host, str(tmp), Build("web", args={"ARG": value}), "w:1")
+    assert argv_of(build, tmp)[-2] == f"ARG={value}", "a build argument stays one argument"
+
+
+Check = Callable[[str], None]
+
+
+@pytest.mark.parametrize("path", sorted(FIELDS))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_a_hostile_string_is_refused_cleanly_or_reaches_its_target_intact(
+    path: str, data: st.DataObject, tmp_path: Path
+) -> None:
+    value = data.draw(hostile(FIELDS[path]), label="value")
+    config = base_config()
+    put(config, path, value)
+    try:
+        parsed = run_parse(config)
+    except ConfigError as error:
+        rejected_cleanly(error, path)
+        return
+    assert "\n" not in value and "\x00" not in value and "\r" not in value, (path, value)
+    reaches_intact(parsed, path, value, tmp_path)
+
+
+def test_the_fields_cover_every_kind_of_target() -> None:
+    """A field per target: unit files, shells, nginx, htpasswd, env entries, images."""
+    assert {"dockerPath", "gpu.llama.args[1]", "backups.directory"} <= set(FIELDS)
+    assert {"hostnames.grafana", "proxy.defaultMaxBodySize", "proxy.basicAuthUser"} <= set(FIELDS)
+    assert {"extraEnv.grafana.GF_LOG_LEVEL", "huleedu.smtpUsername"} <= set(FIELDS)
+    assert len(FIELDS) >= 35
