@@ -8,6 +8,10 @@ import pytest
 
 from tests.postgres_server import Server, running_server
 
+# The real parts (a private Docker engine, sshd, local images), started once per
+# session by whichever test first asks for them (tests/parts/README.md).
+pytest_plugins = ["tests.parts.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:

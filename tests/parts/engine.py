@@ -1,0 +1,299 @@
+"""A private Docker engine (Debian's docker.io, 20.10) for one test session.
+
+It has its own socket, data root and exec root under one temp dir, and leaves the
+machine's firewall and forwarding alone. Its default bridge is kept at
+172.31.254.1/24 because ``--add-host NAME:host-gateway`` resolves to that
+bridge's address: a server the tests bind there on the host is what a container
+reaches as ``host.docker.internal``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.parts.tools import (
+    CommandFailed,
+    kill_pidfile,
+    remove_tree,
+    require,
+    require_root,
+    run,
+    terminate,
+    wait_until,
+)
+
+BRIDGE_IP = "172.31.254.1"
+BRIDGE_CIDR = f"{BRIDGE_IP}/24"
+SOCKET_GROUP = "docker"
+BRIDGE = "docker0"
+READY_TIMEOUT = 30.0
+# Every private engine uses the one docker0 bridge and the one sudoers file of the
+# SSH part; two sessions at once would hand out the same container addresses.
+LOCK = Path("/tmp/hemma-dockerd.lock")
+NO_RESOLVER = BRIDGE_IP
+
+
+def docker_client() -> str:
+    """The CLI from the engine's own package.
+
+    A newer CLI earlier on PATH (e.g. one in /usr/local/bin) may want the
+    buildx plugin for ``docker build``; the 20.10 CLI still has the classic builder
+    and speaks the engine's API version natively.
+    """
+    packaged = Path("/usr/bin/docker")
+    if packaged.exists():
+        return str(packaged)
+    return require("docker", "docker.io")
+
+
+def ensure_socket_group() -> None:
+    """docker.io creates the group; without it dockerd falls back to a root-only socket,
+    and the SSH test user could not reach the engine."""
+    try:
+        grp.getgrnam(SOCKET_GROUP)
+    except KeyError:
+        run([require("groupadd", "passwd"), "--system", SOCKET_GROUP])
+
+
+@dataclass
+class Engine:
+    root: Path
+    storage_driver: str = "overlay2"
+    client: str = field(default_factory=docker_client)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    created_bridge: bool = False
+    lock: int | None = field(default=None, repr=False)
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "docker.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "docker.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "dockerd.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "engine is not running"
+        return self.process.pid
+
+    def env(self) -> dict[str, str]:
+        """Environment for any docker client aimed at this engine only."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"}
+        }
+        env["DOCKER_HOST"] = self.host
+        # The caller's ~/.docker (contexts, credential helpers) must not leak in.
+        env["DOCKER_CONFIG"] = str(self.root / "client-config")
+        # The 20.10 CLI's BuildKit path needs a builder image from a registry.
+        env["DOCKER_BUILDKIT"] = "0"
+        return env
+
+    def docker(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        return run([self.client, *args], check=check, input=input, env=self.env(), timeout=timeout)
+
+    def inspect(self, name: str, template: str) -> str:
+        return self.docker("inspect", "--format", template, name).stdout.strip()
+
+    def wait_for(
+        self,
+        name: str,
+        template: str,
+        wanted: str,
+        timeout: float = 60,
+        *,
+        exited_is_final: bool = True,
+    ) -> None:
+        """Poll ``docker inspect`` until ``template`` renders ``wanted`` (e.g. a health
+        status). An exited container gives up at once unless a restart policy may
+        still bring it back (``exited_is_final=False``)."""
+        last = {"status": "", "value": ""}
+
+        def reached() -> bool:
+            done = self.docker(
+                "inspect", "--format", "{{.State.Status}}\t" + template, name, check=False
+            )
+            status, _, value = done.stdout.strip().partition("\t")
+            last.update(status=status or done.stderr.strip(), value=value)
+            if value == wanted:
+                return True
+            if exited_is_final and status in {"exited", "dead"}:
+                raise TimeoutError(f"{name} exited while waiting for {template} == {wanted}")
+            return False
+
+        try:
+            wait_until(f"{name} {template} == {wanted}", reached, timeout, interval=0.2)
+        except TimeoutError as e:
+            logs = self.docker("logs", "--tail", "40", name, check=False)
+            raise TimeoutError(
+                f"{e}; last: {last}\n--- logs ---\n{logs.stdout}{logs.stderr}"
+            ) from None
+
+    def start(self) -> None:
+        require_root("the Docker engine")
+        require("dockerd", "docker.io")
+        require("containerd", "containerd")
+        require("runc", "runc")
+        ensure_socket_group()
+        self._take_lock()
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Traversable, not listable: the SSH test user reaches the socket through it.
+        self.root.chmod(0o711)
+        self.created_bridge = not Path(f"/sys/class/net/{BRIDGE}").exists()
+        try:
+            self._launch()
+        except RuntimeError:
+            if self.storage_driver != "overlay2" or "graphdriver" not in self._log_tail():
+                raise
+            # overlay2 cannot stack on some filesystems the temp dir may be on
+            # (overlayfs itself, tmpfs without xattrs, some FUSE); vfs is slow and
+            # copies every layer, but works anywhere.
+            self.storage_driver = "vfs"
+            self._launch()
+
+    def _take_lock(self) -> None:
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise RuntimeError(
+                f"another test session's Docker engine is running ({holder}); "
+                "one private engine per machine at a time"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, root {self.root}\n".encode(), 0)
+        self.lock = fd
+
+    def _command(self) -> list[str]:
+        return [
+            require("dockerd", "docker.io"),
+            "--host",
+            self.host,
+            "--data-root",
+            str(self.root / "data"),
+            "--exec-root",
+            str(self.root / "exec"),
+            "--pidfile",
+            str(self.pidfile),
+            f"--storage-driver={self.storage_driver}",
+            f"--group={SOCKET_GROUP}",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-forward=false",
+            "--ip-masq=false",
+            f"--bip={BRIDGE_CIDR}",
+            # Lookups of names that are not containers go to the bridge address,
+            # where nothing answers DNS, instead of to the machine's resolver:
+            # nothing a test starts sends traffic past this machine. On a user
+            # network the embedded DNS then stays silent, so such a lookup fails
+            # only after the client's resolver timeout (5 s x 2 by default).
+            f"--dns={NO_RESOLVER}",
+            "--shutdown-timeout=2",
+        ]
+
+    def _launch(self) -> None:
+        with self.log.open("ab") as log:
+            log.write(f"--- dockerd start {time.strftime('%H:%M:%S')}\n".encode())
+            log.flush()
+            # Own session: a Ctrl-C at the terminal must not kill the engine before
+            # the finalizers have removed its containers.
+            self.process = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        process = self.process
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"dockerd exited with {process.returncode}:\n{self._log_tail()}")
+            done = self.docker("version", "--format", "{{.Server.Version}}", check=False)
+            return done.returncode == 0
+
+        try:
+            wait_until("dockerd", answers, READY_TIMEOUT)
+        except TimeoutError:
+            self._terminate()
+            raise RuntimeError(
+                f"dockerd did not answer in {READY_TIMEOUT:.0f}s:\n{self._log_tail()}"
+            ) from None
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _terminate(self) -> None:
+        if self.process is None:
+            return
+        terminate(self.process)
+        # Only after a SIGKILL would dockerd's own containerd still be up.
+        kill_pidfile(self.root / "exec" / "containerd" / "containerd.pid")
+        self.process = None
+
+    def restart(self) -> None:
+        """Stop the daemon by PID (SIGTERM) and start it on the same data root.
+
+        Containers are stopped the way a host reboot or a package upgrade stops
+        them, so restart policies apply on the way back up.
+        """
+        self._terminate()
+        self._launch()
+
+    def stop(self) -> None:
+        """Remove every container, stop the daemon by PID, remove its files."""
+        if self.process is not None and self.process.poll() is None:
+            ids = self.docker("ps", "--all", "--quiet", check=False).stdout.split()
+            if ids:
+                self.docker("rm", "--force", "--volumes", *ids, check=False)
+            # Each user network is a bridge interface that outlives the daemon.
+            self.docker("network", "prune", "--force", check=False)
+        self._terminate()
+        if self.created_bridge and Path(f"/sys/class/net/{BRIDGE}").exists():
+            subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
+        remove_tree(self.root)
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
+
+
+def start_engine(root: Path | None = None) -> Engine:
+    """Start a private engine and return it; the caller stops it.
+
+    The default root is directly under /tmp: unix socket paths are limited to 108
+    bytes, and a pytest basetemp can be long enough to break containerd's.
+    """
+    engine = Engine(root=root or Path(tempfile.mkdtemp(prefix="hemma-dockerd-", dir="/tmp")))
+    try:
+        engine.start()
+    except BaseException:
+        engine.stop()
+        raise
+    return engine
+
+
+__all__ = ["BRIDGE_IP", "CommandFailed", "Engine", "start_engine"]
