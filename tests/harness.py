@@ -41,9 +41,18 @@ OPERATOR_VALUES: dict[str, Any] = {
     "smtpPassword": "test-smtp-password-0123456789",
     "anthropicApiKey": "sk-ant-test-0123456789abcdefghijklmnop",
     "openaiApiKey": "sk-test-0123456789abcdefghijklmnopqrstu",
+    "resticPassword": "test-restic-password-0123456789",
 }
 """What the operator sets by hand before the first preview (never committed)."""
-OPERATOR_SECRETS = {"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"}
+OPERATOR_SECRETS = {
+    "sshPrivateKey",
+    "smtpPassword",
+    "anthropicApiKey",
+    "openaiApiKey",
+    "resticPassword",
+}
+BACKUP_REPOSITORY = "sftp:backup@nas.example.test:/srv/restic/hemma"
+"""Where the operator's backups go: chosen by the operator, not in the stack file."""
 
 
 def classhub_site() -> dict[str, Any]:
@@ -84,7 +93,9 @@ def site_config() -> dict[str, Any]:
     """The stack file plus the values the operator sets: what ``pulumi up`` sees, with
     the apps' source checkouts replaced by stand-ins (``tests/sources.py``)."""
     sources = {app: path for app, path in checkouts().items() if app != "classhub"}
-    return {**stack_file_config(), **OPERATOR_VALUES, "appSources": sources}
+    config = {**stack_file_config(), **OPERATOR_VALUES, "appSources": sources}
+    config["backups"] = {**config["backups"], "repository": BACKUP_REPOSITORY}
+    return config
 
 
 def as_cli_value(value: Any) -> str:
@@ -198,6 +209,12 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.declared: list[Declared] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The engine's URN, not the SDK mock's: the mock keeps only the parent's last
+        type, the engine the parent's whole type chain (pulumi pkg/resource/deploy
+        deployment.go, generateURN), so a grandchild's URN differs between the two."""
+        return resource_urn(name, type_, parent, pulumi.get_stack(), pulumi.get_project())
+
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
@@ -245,10 +262,11 @@ class RecordingMonitor(MockMonitor):
 def resource_urn(
     name: str, type_: str, parent: str, stack: str = "hemma", project: str = "hemma"
 ) -> str:
-    """The URN the engine gives a resource: its parents' types, then its own type and name.
-    The stack itself is left out of the type chain."""
+    """The URN the engine gives a resource: its parent's whole type chain, then its own
+    type and name. The root stack is left out of the chain (generateURN skips
+    ``resource.RootStackType``)."""
     qualified = type_
-    if parent and not parent.split("::")[2].endswith("pulumi:pulumi:Stack"):
+    if parent and parent.split("::")[2] != "pulumi:pulumi:Stack":
         qualified = f"{parent.split('::')[2]}${type_}"
     return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
 
@@ -312,17 +330,41 @@ def _run_main() -> dict[str, Any]:
     return runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
 
+_RUNS: dict[str, Program] = {}
+"""Programs already run, by everything they read: the config, the secret keys, the
+mode and the content of every source checkout the config names. A run takes about
+a second; many tests read the same configuration, each gets its own copy."""
+
+
+def _run_key(config: dict[str, Any], secret_keys: set[str], preview: bool) -> str:
+    digest = hashlib.sha256(
+        json.dumps([config, sorted(secret_keys), preview], sort_keys=True, default=str).encode()
+    )
+    for source in sorted(str(v) for v in (config.get("appSources") or {}).values()):
+        root = Path(source)
+        for path in sorted(root.rglob("*")) if root.is_dir() else []:
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            if path.is_file():
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def run_program(
     config: dict[str, Any] | None = None,
     secret_keys: set[str] | None = None,
     preview: bool = False,
 ) -> Program:
     """Run ``__main__.py`` with ``config`` (default: the site config) and record it all."""
-    loop, monitor = _fresh_runtime(
-        site_config() if config is None else config,
-        OPERATOR_SECRETS if secret_keys is None else secret_keys,
-        preview,
-    )
+    config = site_config() if config is None else config
+    secret_keys = OPERATOR_SECRETS if secret_keys is None else secret_keys
+    key = _run_key(config, secret_keys, preview)
+    if key not in _RUNS:
+        _RUNS[key] = _run_program(config, secret_keys, preview)
+    return copy.deepcopy(_RUNS[key])
+
+
+def _run_program(config: dict[str, Any], secret_keys: set[str], preview: bool) -> Program:
+    loop, monitor = _fresh_runtime(config, secret_keys, preview)
     program = Program(declared=monitor.declared)
 
     @pulumi.runtime.test

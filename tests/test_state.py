@@ -112,6 +112,27 @@ def test_children_inherit_their_parents_aliases() -> None:
     assert unaccounted([old_child], program) == []
 
 
+def test_a_grandchild_urn_carries_its_parents_whole_type_chain() -> None:
+    """As the engine writes it (pulumi deployment.go, generateURN: the parent's whole
+    qualified type, the root stack left out); the SDK's own mock keeps only the last
+    type, so a component moved under another would slip past a mock-form pin."""
+
+    def declare() -> None:
+        import pulumi_docker as docker
+
+        outer = Box("outer")
+        inner = Box("inner", pulumi.ResourceOptions(parent=outer))
+        docker.Volume("data", name="data", opts=pulumi.ResourceOptions(parent=inner))
+
+    program = run_declarations(declare)
+    assert {r.name: r.urn for r in program.declared} == {
+        "outer": "urn:pulumi:hemma::hemma::hemma:test:Box::outer",
+        "inner": "urn:pulumi:hemma::hemma::hemma:test:Box$hemma:test:Box::inner",
+        "data": "urn:pulumi:hemma::hemma::hemma:test:Box$hemma:test:Box"
+        "$docker:index/volume:Volume::data",
+    }
+
+
 def test_the_pinned_default_configuration_is_the_whole_server() -> None:
     golden = json.loads((GOLDEN / "urns-default.json").read_text())
     containers = [urn for urn in golden if f"${CONTAINER}::" in urn or f"::{CONTAINER}::" in urn]
