@@ -9,10 +9,19 @@ import pulumi
 
 from components import outputs
 from components.apps.stack import AppStack, AppStackArgs, DatabaseLogin
-from components.config.errors import ConfigError
+from components.backups.jobs import (
+    BackupPlan,
+    backed_up_volumes,
+    backup_jobs,
+    databases_of,
+    drill_probes,
+    host_metrics_job,
+)
+from components.backups.restic import Keep, restic_env
+from components.config.errors import ConfigError, redacted
 from components.config.reading import load_config
 from components.config.sources import source_digests
-from components.config.stack import NAMESPACE, POSTGRES_PORT, SECRET_KEYS, StackConfig
+from components.config.stack import NAMESPACE, OPERATOR_SECRETS, POSTGRES_PORT, StackConfig
 from components.foundation.containers import ContainerDefaults
 from components.foundation.networks import Networks, NetworksArgs
 from components.foundation.providers import docker_provider, ssh_connection
@@ -21,16 +30,59 @@ from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
 from components.host.unit_files import UnitGroup
 from components.host.units import host_unit_groups
 from components.model.app import SHARED_NETWORK, App, network_names
-from components.postgres.backups import backup_credentials, backup_databases, backup_job
 from components.postgres.server import SharedPostgres, SharedPostgresArgs
 from components.proxy.nginx_files import host_policies, proxy_files
 from components.proxy.stack import ProxyStack, ProxyStackArgs
 
+PLATFORM_VOLUME_BACKUPS = {"certs": "live", "acme": "live", "html": "skip"}
+"""The proxy's volumes: the certificates and the ACME account are data; the
+challenge files are not. shared-postgres's data is taken as dumps instead."""
+
+
+def backup_plan(config: StackConfig, catalog: tuple[App, ...]) -> BackupPlan:
+    backups, proxy = config.backups, config.proxy
+    platform = {
+        proxy.certs_volume: PLATFORM_VOLUME_BACKUPS["certs"],
+        proxy.acme_volume: PLATFORM_VOLUME_BACKUPS["acme"],
+        proxy.html_volume: PLATFORM_VOLUME_BACKUPS["html"],
+    }
+    return BackupPlan(
+        docker=config.docker_path,
+        docker_service=config.docker_service,
+        postgres=config.postgres.container_name,
+        dumps=backups.dumps_directory,
+        metrics=backups.metrics_directory,
+        volume_root=backups.volume_root,
+        keep=Keep(backups.keep_daily, backups.keep_weekly, backups.keep_monthly),
+        schedule=backups.schedule,
+        check_schedule=backups.check_schedule,
+        drill_schedule=backups.drill_schedule,
+        drill_sample=backups.drill_sample,
+        databases=databases_of(catalog),
+        volumes=backed_up_volumes(catalog, config.volume_names, platform),
+        probes=drill_probes(catalog),
+    )
+
 
 def host_units(config: StackConfig, catalog: tuple[App, ...]) -> list[UnitGroup]:
     """Every unit group Hemma gets: the apps' jobs, the platform's and the backups."""
-    platform_jobs = [backup_job(config, catalog)] if config.backups.enabled else []
+    platform_jobs = [
+        host_metrics_job(
+            config.docker_path, config.docker_service, config.backups.metrics_directory
+        )
+    ]
+    if config.backups.enabled:
+        platform_jobs = [*backup_jobs(backup_plan(config, catalog)), *platform_jobs]
     return host_unit_groups(config, catalog, platform_jobs)
+
+
+def restic_secrets(config: StackConfig) -> str:
+    """The root-only env file the backup jobs read: the repository and its secrets."""
+    return restic_env(
+        config.backups.repository or "",
+        config.restic_password or "",
+        dict(config.backup_storage_env),
+    )
 
 
 def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
@@ -51,8 +103,11 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
         groups = host_units(config, catalog)
         policies = host_policies(config, catalog)
         proxy_files(policies, config.proxy.default_max_body_size)
+        if config.backups.enabled:
+            restic_secrets(config)
     except ValueError as error:
-        raise ConfigError(f"{NAMESPACE}: cannot render the stack: {error}") from None
+        reason = redacted(str(error), config.secret_values)
+        raise ConfigError(f"{NAMESPACE}: cannot render the stack: {reason}") from None
     secret = keep_config_secrets(config.secret_values)
     defaults = ContainerDefaults(log_opts=config.log_opts)
     on_hemma = pulumi.ResourceOptions(
@@ -118,11 +173,12 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 ),
                 source=config.app_sources.get(app.name),
                 digests=digests,
-                operator_secrets={key: config.operator_secret(key) for key in SECRET_KEYS},
+                operator_secrets={key: config.operator_secret(key) for key in OPERATOR_SECRETS},
                 image_overrides=config.image_overrides,
                 extra_env=config.extra_env,
                 defaults=defaults,
                 import_ids=config.import_ids,
+                volume_names=config.volume_names,
                 retired=retire,
             ),
             opts=on_hemma,
@@ -138,7 +194,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 group,
                 connection,
                 secret_content=(
-                    postgres.admin_password.apply(backup_credentials) if group.secret_file else None
+                    pulumi.Output.secret(restic_secrets(config)) if group.secret_file else None
                 ),
             ),
             opts=secret,
@@ -174,7 +230,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             for unit in units
             for unit_name in unit.units
         },
-        "backups": outputs.backups(config, backup_databases(catalog)),
+        "backups": outputs.backups(config, backup_plan(config, catalog)),
     }
 
 

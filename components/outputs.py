@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.backups.jobs import BackupPlan
 from components.config.stack import StackConfig
 from components.model.app import App, Route
 
@@ -86,12 +87,22 @@ def postgres_tunnel(config: StackConfig) -> str:
     )
 
 
-def backups(config: StackConfig, databases: list[str]) -> dict[str, Any]:
-    """Where the nightly dumps go, how long they stay, and what they hold."""
+def backups(config: StackConfig, plan: BackupPlan) -> dict[str, Any]:
+    """What the backups cover, where they go, and when they and their checks run."""
+    backups = config.backups
     return {
-        "enabled": config.backups.enabled,
-        "directory": config.backups.directory,
-        "keepDays": config.backups.keep_days,
-        "schedule": config.backups.schedule,
-        "databases": databases if config.backups.enabled else [],
+        "enabled": backups.enabled,
+        "repository": backups.repository if backups.enabled else None,
+        "schedule": backups.schedule,
+        "keep": {
+            "daily": plan.keep.daily,
+            "weekly": plan.keep.weekly,
+            "monthly": plan.keep.monthly,
+        },
+        "checkSchedule": backups.check_schedule,
+        "drillSchedule": backups.drill_schedule,
+        "directory": plan.dumps,
+        "metricsDirectory": plan.metrics,
+        "databases": list(plan.databases) if backups.enabled else [],
+        "volumes": {name: policy for name, policy, _ in plan.volumes} if backups.enabled else {},
     }

@@ -138,6 +138,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
     return App(
         name="classhub",
         jobs=(retention_job(settings, site), orphan_uploads_job(settings, site)),
+        # The runbook's drill: restore into a temporary database and see it migrated.
+        drill_probes={"classhub": "SELECT count(*) FROM django_migrations"},
         internal_network=NETWORK,
         database_role="classhub",
         databases=("classhub",),
@@ -193,6 +195,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 networks=(NETWORK,),
                 localhost_ports=(LocalPort(11434, 11434),),
                 volumes={"classhub-ollama": "/root/.ollama"},
+                volume_backups={"classhub-ollama": "skip"},
                 healthcheck=ShellProbe("ollama list >/dev/null"),
                 stop_grace_seconds=30,
             ),
@@ -208,6 +211,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                     "MINIO_ROOT_PASSWORD": Generated("minio-root-password"),
                 },
                 volumes={"classhub-minio": "/data"},
+                volume_backups={"classhub-minio": "stop"},
                 # The image carries mc and a static curl (minio/minio Dockerfile).
                 healthcheck=ShellProbe("mc ready local >/dev/null 2>&1"),
                 stop_grace_seconds=30,

@@ -44,6 +44,8 @@ from components.model.values import (
 )
 
 NETWORK = "huleedu_internal_network"
+ALEMBIC_PROBE = "SELECT count(*) FROM alembic_version"
+"""The services migrate with Alembic (an assumption the README lists)."""
 KAFKA_CLUSTER_ID = "5L6g3nShT-eMCtK--X86sw"
 """apache/kafka's default CLUSTER_ID (docker/resources/common-scripts/configureDefaults)."""
 """All HuleEdu services, Kafka and Redis; Skriptoteket's runners join it for nlp_service."""
@@ -206,6 +208,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 "OFFLOAD_TORCH_DEVICE": settings.offload_torch_device,
             },
             volumes={"huleedu_hf_cache": "/root/.cache/huggingface"},
+            volume_backups={"huleedu_hf_cache": "skip"},
             healthcheck=HttpProbe(9000),
             stop_grace_seconds=30,
             devices=tuple(settings.offload_devices),
@@ -236,6 +239,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 "CLUSTER_ID": KAFKA_CLUSTER_ID,
             },
             volumes={"huleedu_kafka_data": "/var/lib/kafka/data"},
+            # A live copy of a broker's log segments need not be consistent.
+            volume_backups={"huleedu_kafka_data": "stop"},
             # The broker accepts connections: a JVM tool such as kafka-topics.sh needs
             # several seconds to start, longer than a health check may take.
             healthcheck=ShellProbe("bash -c 'exec 3<>/dev/tcp/127.0.0.1/9092'"),
@@ -261,6 +266,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
         database_role="huleedu_user",
         databases=DATABASES,
         generated=("jwt-secret", "internal-api-key"),
+        drill_probes={database: ALEMBIC_PROBE for database in DATABASES},
     )
 
 

@@ -21,6 +21,7 @@ from components.model.site import Site
 from components.model.values import Flag, Model, Schedule
 
 CONTAINER = "skriptoteket-web"
+ALEMBIC_PROBE = "SELECT count(*) FROM alembic_version"
 RUNNER = Build(repository="skriptoteket-runner", dockerfile="Dockerfile.runner")
 """Started by skriptoteket-web for each tool run, by its stable tag: a new runner is
 used from the next run on, without restarting the web container."""
@@ -66,6 +67,9 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
         database_role="skriptoteket",
         databases=("skriptoteket",),
         jobs=cleanup_jobs(settings, site),
+        # Alembic (pdm run db-upgrade) records the schema version in every database it
+        # migrates: a restored copy without it is not Skriptoteket's.
+        drill_probes={"skriptoteket": ALEMBIC_PROBE},
         services=(
             Service(
                 name="web",

@@ -103,6 +103,8 @@ class AppStackArgs:
     extra_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     import_ids: Mapping[str, str] = field(default_factory=dict)
+    volume_names: Mapping[str, str] = field(default_factory=dict)
+    """App volume -> its Docker name on Hemma, where it differs."""
     retired: bool = False
     """Declare the app's volumes and secrets only."""
 
@@ -133,7 +135,10 @@ class AppStack(pulumi.ComponentResource):
         volume_names = sorted({v for s in app.services for v in s.volumes})
         self._volumes = {
             volume: protected_volume(
-                f"{name}-{volume}", volume, self, adopt(args.import_ids, "volume", volume)
+                f"{name}-{volume}",
+                docker_name := args.volume_names.get(volume, volume),
+                self,
+                adopt(args.import_ids, "volume", docker_name),
             )
             for volume in volume_names
         }
@@ -211,6 +216,10 @@ class AppStack(pulumi.ComponentResource):
             docker.ContainerVolumeArgs(volume_name=self._volumes[v].name, container_path=path)
             for v, path in sorted(service.volumes.items())
         ]
+        volumes += [
+            docker.ContainerVolumeArgs(host_path=host, container_path=path, read_only=True)
+            for host, path in sorted(service.binds.items())
+        ]
         if service.docker_socket:
             volumes.append(
                 docker.ContainerVolumeArgs(
@@ -249,11 +258,13 @@ class AppStack(pulumi.ComponentResource):
             ],
             ports=[localhost_port(p.port, p.host_port) for p in service.localhost_ports],
             volumes=self._volumes_of(service),
-            hosts=(
-                [docker.ContainerHostArgs(host=HOST_GATEWAY, ip="host-gateway")]
-                if service.host_gateway
-                else []
-            ),
+            hosts=[
+                docker.ContainerHostArgs(host=host, ip="host-gateway")
+                for host in (
+                    *((HOST_GATEWAY,) if service.host_gateway else ()),
+                    *service.gateway_names,
+                )
+            ],
             devices=[
                 docker.ContainerDeviceArgs(host_path=d, container_path=d, permissions="rwm")
                 for d in service.devices
@@ -261,8 +272,14 @@ class AppStack(pulumi.ComponentResource):
             group_adds=list(service.group_adds),
             command=list(service.command) or None,
             uploads=[
-                docker.ContainerUploadArgs(file=path, content=content)
-                for path, content in sorted(service.uploads.items())
+                *(
+                    docker.ContainerUploadArgs(file=path, content=content)
+                    for path, content in sorted(service.uploads.items())
+                ),
+                *(
+                    docker.ContainerUploadArgs(file=path, content=self._secret(source))
+                    for path, source in sorted(service.secret_files.items())
+                ),
             ],
             # A service with steps must not wait for healthy before they run: its
             # last step waits instead.

@@ -66,7 +66,7 @@ def check_site(config: StackConfig) -> list[str]:
     for app in catalog:
         for service in app.services:
             for volume in service.volumes:
-                owners.setdefault(volume, f"the {app.name} app")
+                owners.setdefault(config.volume_name(volume), f"the {app.name} app")
     app_volumes = [(owner, volume) for volume, owner in owners.items()]
     problems += _collisions("volume name", [*app_volumes, *volumes])
     problems += _collisions(
@@ -91,18 +91,22 @@ def check_site(config: StackConfig) -> list[str]:
         ],
     )
 
+    needed: dict[str, str] = {}
     for app in catalog:
-        needed: dict[str, str] = {}
         for service in app.services:
-            for source in service.secret_env.values():
+            sources = [*service.secret_env.values(), *service.secret_files.values()]
+            for step in service.after_start:
+                sources += [step.stdin] if step.stdin else []
+            for source in sources:
                 if isinstance(source, OperatorSecret):
                     needed.setdefault(source.key, service.container)
-        for key, container in sorted(needed.items()):
-            if config.operator_secret(key) is None:
-                problems.append(
-                    f"{NAMESPACE}:{key}: is required by {container} "
-                    f"(pulumi config set --secret {key} ...)"
-                )
+    for key, container in sorted(needed.items()):
+        if config.operator_secret(key) is None:
+            problems.append(
+                f"{NAMESPACE}:{key}: is required by {container} "
+                f"(pulumi config set --secret {key} ...)"
+            )
+    for app in catalog:
         if app.builds_from_source and app.name not in config.app_sources:
             problems.append(
                 f"{NAMESPACE}:appSources.{app.name}: is required (the path of the app's "
@@ -137,6 +141,24 @@ def check_site(config: StackConfig) -> list[str]:
                     "read it; routes are the apps' own"
                 )
 
+    if config.backups.enabled:
+        if config.backups.repository is None:
+            problems.append(
+                f"{NAMESPACE}:backups.repository: is required (a restic repository off this "
+                "disk: /mnt/PATH, sftp:HOST:/PATH, s3:URL; or backups.enabled: false)"
+            )
+        if config.restic_password is None:
+            problems.append(
+                f"{NAMESPACE}:resticPassword: is required by the backups "
+                "(pulumi config set --secret resticPassword ...)"
+            )
+    app_volumes_known = {v for app in every_app for s in app.services for v in s.volumes}
+    for volume in config.volume_names:
+        if volume not in app_volumes_known:
+            problems.append(
+                f"{NAMESPACE}:volumeNames.{volume}: no app volume of that name "
+                f"(known: {', '.join(sorted(app_volumes_known))})"
+            )
     importable = {
         *(import_key("network", name) for name in network_names(catalog)),
         *(import_key("volume", name) for _, name in volumes),

@@ -7,172 +7,71 @@ adding an app adds its settings without touching this file.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     Field,
     PrivateAttr,
     create_model,
-    model_validator,
 )
 
 from components.apps import APPS
+from components.config.platform import (
+    BackupsConfig,
+    GpuConfig,
+    ImportId,
+    ImportKey,
+    PostgresConfig,
+    ProxyConfig,
+    RouteId,
+    SmartLogsConfig,
+)
 from components.foundation.containers import DEFAULT_LOG_OPTS
 from components.model.app import App, AppSpec
 from components.model.site import Site
 from components.model.values import (
-    AbsolutePath,
-    BodySize,
-    BridgeAddress,
-    Days,
     DockerHost,
     DockerName,
     Email,
     EnvName,
     EnvValue,
+    ExecutablePath,
     Flag,
     HostKey,
     Hostname,
-    HtpasswdUser,
     Image,
     LogOptName,
     LogOptValue,
-    LoopbackAddress,
     Model,
     Port,
     PrivateKeyText,
-    PrivateNetwork,
-    Schedule,
     Secret,
     SourcePath,
     SshUser,
     UnitName,
-    UnitWord,
-    matching,
 )
 
 NAMESPACE = "hemma"
 PUBLIC_PORTS = {80: "nginx-proxy (HTTP)", 443: "nginx-proxy (HTTPS)"}
 """The only ports published on a public address."""
-SECRET_KEYS = frozenset({"sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"})
+SECRET_KEYS = frozenset(
+    {
+        "sshPrivateKey",
+        "smtpPassword",
+        "anthropicApiKey",
+        "openaiApiKey",
+        "resticPassword",
+        "backupStorageEnv",
+    }
+)
 """Keys that must be set with ``pulumi config set --secret``."""
+OPERATOR_SECRETS = SECRET_KEYS - {"sshPrivateKey", "backupStorageEnv"}
+"""The secrets that become an app's env or file, by their config key."""
 POSTGRES_PORT = 5432
 """shared-postgres's port inside hule-network (the image's own)."""
 
-RouteId = Annotated[
-    str, AfterValidator(matching(re.compile(r"[a-z][a-z0-9-]{0,62}"), "not a route id"))
-]
-ImportKey = Annotated[
-    str,
-    AfterValidator(
-        matching(re.compile(r"[a-z]+/[A-Za-z0-9_.-]{1,128}"), "must be KIND/NAME, e.g. volume/x")
-    ),
-]
-ImportId = Annotated[
-    str, AfterValidator(matching(re.compile(r"[A-Za-z0-9._:/@-]{1,256}"), "not an object ID"))
-]
-
 S = TypeVar("S", bound=Model)
-LISTEN_FLAGS = frozenset({"--host", "--port", "-H", "-p"})
-"""Flags a GPU server's args may not carry: where it listens is the program's."""
-
-
-class ProxyConfig(Model):
-    """nginx-proxy and acme-companion (``hemma:proxy``)."""
-
-    container_name: DockerName = "nginx-proxy"
-    companion_container_name: DockerName = "acme-companion"
-    image: Image = "nginxproxy/nginx-proxy:1.6"
-    companion_image: Image = "nginxproxy/acme-companion:2.4"
-    default_max_body_size: BodySize = "10m"
-    basic_auth_user: HtpasswdUser = "admin"
-    trusted_network: PrivateNetwork = "172.16.0.0/12"
-    """Where nginx-proxy's requests come from (Docker's bridge networks): apps trust
-    X-Forwarded-* only from there, so a client cannot set its own address."""
-    certs_volume: DockerName = "nginx-proxy-certs"
-    html_volume: DockerName = "nginx-proxy-html"
-    acme_volume: DockerName = "acme-companion-acme"
-
-
-class PostgresConfig(Model):
-    """shared-postgres (``hemma:postgres``)."""
-
-    container_name: DockerName = "shared-postgres"
-    image: Image = "postgres:16-alpine"
-    host_port: Port = 5432
-    """Published on Hemma's 127.0.0.1 only."""
-    data_volume: DockerName = "shared-postgres-data"
-    tunnel_port: Port = 15432
-    """Local end of ``ssh -L`` on the operator's machine, used by the PostgreSQL provider."""
-
-
-class SmartLogsConfig(Model):
-    """Retention of the host's incident and SMART logs (``hemma:smartLogs``)."""
-
-    enabled: Flag = True
-    schedule: Schedule = "daily"
-    directory: AbsolutePath = "/root/logs"
-    keep_days: Days = 30
-
-
-class GpuServerConfig(Model):
-    """One GPU model server on the host.
-
-    The running hand-made unit is left alone until ``manage`` is set with its real
-    command line, environment and working directory, copied from
-    ``systemctl cat llama-server-rocm.service tabby.service``.
-    """
-
-    manage: Flag = False
-    """Install and keep this server's unit; until then only its port is used."""
-    port: Port
-    executable: AbsolutePath | None = None
-    args: list[UnitWord] = Field(default_factory=list)
-    """Arguments after the executable; ``--host`` and ``--port`` are the program's."""
-    environment: dict[EnvName, UnitWord] = Field(default_factory=dict)
-    """``Environment=`` of the unit, such as the ROCm variables."""
-    working_directory: AbsolutePath | None = None
-    user: SshUser | None = None
-    """Runs the server; the SSH user when unset."""
-
-    @model_validator(mode="after")
-    def _managed_needs_a_command(self) -> GpuServerConfig:
-        if self.manage and self.executable is None:
-            raise ValueError("a managed server needs its executable (from the running unit)")
-        for arg in self.args:
-            flag = arg.split("=", 1)[0]
-            if flag in LISTEN_FLAGS:
-                raise ValueError(
-                    f"args may not set {flag}: the server listens where gpu.bindAddress says"
-                )
-        return self
-
-
-class GpuConfig(Model):
-    """The host GPU model servers (``hemma:gpu``); off on a machine without a GPU."""
-
-    enabled: Flag = True
-    """Containers call the servers (host.docker.internal) and tunnels reach them."""
-    bind_address: LoopbackAddress = "127.0.0.1"
-    """Where a managed server listens: loopback, so the runbooks' ``curl localhost:8082``
-    checks and the SSH tunnels keep working."""
-    relay_address: BridgeAddress | None = "172.17.0.1"
-    """docker0's address, where host.docker.internal points in the containers: a
-    socket-activated relay there forwards to the loopback-bound server."""
-    llama: GpuServerConfig = GpuServerConfig(port=8082)
-    tabby: GpuServerConfig = GpuServerConfig(port=8083)
-
-
-class BackupsConfig(Model):
-    """Nightly pg_dump of every app database (``hemma:backups``)."""
-
-    enabled: Flag = True
-    schedule: Schedule = "*-*-* 03:15:00"
-    directory: AbsolutePath = "/var/backups/hemma/postgres"
-    keep_days: Days = 14
 
 
 class _StackConfig(Model):
@@ -190,7 +89,7 @@ class _StackConfig(Model):
     postgres: PostgresConfig = PostgresConfig()
     hostnames: dict[RouteId, Hostname]
     import_ids: dict[ImportKey, ImportId] = Field(default_factory=dict, alias="import")
-    docker_path: AbsolutePath = "/snap/bin/docker"
+    docker_path: ExecutablePath = "/snap/bin/docker"
     docker_service: UnitName = "snap.docker.dockerd.service"
     smart_logs: SmartLogsConfig = SmartLogsConfig()
     gpu: GpuConfig = GpuConfig()
@@ -206,6 +105,12 @@ class _StackConfig(Model):
     smtp_password: Secret | None = None
     anthropic_api_key: Secret | None = None
     openai_api_key: Secret | None = None
+    restic_password: Secret | None = None
+    """Encrypts the backup repository; keep a copy outside Hemma and this machine."""
+    backup_storage_env: dict[EnvName, Secret] = Field(default_factory=dict)
+    """The backup storage's own credentials, e.g. AWS_ACCESS_KEY_ID for S3."""
+    volume_names: dict[DockerName, DockerName] = Field(default_factory=dict)
+    """App volume -> the name it already has on Hemma (compose prefixes its project)."""
 
     _secret_values: frozenset[str] = PrivateAttr(default=frozenset())
 
@@ -220,11 +125,15 @@ class _StackConfig(Model):
 
     def operator_secret(self, key: str) -> str | None:
         """An operator-held secret by its config key, e.g. ``openaiApiKey``."""
-        if key not in SECRET_KEYS:
+        if key not in OPERATOR_SECRETS:
             raise KeyError(f"{key} is not an operator secret")
         name = next(n for n, f in type(self).model_fields.items() if f.alias == key)
         value: str | None = getattr(self, name)
         return value
+
+    def volume_name(self, volume: str) -> str:
+        """An app volume's Docker name on Hemma."""
+        return self.volume_names.get(volume, volume)
 
     def settings(self, spec: AppSpec[S]) -> S:
         """An app's validated settings."""
@@ -241,6 +150,8 @@ class _StackConfig(Model):
             docker_service=self.docker_service,
             proxy_container=self.proxy.container_name,
             proxy_network=self.proxy.trusted_network,
+            operator_email=self.acme_email,
+            metrics_dir=self.backups.metrics_directory,
             llama_port=self.gpu.llama.port,
             tabby_port=self.gpu.tabby.port,
         )

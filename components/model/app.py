@@ -151,6 +151,9 @@ class Service:
     secret_env: Mapping[str, SecretSource] = field(default_factory=dict)
     volumes: Mapping[str, str] = field(default_factory=dict)
     """Docker volume name -> path in the container."""
+    volume_backups: Mapping[str, str] = field(default_factory=dict)
+    """Volume -> how the nightly backup takes it: ``live`` (the files as they are, the
+    default), ``stop`` (this service stopped meanwhile) or ``skip`` (a cache)."""
     healthcheck: Probe | None = None
     """Every service has one: Docker runs it, and ``wait`` waits for it."""
     start_period: int = 60
@@ -168,6 +171,13 @@ class Service:
     """Mount the Docker socket: "read-only" (log collection) or "read-write" (starts containers)."""
     uploads: Mapping[str, str] = field(default_factory=dict)
     """Files written into the container (path -> content), e.g. generated configs."""
+    secret_files: Mapping[str, SecretSource] = field(default_factory=dict)
+    """Files written into the container whose content is a secret (path -> source)."""
+    binds: Mapping[str, str] = field(default_factory=dict)
+    """Host path -> path in the container, read-only (the host's textfile metrics)."""
+    gateway_names: tuple[str, ...] = ()
+    """Further names that resolve to the host (the public hostnames, for probes that
+    must go through nginx-proxy's published ports without leaving the machine)."""
     command: tuple[str, ...] = ()
     after_start: tuple[Step, ...] = ()
     """Run inside the container once it has started, before it must be healthy."""
@@ -188,6 +198,9 @@ class App:
     """Names of the app's generated secrets (``Generated(name)``)."""
     jobs: tuple[Job, ...] = ()
     """Host jobs (systemd timers) the app needs, such as its cleanup commands."""
+    drill_probes: Mapping[str, str] = field(default_factory=dict)
+    """Database -> SQL the restore drill runs in the restored copy; it passes when it
+    prints something other than 0, f or nothing (a table that must hold rows)."""
 
     @property
     def containers(self) -> tuple[str, ...]:

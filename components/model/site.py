@@ -24,6 +24,10 @@ class Site:
     """nginx-proxy's container name (Promtail reads its access log)."""
     proxy_network: str
     """The network nginx-proxy's requests come from, as a CIDR."""
+    operator_email: str
+    """Where mail for the operator goes (the ACME account's address)."""
+    metrics_dir: str
+    """Where the host jobs write Prometheus textfile metrics."""
     llama_port: int
     """Port of the host's llama.cpp server, reached at host.docker.internal."""
     tabby_port: int

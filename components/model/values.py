@@ -165,6 +165,13 @@ def _absolute_path(value: str) -> str:
     return value
 
 
+def _executable(value: str) -> str:
+    _absolute_path(value)
+    if value.endswith("/"):
+        raise ValueError("must be the path of a program, not of a directory")
+    return value
+
+
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         return ipaddress.ip_address(value)
@@ -227,6 +234,7 @@ Secret = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 """An operator-held secret that becomes an env value."""
 Schedule = Annotated[str, AfterValidator(_schedule)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+ExecutablePath = Annotated[str, AfterValidator(_executable)]
 UnitName = Annotated[
     str,
     AfterValidator(matching(_UNIT_NAME_RE, "must be a systemd unit name such as docker.service")),
@@ -258,6 +266,15 @@ SourcePath = Annotated[
     str,
     AfterValidator(
         matching(_PATH_RE, "must be a path of letters, digits and ._@+/- (relative or absolute)")
+    ),
+]
+WebhookUrl = Annotated[
+    str,
+    AfterValidator(
+        matching(
+            re.compile(r"https://[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?"),
+            "must be an https:// URL of letters, digits and ._~/-",
+        )
     ),
 ]
 LogOptValue = Annotated[

@@ -10,7 +10,8 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
-from components.config.stack import POSTGRES_PORT, PostgresConfig
+from components.config.platform import PostgresConfig
+from components.config.stack import POSTGRES_PORT
 from components.foundation.adoption import adopt
 from components.foundation.containers import (
     LOCALHOST,

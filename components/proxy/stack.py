@@ -17,7 +17,8 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from components.config.stack import PUBLIC_PORTS, ProxyConfig
+from components.config.platform import ProxyConfig
+from components.config.stack import PUBLIC_PORTS
 from components.foundation.adoption import adopt
 from components.foundation.containers import (
     ContainerDefaults,

@@ -84,6 +84,7 @@ def test_grafana_is_provisioned_with_the_stacks_datasources_and_dashboard(
         "Prometheus": "http://prometheus:9090",
         "Loki": "http://loki:3100",
         "Jaeger": "http://jaeger:16686",
+        "Alertmanager": "http://alertmanager:9093",
     }
     providers = yaml.safe_load(files["/etc/grafana/provisioning/dashboards/hemma.yaml"])
     folder = providers["providers"][0]["options"]["path"]
@@ -120,11 +121,22 @@ def test_each_observability_service_has_its_own_volume(program: Program) -> None
 def test_the_prometheus_config_passes_promtool(program: Program, tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is required (apt-get install prometheus)"
-    config = uploads(program.container("prometheus"))["/etc/prometheus/prometheus.yml"]
-    path = tmp_path / "prometheus.yml"
-    path.write_text(config)
-    done = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
+    # Every file the container gets under /etc/prometheus, at a private root: promtool
+    # then reads the rules file prometheus.yml names, as Prometheus will.
+    root = tmp_path / "etc" / "prometheus"
+    root.mkdir(parents=True)
+    for path, text in uploads(program.container("prometheus")).items():
+        assert path.startswith("/etc/prometheus/"), path
+        (root / path.removeprefix("/etc/prometheus/")).write_text(
+            text.replace("/etc/prometheus/", f"{root}/")
+        )
+    done = subprocess.run(
+        [promtool, "check", "config", str(root / "prometheus.yml")], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
+    rules = yaml.safe_load((root / "hemma-alerts.yml").read_text())
+    count = sum(len(group["rules"]) for group in rules["groups"])
+    assert count >= 10 and f"SUCCESS: {count} rules found" in done.stdout, done.stdout
 
 
 def test_prometheus_scrapes_the_apps_metrics_on_networks_it_shares(program: Program) -> None:

@@ -206,13 +206,13 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
     ),
     (
         "backups kept for no days",
-        setting("backups.keepDays", 0),
-        "hemma:backups.keepDays: must be at least 1 (got 0)",
+        setting("backups.keepDaily", 0),
+        "hemma:backups.keepDaily: must be at least 1 (got 0)",
     ),
     (
         "a relative backup directory",
-        setting("backups.directory", "backups"),
-        "hemma:backups.directory: must be an absolute path of letters, digits and ._@+- "
+        setting("backups.dumpsDirectory", "backups"),
+        "hemma:backups.dumpsDirectory: must be an absolute path of letters, digits and ._@+- "
         "(no spaces, no ..) (got 'backups')",
     ),
     (
@@ -295,7 +295,7 @@ def test_the_app_secrets_an_enabled_app_needs_are_required() -> None:
         for k, v in site_config().items()
         if k not in {"smtpPassword", "anthropicApiKey", "openaiApiKey"}
     }
-    message, program = run_expecting_error(config, secret_keys={"sshPrivateKey"})
+    message, program = run_expecting_error(config, secret_keys={"sshPrivateKey", "resticPassword"})
     assert message.splitlines() == [
         "hemma:anthropicApiKey: is required by huleedu_llm_provider_service "
         "(pulumi config set --secret anthropicApiKey ...)",

@@ -231,9 +231,9 @@ HOSTILE: list[tuple[str, Any, str]] = [
         "hemma:extraEnv.grafana.LETSENCRYPT_HOST: nginx-proxy and acme-companion read it; routes are the apps' own",
     ),
     (
-        "backups.keepDays",
+        "backups.keepDaily",
         True,
-        "hemma:backups.keepDays: must be a number, not true or false (got True)",
+        "hemma:backups.keepDaily: must be a number, not true or false (got True)",
     ),
     (
         "backups.schedule",
@@ -251,9 +251,9 @@ HOSTILE: list[tuple[str, Any, str]] = [
         "hemma:backups.schedule: not a systemd OnCalendar expression: bad weekday 'daily%n' (got 'daily%n')",
     ),
     (
-        "backups.directory",
+        "backups.dumpsDirectory",
         "/var/backups/%i",
-        "hemma:backups.directory: must be an absolute path of letters, digits and ._@+- (no spaces, no ..) (got '/var/backups/%i')",
+        "hemma:backups.dumpsDirectory: must be an absolute path of letters, digits and ._@+- (no spaces, no ..) (got '/var/backups/%i')",
     ),
     ("sshPort", True, "hemma:sshPort: must be an integer (got 'true')"),
     ("classHub", {"enabled": "yes"}, "hemma:classHub.enabled: must be true or false (got 'yes')"),

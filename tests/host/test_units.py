@@ -20,19 +20,16 @@ from components.config.stack import StackConfig
 from components.foundation.commands import as_command
 from components.host.unit_files import UnitGroup, daemon_group, install_script, remove_script
 from components.main import host_units
-from components.postgres.backups import (
-    backup_credentials,
-    backup_script,
-)
 from tests.harness import (
     OPERATOR_SECRETS,
+    OPERATOR_VALUES,
+    ROOT,
     Program,
     as_cli_value,
     run_program,
     site_config,
     with_classhub,
 )
-from tests.postgres_server import ADMIN_PASSWORD, PG_BIN, Server
 
 COMMAND = "command:remote:Command"
 
@@ -174,54 +171,6 @@ def unit_root(sandbox: Sandbox) -> Iterator[tuple[Sandbox, list[str]]]:
     yield sandbox, names
 
 
-@dataclass
-class BackupRun:
-    directory: Path
-    docker: Path
-    credentials: Path
-    server: Server
-
-    def run(self, *databases: str, keep_days: int = 14) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "PATH": f"{PG_BIN}:{os.environ['PATH']}",
-            "PGPORT": str(self.server.port),
-        }
-        script = self.directory.parent / "postgres-backup.sh"
-        script.write_text(backup_script())
-        script.chmod(0o755)
-        return subprocess.run(
-            [
-                str(script),
-                str(self.docker),
-                "shared-postgres",
-                str(self.credentials),
-                str(self.directory),
-                str(keep_days),
-                *databases,
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-
-
-@pytest.fixture
-def backup(server: Server, tmp_path: Path) -> BackupRun:
-    docker = tmp_path / "docker"
-    # Stands in for `docker exec --env-file FILE CONTAINER CMD...`: runs CMD here
-    # with FILE's variables, as the real one runs it in the container.
-    docker.write_text(
-        '#!/usr/bin/env bash\n[ "$1" = exec ] && [ "$2" = --env-file ] || exit 64\n'
-        'set -a\n. "$3"\nset +a\nshift 4\nexec "$@"\n'
-    )
-    docker.chmod(0o755)
-    credentials = tmp_path / "postgres-backup.env"
-    credentials.write_text(backup_credentials(ADMIN_PASSWORD))
-    credentials.chmod(0o600)
-    return BackupRun(tmp_path / "dumps", docker, credentials, server)
-
-
 def test_the_sandbox_snapshot_units_are_the_runbooks_unit_files() -> None:
     group = groups_by_name(config_with())["skriptoteket-sandbox-snapshots-cleanup"]
     assert file_of(group, ".service") == RUNBOOK_SANDBOX_SERVICE
@@ -240,8 +189,14 @@ def test_every_runbook_unit_is_declared_with_its_name_and_schedule() -> None:
         "skriptoteket-session-files-cleanup.timer": "hourly",
         "cleanup-smart-logs.service": "daily",
         "cleanup-smart-logs.timer": "daily",
-        "hemma-postgres-backup.service": "*-*-* 03:15:00",
-        "hemma-postgres-backup.timer": "*-*-* 03:15:00",
+        "hemma-backup.service": "*-*-* 03:15:00",
+        "hemma-backup.timer": "*-*-* 03:15:00",
+        "hemma-backup-check.service": "Sat *-*-* 05:00:00",
+        "hemma-backup-check.timer": "Sat *-*-* 05:00:00",
+        "hemma-restore-drill.service": "Sun *-*-* 05:00:00",
+        "hemma-restore-drill.timer": "Sun *-*-* 05:00:00",
+        "hemma-host-metrics.service": "*:*:00",
+        "hemma-host-metrics.timer": "*:*:00",
     }, "the hand-made GPU units are left alone until they are handed over"
 
 
@@ -374,7 +329,7 @@ def test_the_relay_forwards_docker0_to_the_loopback_server(tmp_path: Path) -> No
 def test_each_unit_group_can_be_switched_off() -> None:
     off = {"enabled": False}
     config = config_with(gpu=off, backups=off, smartLogs=off, skriptoteketCleanup=off, classHub=off)
-    assert unit_groups(config) == []
+    assert [g.name for g in unit_groups(config)] == ["hemma-host-metrics"], "the alerts' own"
     no_gpu = groups_by_name(config_with(gpu=off))
     assert "llama-server-rocm" not in no_gpu and "tabby" not in no_gpu
     assert "skriptoteket-login-events-cleanup" in no_gpu
@@ -406,11 +361,10 @@ def test_no_secret_appears_in_a_command_string_or_unit_file() -> None:
             for secret in secrets:
                 assert secret not in resource.inputs.get(key, ""), f"{resource.name}.{key} leaks"
         assert {"stdout", "stderr"} <= set(resource.additional_secret_outputs), resource.name
-    backup = next(r for r in commands if r.name == "hemma-postgres-backup-install")
-    assert backup.secret_input("stdin")
+    backup = next(r for r in commands if r.name == "hemma-backup-install")
+    assert backup.secret_input("stdin"), "the restic repository's secrets travel on stdin"
     assert backup.inputs["logging"] == "none"
-    admin = program.outputs["postgresAdminPassword"]
-    assert backup.inputs["stdin"] == backup_credentials(admin)
+    assert f"RESTIC_PASSWORD='{OPERATOR_VALUES['resticPassword']}'" in backup.inputs["stdin"]
 
 
 def test_host_units_use_the_pinned_ssh_connection() -> None:
@@ -477,7 +431,7 @@ def test_a_long_running_service_is_restarted_when_its_unit_changes(sandbox: Sand
 @pytest.mark.tools
 def test_every_unit_passes_systemd_analyze_verify(unit_root: tuple[Sandbox, list[str]]) -> None:
     sandbox, names = unit_root
-    assert len(names) == 20
+    assert len(names) == 26
     done = subprocess.run(
         ["systemd-analyze", f"--root={sandbox.root}", "verify", *names],
         capture_output=True,
@@ -503,8 +457,7 @@ def test_the_verify_check_fails_on_a_misspelt_key(unit_root: tuple[Sandbox, list
 def test_every_script_the_remote_commands_run_passes_shellcheck(tmp_path: Path) -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is required (apt-get install shellcheck)"
-    scripts = [tmp_path / "postgres-backup.sh"]
-    scripts[0].write_text(backup_script())
+    scripts = sorted((ROOT / "components" / "backups" / "files").glob("*.sh"))
     for group in all_groups():
         for kind, script in (("install", install_script(group)), ("remove", remove_script(group))):
             path = tmp_path / f"{group.name}-{kind}.sh"

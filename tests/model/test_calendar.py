@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from components.model.calendar import CalendarError, validate
-from components.postgres.backups import (
-    backup_credentials,
-    backup_script,
-)
-from tests.postgres_server import ADMIN_PASSWORD, PG_BIN, Server
 
 CALENDAR_TABLE = [
     ("hourly", True),
@@ -54,54 +46,6 @@ CALENDAR_TABLE = [
     ("*-*-* 10", False),
     ("10:00:00:00", False),
 ]
-
-
-@dataclass
-class BackupRun:
-    directory: Path
-    docker: Path
-    credentials: Path
-    server: Server
-
-    def run(self, *databases: str, keep_days: int = 14) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "PATH": f"{PG_BIN}:{os.environ['PATH']}",
-            "PGPORT": str(self.server.port),
-        }
-        script = self.directory.parent / "postgres-backup.sh"
-        script.write_text(backup_script())
-        script.chmod(0o755)
-        return subprocess.run(
-            [
-                str(script),
-                str(self.docker),
-                "shared-postgres",
-                str(self.credentials),
-                str(self.directory),
-                str(keep_days),
-                *databases,
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-
-
-@pytest.fixture
-def backup(server: Server, tmp_path: Path) -> BackupRun:
-    docker = tmp_path / "docker"
-    # Stands in for `docker exec --env-file FILE CONTAINER CMD...`: runs CMD here
-    # with FILE's variables, as the real one runs it in the container.
-    docker.write_text(
-        '#!/usr/bin/env bash\n[ "$1" = exec ] && [ "$2" = --env-file ] || exit 64\n'
-        'set -a\n. "$3"\nset +a\nshift 4\nexec "$@"\n'
-    )
-    docker.chmod(0o755)
-    credentials = tmp_path / "postgres-backup.env"
-    credentials.write_text(backup_credentials(ADMIN_PASSWORD))
-    credentials.chmod(0o600)
-    return BackupRun(tmp_path / "dumps", docker, credentials, server)
 
 
 @pytest.mark.tools

@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import Field
 
 from components.apps.huleedu import NETWORK as HULEEDU_NETWORK
+from components.apps.observability.alerting import alerting_services, receiver
+from components.apps.observability.alerts import RULES_PATH, alert_rules
 from components.apps.observability.grafana import grafana_provisioning
 from components.apps.observability.prometheus import prometheus_config
 from components.apps.observability.promtail import promtail_config
@@ -29,7 +31,7 @@ from components.model.app import (
     Step,
 )
 from components.model.site import Site
-from components.model.values import Image, Model
+from components.model.values import Argument, Email, Hostname, Image, Model, Port, WebhookUrl
 
 
 class Settings(Model):
@@ -41,6 +43,17 @@ class Settings(Model):
     loki_image: Image = "grafana/loki:3.3.2"
     promtail_image: Image = "grafana/promtail:3.3.2"
     prometheus_retention: Annotated[str, Field(pattern=r"^[0-9]+(d|w|y|h)$")] = "30d"
+    alertmanager_image: Image = "prom/alertmanager:v0.27.0"
+    blackbox_image: Image = "prom/blackbox-exporter:v0.25.0"
+    node_exporter_image: Image = "prom/node-exporter:v1.8.2"
+    alert_email: Email | None = None
+    """Where alerts are mailed; the ACME account's address (acmeEmail) when unset."""
+    alert_webhook: WebhookUrl | None = None
+    """A webhook that takes Alertmanager's JSON, instead of mail."""
+    alert_smtp_host: Hostname = "mail.privateemail.com"
+    alert_smtp_port: Port = 587
+    alert_smtp_username: Argument = "noreply@hule.education"
+    """Sends the mail, with the password ``smtpPassword`` (HuleEdu's mail server)."""
 
 
 GRAFANA_PASSWORD_RESET = (
@@ -58,9 +71,37 @@ Docker copies a mount point's owner and mode from the image into a fresh volume
 volume mounted at /tmp is writable by 10001."""
 
 
+OWN_ROUTES = (
+    Route("grafana", 3000, health_path="/api/health"),
+    Route("prometheus", 9090, basic_auth=True, health_path="/-/healthy"),
+    Route("jaeger", 16686, basic_auth=True, health_path="/"),
+)
+
+
 def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
-    prometheus_yml = prometheus_config(peers)
+    # A route whose hostname is missing is reported by the config checks; it is not
+    # probed meanwhile.
+    routes = [
+        r for r in (*(r for app in peers for r in app.routes), *OWN_ROUTES) if site.hostname(r.id)
+    ]
+    probed = sorted(
+        {f"https://{site.hostname(r.id)}{r.health_path}" for r in routes if not r.basic_auth}
+    )
+    certified = sorted({site.hostname(r.id) for r in routes if r.basic_auth})
+    prometheus_yml = prometheus_config(peers, probed, certified)
     promtail_yml = promtail_config(site.proxy_container)
+    to = receiver(
+        settings.alert_email,
+        settings.alert_webhook,
+        (settings.alert_smtp_host, settings.alert_smtp_port, settings.alert_smtp_username),
+        site.operator_email,
+    )
+    images = (
+        settings.alertmanager_image,
+        settings.blackbox_image,
+        settings.node_exporter_image,
+    )
+    hosts = [site.hostname(r.id) for r in routes]
     return App(
         name="observability",
         generated=("grafana-admin-password",),
@@ -71,7 +112,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 image=Pull(settings.grafana_image),
                 port=3000,
                 networks=(SHARED_NETWORK,),
-                route=Route("grafana", 3000, health_path="/api/health"),
+                route=OWN_ROUTES[0],
                 uploads=grafana_provisioning(),
                 env={
                     "GF_SECURITY_ADMIN_USER": "admin",
@@ -80,6 +121,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 },
                 secret_env={"GF_SECURITY_ADMIN_PASSWORD": Generated("grafana-admin-password")},
                 volumes={"grafana-data": "/var/lib/grafana"},
+                # Grafana's SQLite database is copied while Grafana is stopped.
+                volume_backups={"grafana-data": "stop"},
                 healthcheck=HttpProbe(3000, "/api/health", tool="wget"),
                 stop_grace_seconds=30,
                 metrics_path="/metrics",
@@ -107,9 +150,13 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 image=Pull(settings.prometheus_image),
                 port=9090,
                 networks=(SHARED_NETWORK, HULEEDU_NETWORK),
-                route=Route("prometheus", 9090, basic_auth=True, health_path="/-/healthy"),
+                route=OWN_ROUTES[1],
                 volumes={"prometheus-data": "/prometheus"},
-                uploads={"/etc/prometheus/prometheus.yml": prometheus_yml},
+                volume_backups={"prometheus-data": "skip"},
+                uploads={
+                    "/etc/prometheus/prometheus.yml": prometheus_yml,
+                    RULES_PATH: alert_rules(probed),
+                },
                 command=(
                     "--config.file=/etc/prometheus/prometheus.yml",
                     "--storage.tsdb.path=/prometheus",
@@ -126,7 +173,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 image=Pull(settings.jaeger_image),
                 port=16686,
                 networks=(SHARED_NETWORK, HULEEDU_NETWORK),
-                route=Route("jaeger", 16686, basic_auth=True, health_path="/"),
+                route=OWN_ROUTES[2],
                 env={
                     "SPAN_STORAGE_TYPE": "badger",
                     "BADGER_EPHEMERAL": "false",
@@ -135,6 +182,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                     "COLLECTOR_OTLP_ENABLED": "true",
                 },
                 volumes={"jaeger-data": JAEGER_DATA},
+                volume_backups={"jaeger-data": "skip"},
                 healthcheck=HttpProbe(14269, "/", tool="wget"),
                 stop_grace_seconds=30,
             ),
@@ -145,6 +193,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 port=3100,
                 networks=(SHARED_NETWORK,),
                 volumes={"loki-data": "/loki"},
+                volume_backups={"loki-data": "skip"},
                 healthcheck=HttpProbe(3100, "/ready", tool="wget"),
                 stop_grace_seconds=30,
                 metrics_path="/metrics",
@@ -156,12 +205,14 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 port=9080,
                 networks=(SHARED_NETWORK,),
                 volumes={"promtail-positions": "/var/lib/promtail"},
+                volume_backups={"promtail-positions": "skip"},
                 uploads={"/etc/promtail/config.yml": promtail_yml},
                 command=("-config.file=/etc/promtail/config.yml",),
                 docker_socket="read-only",
                 healthcheck=HttpProbe(9080, "/ready", tool="bash"),
                 stop_grace_seconds=30,
             ),
+            *alerting_services(images, site, hosts, to),
         ),
     )
 

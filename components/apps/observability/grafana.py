@@ -25,6 +25,13 @@ DATASOURCES = (
     },
     {"name": "Loki", "uid": "loki", "type": "loki", "url": "http://loki:3100"},
     {"name": "Jaeger", "uid": "jaeger", "type": "jaeger", "url": "http://jaeger:16686"},
+    {
+        "name": "Alertmanager",
+        "uid": "alertmanager",
+        "type": "alertmanager",
+        "url": "http://alertmanager:9093",
+        "jsonData": {"implementation": "prometheus", "handleGrafanaManagedAlerts": False},
+    },
 )
 
 

@@ -1,0 +1,1 @@
+"""Hemma's restic backups, restore drills and host metrics: the host scripts and their argv."""

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# restic's own integrity check of Hemma's backup repository, on a timer: the
+# structure always, and a subset of the data each time, so that every pack is read
+# over a few weeks. Prometheus textfile metrics say how it went.
+#
+#   hemma-backup-check.sh --env FILE --metrics DIR [--read-data-subset PERCENT]
+set -euo pipefail
+umask 077
+
+warn() { printf 'hemma-backup-check: %s\n' "$*" >&2; }
+die() { warn "$*"; exit 2; }
+
+env_file="" metrics="" subset=5
+while [ "$#" -gt 0 ]; do
+  [ "$#" -ge 2 ] || die "$1 needs a value"
+  case $1 in
+    --env) env_file=$2 ;;
+    --metrics) metrics=$2 ;;
+    --read-data-subset) subset=$2 ;;
+    *) die "unknown argument: $1" ;;
+  esac
+  shift 2
+done
+if [ -z "$env_file" ] || [ -z "$metrics" ]; then die "--env and --metrics are required"; fi
+[[ $subset =~ ^[0-9]{1,2}$|^100$ ]] || die "--read-data-subset is a percentage"
+[ "$(stat -c %a "$env_file")" = 600 ] || die "$env_file must be mode 0600"
+
+ok=0
+# The repository's secrets are read only in the subshell that runs restic.
+if (
+  set -a
+  # shellcheck disable=SC1090
+  . "$env_file"
+  set +a
+  export RESTIC_CACHE_DIR="${RESTIC_CACHE_DIR:-/var/cache/hemma-restic}"
+  restic check --read-data-subset="${subset}%"
+); then
+  ok=1
+else
+  warn "restic check failed"
+fi
+
+mkdir -p "$metrics"
+file="$metrics/hemma_backup_check.prom"
+last_success=0
+if [ -r "$file" ]; then
+  last_success=$(awk '$1 == "hemma_backup_check_last_success_timestamp_seconds" { print $2 }' "$file")
+  last_success=${last_success:-0}
+fi
+now=$(date +%s)
+[ "$ok" -eq 0 ] || last_success=$now
+tmp=$(mktemp "$metrics/.hemma_backup_check.XXXXXX")
+{
+  echo '# HELP hemma_backup_check_last_run_success Whether the last restic check passed.'
+  echo '# TYPE hemma_backup_check_last_run_success gauge'
+  echo "hemma_backup_check_last_run_success $ok"
+  echo '# HELP hemma_backup_check_last_success_timestamp_seconds When restic check last passed.'
+  echo '# TYPE hemma_backup_check_last_success_timestamp_seconds gauge'
+  echo "hemma_backup_check_last_success_timestamp_seconds $last_success"
+} >"$tmp"
+chmod 0644 "$tmp"
+mv "$tmp" "$file"
+[ "$ok" -eq 1 ]

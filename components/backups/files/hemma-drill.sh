@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Hemma's restore drill: prove the latest nightly snapshot restores. Every database
+# dump in it is restored into a scratch database inside shared-postgres and the
+# probes run there; a random sample of volume files is restored and compared with
+# the live files that have not changed since. Prometheus textfile metrics say how
+# it went; any failure makes the exit status non-zero.
+#
+#   hemma-drill.sh --docker DOCKER --postgres CONTAINER --env FILE --metrics DIR
+#                  --scratch DIR [--probe DB:SQL]... [--probes FILE] [--sample N]
+#                  [--host NAME] [--dumps DIR]
+#
+# --probes FILE holds one DB:SQL per line: a unit's ExecStart cannot carry SQL, whose
+# spaces and quotes systemd would split and read itself.
+# A probe passes when its SQL succeeds and prints something other than 0, f or
+# nothing (its first line counts). --dumps is the dump directory as the backup
+# saw it; without it, every snapshot path that is not a volume's _data holds dumps.
+#
+# Docker on Hemma is the snap: its CLI cannot read files outside $HOME, so each
+# dump reaches pg_restore on stdin.
+set -euo pipefail
+umask 077
+
+readonly TAG=hemma-nightly
+readonly NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]*$'
+
+say() { printf 'hemma-drill: %s\n' "$*"; }
+warn() { printf 'hemma-drill: %s\n' "$*" >&2; }
+die() { warn "$*"; exit 2; }
+usage() {
+  cat >&2 <<'USAGE'
+usage: hemma-drill.sh --docker DOCKER --postgres CONTAINER --env FILE --metrics DIR
+         --scratch DIR [--probe DB:SQL]... [--probes FILE] [--sample N] [--host NAME]
+         [--dumps DIR]
+USAGE
+  exit 2
+}
+
+docker="" postgres="" env_file="" metrics="" scratch="" dumps_path=""
+sample=0 host=hemma
+probe_dbs=() probe_sqls=()
+while [ "$#" -gt 0 ]; do
+  case $1 in -h | --help) usage ;; esac
+  [ "$#" -ge 2 ] || die "$1 needs a value"
+  case $1 in
+    --docker) docker=$2 ;;
+    --postgres) postgres=$2 ;;
+    --env) env_file=$2 ;;
+    --metrics) metrics=$2 ;;
+    --scratch) scratch=$2 ;;
+    --sample) sample=$2 ;;
+    --host) host=$2 ;;
+    --dumps) dumps_path=${2%/} ;;
+    --probe)
+      [[ $2 == *:* ]] || die "--probe is DB:SQL"
+      probe_dbs+=("${2%%:*}") probe_sqls+=("${2#*:}")
+      ;;
+    --probes)
+      [ -r "$2" ] || die "cannot read --probes $2"
+      while IFS= read -r line || [ -n "$line" ]; do
+        [ -n "$line" ] || continue
+        [[ $line == *:* ]] || die "a line of --probes is DB:SQL"
+        probe_dbs+=("${line%%:*}") probe_sqls+=("${line#*:}")
+      done <"$2"
+      ;;
+    *) die "unknown argument: $1" ;;
+  esac
+  shift 2
+done
+for required in docker postgres env_file metrics scratch; do
+  [ -n "${!required}" ] || die "--${required//_/-} is required"
+done
+[[ $sample =~ ^[0-9]+$ ]] || die "--sample must be a whole number"
+[[ $host =~ $NAME_RE ]] || die "bad --host: $host"
+for database in "${probe_dbs[@]}"; do
+  [[ $database =~ $NAME_RE ]] || die "bad database name in --probe: $database"
+done
+[ -f "$env_file" ] || die "cannot read $env_file"
+if [ -n "$(find "$env_file" -maxdepth 0 -perm /077)" ]; then
+  die "$env_file is readable by others: it holds the repository password (chmod 600)"
+fi
+if [ -z "${HOME:-}" ] && [ -z "${RESTIC_CACHE_DIR:-}" ]; then
+  export RESTIC_CACHE_DIR=/var/cache/restic
+fi
+
+restic_run() (
+  set -a
+  # shellcheck disable=SC1090  # the operator's env file, root-only
+  . "$env_file"
+  set +a
+  exec restic "$@"
+)
+
+label() {
+  local value=$1
+  value=${value//\\/\\\\}
+  value=${value//\"/\\\"}
+  value=${value//$'\n'/\\n}
+  printf '%s' "$value"
+}
+
+mkdir -p "$scratch"
+work=$(mktemp -d "$scratch/drill.XXXXXX")
+snapshot_failed=0 snapshot_epoch=0 finished=0
+sample_match=0 sample_mismatch=0 sample_skipped=0 sample_failures=0
+declare -A db_failures=()
+created=()
+
+metric_file="$metrics/hemma_drill.prom"
+write_metrics() {
+  local success=$1 now last tmp database
+  now=$(date +%s)
+  last=""
+  if [ -f "$metric_file" ]; then
+    last=$(sed -n 's/^hemma_drill_last_success_timestamp_seconds \([0-9][0-9.e+]*\)$/\1/p' \
+      "$metric_file" | tail -n 1)
+  fi
+  [ "$success" -eq 0 ] || last=$now
+  mkdir -p "$metrics"
+  tmp=$(mktemp "$metrics/.hemma_drill.prom.XXXXXX")
+  {
+    echo '# HELP hemma_drill_last_success_timestamp_seconds When a restore drill last passed.'
+    echo '# TYPE hemma_drill_last_success_timestamp_seconds gauge'
+    echo "hemma_drill_last_success_timestamp_seconds ${last:-0}"
+    echo '# HELP hemma_drill_last_run_timestamp_seconds When the last restore drill ended.'
+    echo '# TYPE hemma_drill_last_run_timestamp_seconds gauge'
+    echo "hemma_drill_last_run_timestamp_seconds $now"
+    echo '# HELP hemma_drill_last_run_success Whether the last restore drill passed (1) or not (0).'
+    echo '# TYPE hemma_drill_last_run_success gauge'
+    echo "hemma_drill_last_run_success $success"
+    echo '# HELP hemma_drill_snapshot_timestamp_seconds When the snapshot the drill restored was taken.'
+    echo '# TYPE hemma_drill_snapshot_timestamp_seconds gauge'
+    echo "hemma_drill_snapshot_timestamp_seconds $snapshot_epoch"
+    echo '# HELP hemma_drill_failures Failed checks in the last drill, by check and database.'
+    echo '# TYPE hemma_drill_failures gauge'
+    echo "hemma_drill_failures{check=\"snapshot\"} $snapshot_failed"
+    for database in "${!db_failures[@]}"; do
+      echo "hemma_drill_failures{check=\"database\",database=\"$(label "$database")\"} ${db_failures[$database]}"
+    done
+    echo "hemma_drill_failures{check=\"sample\"} $sample_failures"
+    echo '# HELP hemma_drill_sample_files Sampled volume files, by how they compared with the live ones.'
+    echo '# TYPE hemma_drill_sample_files gauge'
+    echo "hemma_drill_sample_files{result=\"match\"} $sample_match"
+    echo "hemma_drill_sample_files{result=\"mismatch\"} $sample_mismatch"
+    echo "hemma_drill_sample_files{result=\"skipped\"} $sample_skipped"
+  } >"$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$metric_file"
+}
+
+drop_scratch() {
+  local database=$1 keep=() other
+  if ! "$docker" exec "$postgres" dropdb -U postgres --if-exists "$database"; then
+    warn "could not drop the scratch database $database"
+    return 1
+  fi
+  for other in "${created[@]}"; do
+    [ "$other" = "$database" ] || keep+=("$other")
+  done
+  created=("${keep[@]}")
+}
+
+# shellcheck disable=SC2317  # only the EXIT trap calls it
+on_exit() {
+  local code=$? database
+  trap - EXIT
+  for database in "${created[@]}"; do
+    drop_scratch "$database" || true
+  done
+  rm -rf "$work"
+  if [ "$finished" -eq 0 ]; then
+    write_metrics 0 || warn "could not write $metric_file"
+    [ "$code" -ne 0 ] || code=1
+  fi
+  exit "$code"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail_db() { db_failures[$1]=$((${db_failures[$1]:-0} + 1)); }
+
+# The snapshot: one id for every step, so all of them look at the same night.
+snapshots=$(restic_run snapshots --json --tag "$TAG" --host "$host" latest) || snapshots=""
+snapshot=$(grep -o '"id":"[0-9a-f]*"' <<<"$snapshots" | head -n 1 | cut -d '"' -f 4 || true)
+if [ -z "$snapshot" ]; then
+  warn "no $TAG snapshot of $host to restore"
+  snapshot_failed=1
+else
+  taken=$(grep -o '"time":"[^"]*"' <<<"$snapshots" | head -n 1 | cut -d '"' -f 4)
+  snapshot_epoch=$(date -d "$taken" +%s)
+  mapfile -t snapshot_paths < <(grep -o '"paths":\[[^]]*\]' <<<"$snapshots" | head -n 1 |
+    sed 's/^"paths":\[//; s/\]$//' | tr ',' '\n' | sed 's/^"//; s/"$//')
+  dump_dirs=() volume_dirs=()
+  for path in "${snapshot_paths[@]}"; do
+    if [ -n "$dumps_path" ]; then
+      [ "$path" != "$dumps_path" ] || dump_dirs+=("$path")
+      [ "$path" = "$dumps_path" ] || volume_dirs+=("$path")
+    elif [[ $path == */_data ]]; then
+      volume_dirs+=("$path")
+    else
+      dump_dirs+=("$path")
+    fi
+  done
+  say "drilling snapshot ${snapshot:0:8} taken $taken"
+fi
+
+# Databases.
+dumps=()
+if [ "$snapshot_failed" -eq 0 ] && [ "${#dump_dirs[@]}" -gt 0 ]; then
+  includes=()
+  for dir in "${dump_dirs[@]}"; do includes+=(--include "$dir"); done
+  if restic_run restore "$snapshot" --target "$work/dumps" "${includes[@]}" >/dev/null; then
+    for dir in "${dump_dirs[@]}"; do
+      for dump in "$work/dumps$dir"/*.dump; do
+        [ ! -e "$dump" ] || dumps+=("$dump")
+      done
+    done
+  else
+    warn "restic restore of the dumps failed"
+    snapshot_failed=1
+  fi
+fi
+
+restored_dbs=" "
+for dump in "${dumps[@]}"; do
+  database=$(basename "$dump" .dump)
+  if ! [[ $database =~ $NAME_RE ]]; then
+    warn "skipping $dump: not a database name"
+    continue
+  fi
+  db_failures[$database]=${db_failures[$database]:-0}
+  scratch_db="drill_$database"
+  # A scratch database a killed drill left behind; its NOTICE when there is none is noise.
+  "$docker" exec "$postgres" dropdb -U postgres --if-exists "$scratch_db" 2>/dev/null || true
+  if ! "$docker" exec "$postgres" createdb -U postgres "$scratch_db"; then
+    warn "could not create $scratch_db"
+    fail_db "$database"
+    continue
+  fi
+  created+=("$scratch_db")
+  if "$docker" exec -i "$postgres" pg_restore -U postgres --no-owner --no-privileges \
+    --exit-on-error -d "$scratch_db" <"$dump"; then
+    restored_dbs+="$database "
+    say "restored $database into $scratch_db"
+    for i in "${!probe_dbs[@]}"; do
+      [ "${probe_dbs[$i]}" = "$database" ] || continue
+      # Only pass or fail is logged: a probe's answer may be app data.
+      if answer=$("$docker" exec "$postgres" psql -U postgres -d "$scratch_db" -At \
+        -v ON_ERROR_STOP=1 -c "${probe_sqls[$i]}") &&
+        first=$(head -n 1 <<<"$answer") &&
+        [ -n "$first" ] && [ "$first" != 0 ] && [ "$first" != f ]; then
+        say "probe $((i + 1)) on $database passed"
+      else
+        warn "probe $((i + 1)) on $database failed"
+        fail_db "$database"
+      fi
+    done
+  else
+    warn "pg_restore of $database failed: the dump is damaged or incomplete"
+    fail_db "$database"
+  fi
+  drop_scratch "$scratch_db" || fail_db "$database"
+done
+for i in "${!probe_dbs[@]}"; do
+  database=${probe_dbs[$i]}
+  if [[ $restored_dbs != *" $database "* ]] && [ -z "${db_failures[$database]:-}" ]; then
+    warn "the snapshot has no dump of $database"
+    fail_db "$database"
+  fi
+done
+
+# Volumes: a random sample of files, compared with live files unchanged since the snapshot.
+if [ "$snapshot_failed" -eq 0 ] && [ "$sample" -gt 0 ] && [ "${#volume_dirs[@]}" -gt 0 ]; then
+  # Paths that JSON had to escape, or that restic would read as a pattern, are left out.
+  if restic_run ls --json "$snapshot" "${volume_dirs[@]}" >"$work/ls.json"; then
+    mapfile -t picked < <(grep '"type":"file"' "$work/ls.json" |
+      grep -o '"path":"[^"\\]*"' | cut -d '"' -f 4 | grep -v '[][*?]' | shuf -n "$sample" || true)
+  else
+    warn "restic ls failed"
+    picked=()
+    sample_failures=$((sample_failures + 1))
+  fi
+  if [ "${#picked[@]}" -gt 0 ]; then
+    includes=()
+    for path in "${picked[@]}"; do includes+=(--include "$path"); done
+    if ! restic_run restore "$snapshot" --target "$work/sample" "${includes[@]}" >/dev/null; then
+      warn "restic restore of the sample failed"
+      sample_failures=$((sample_failures + 1))
+    fi
+    for path in "${picked[@]}"; do
+      if [ ! -f "$work/sample$path" ]; then
+        warn "$path was not restored"
+        sample_failures=$((sample_failures + 1))
+      elif [ ! -f "$path" ] || [ "$(stat -c %Y "$path")" -ge "$snapshot_epoch" ]; then
+        sample_skipped=$((sample_skipped + 1))
+      elif cmp -s "$work/sample$path" "$path"; then
+        sample_match=$((sample_match + 1))
+      else
+        warn "$path differs from its copy in the snapshot"
+        sample_mismatch=$((sample_mismatch + 1))
+        sample_failures=$((sample_failures + 1))
+      fi
+    done
+    say "sampled ${#picked[@]} file(s): $sample_match match, $sample_skipped changed since, $sample_mismatch differ"
+  fi
+fi
+
+success=1
+[ "$snapshot_failed" -eq 0 ] && [ "$sample_failures" -eq 0 ] || success=0
+for database in "${!db_failures[@]}"; do
+  [ "${db_failures[$database]}" -eq 0 ] || success=0
+done
+write_metrics "$success"
+finished=1
+if [ "$success" -eq 1 ]; then
+  say "drill passed"
+  exit 0
+fi
+warn "drill failed"
+exit 1

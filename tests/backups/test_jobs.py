@@ -1,0 +1,123 @@
+"""The backups as the program declares them: what the nightly unit takes and how, the
+drill's probes, and the repository's secrets arriving once, root-only."""
+
+from __future__ import annotations
+
+import copy
+import shlex
+from typing import Any
+
+from components.backups.restic import ENV_FILE, restic_env
+from components.config.reading import parse
+from components.config.stack import StackConfig
+from components.host.unit_files import UnitGroup, install_script
+from components.main import host_units
+from tests.harness import (
+    BACKUP_REPOSITORY,
+    OPERATOR_SECRETS,
+    OPERATOR_VALUES,
+    as_cli_value,
+    run_expecting_error,
+    site_config,
+    with_classhub,
+)
+from tests.host.test_units import Sandbox, sandbox  # noqa: F401  (the fixture)
+
+
+def parsed(config: dict[str, Any]) -> StackConfig:
+    return parse({k: as_cli_value(v) for k, v in config.items()}, OPERATOR_SECRETS)
+
+
+def group(config: StackConfig, name: str) -> UnitGroup:
+    return next(g for g in host_units(config, config.apps()) if g.name == name)
+
+
+def exec_start(unit: UnitGroup) -> list[str]:
+    service = next(f.content for f in unit.files if f.path.endswith(".service"))
+    line = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+def options(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, word in enumerate(argv) if word == flag]
+
+
+def test_the_nightly_backup_takes_every_database_and_every_data_volume() -> None:
+    config = parsed(with_classhub(site_config()))
+    argv = exec_start(group(config, "hemma-backup"))
+    assert argv[0] == "/usr/local/lib/hemma/hemma-backup.sh"
+    assert options(argv, "--docker") == ["/snap/bin/docker"]
+    assert options(argv, "--postgres") == ["shared-postgres"]
+    assert options(argv, "--env") == [ENV_FILE]
+    databases = options(argv, "--database")
+    assert databases == [db for app in config.apps() for db in app.databases]
+    assert len(databases) == 15
+    volumes = dict(spec.split(":", 1) for spec in options(argv, "--volume"))
+    assert volumes["grafana-data"] == "stop:grafana", "Grafana's SQLite, stopped"
+    assert volumes["huleedu_kafka_data"] == "stop:huleedu_kafka"
+    assert volumes["classhub-minio"] == "stop:classhub_minio"
+    for live in ("skriptoteket-artifacts", "classhub-uploads", "nginx-proxy-certs"):
+        assert volumes[live] == "live", live
+    assert volumes["acme-companion-acme"] == "live", "the ACME account is data"
+    for cache in ("huleedu_hf_cache", "classhub-ollama", "prometheus-data", "nginx-proxy-html"):
+        assert cache not in volumes, f"{cache} is not backed up"
+    assert "shared-postgres-data" not in volumes, "the databases go as dumps"
+
+
+def test_an_adopted_volume_is_backed_up_by_the_name_it_has() -> None:
+    config = copy.deepcopy(site_config())
+    config["volumeNames"] = {"grafana-data": "skriptoteket_grafana-data"}
+    argv = exec_start(group(parsed(config), "hemma-backup"))
+    assert "skriptoteket_grafana-data:stop:grafana" in options(argv, "--volume")
+
+
+def test_the_drill_probes_every_database_it_restores() -> None:
+    config = parsed(with_classhub(site_config()))
+    drill = group(config, "hemma-restore-drill")
+    argv = exec_start(drill)
+    probes_file = options(argv, "--probes")[0]
+    probes = next(f.content for f in drill.files if f.path == probes_file)
+    probed = {line.split(":", 1)[0] for line in probes.splitlines()}
+    assert probed == {db for app in config.apps() for db in app.databases}
+    assert "classhub:SELECT count(*) FROM django_migrations" in probes.splitlines()
+    assert options(argv, "--dumps") == [config.backups.dumps_directory]
+
+
+def test_the_repository_check_runs_restic_check(sandbox: Sandbox) -> None:  # noqa: F811
+    config = parsed(site_config())
+    argv = exec_start(group(config, "hemma-backup-check"))
+    assert argv == [
+        "/usr/local/lib/hemma/hemma-backup-check.sh",
+        "--env",
+        ENV_FILE,
+        "--metrics",
+        config.backups.metrics_directory,
+    ]
+
+
+def test_the_repository_secrets_arrive_on_stdin_as_a_root_only_file(
+    sandbox: Sandbox,  # noqa: F811
+) -> None:
+    config = parsed(site_config())
+    backup = group(config, "hemma-backup")
+    assert backup.secret_file == ENV_FILE
+    secret = restic_env(BACKUP_REPOSITORY, OPERATOR_VALUES["resticPassword"], {})
+    sandbox.run(install_script(backup), stdin=secret)
+    installed = sandbox.path(ENV_FILE)
+    assert installed.read_text() == secret
+    assert oct(installed.stat().st_mode & 0o777) == "0o600"
+    assert "RESTIC_PASSWORD" not in "".join(f.content for f in backup.files)
+
+
+def test_backups_need_a_repository_and_its_password() -> None:
+    config = copy.deepcopy(site_config())
+    del config["backups"]["repository"]
+    del config["resticPassword"]
+    message, program = run_expecting_error(config, OPERATOR_SECRETS - {"resticPassword"})
+    assert message.splitlines() == [
+        "hemma:backups.repository: is required (a restic repository off this disk: "
+        "/mnt/PATH, sftp:HOST:/PATH, s3:URL; or backups.enabled: false)",
+        "hemma:resticPassword: is required by the backups "
+        "(pulumi config set --secret resticPassword ...)",
+    ]
+    assert program.declared == []
