@@ -204,6 +204,9 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
 
     routes = outputs.routing_table(config, catalog)
     return {
+        "schemaVersion": outputs.SCHEMA_VERSION,
+        "sshTarget": outputs.ssh_target(config),
+        "sshPort": config.ssh_port,
         "networks": {name: network.name for name, network in networks.by_name.items()},
         "proxyPublicHosts": proxy.public_hosts,
         "routes": routes,

@@ -54,37 +54,51 @@ def health_checks(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, An
     return {"public": public, "internal": internal}
 
 
+SCHEMA_VERSION = 1
+"""The outputs' layout (components/outputs.schema.json); bumped on any change to it."""
+
+
+def ssh_target(config: StackConfig) -> str:
+    """``user@host`` that reaches Hemma; its port is the ``sshPort`` output."""
+    return f"{config.ssh_user}@{config.ssh_host}"
+
+
+def _ssh_forward(config: StackConfig, local_port: int, remote: str) -> str:
+    port = "" if config.ssh_port == 22 else f"-p {config.ssh_port} "
+    return f"ssh -N {port}-L {local_port}:{remote} {ssh_target(config)}"
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def ssh_tunnels(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, Any]]:
     """How to reach each localhost-only service from the operator's machine."""
-    target = f"{config.ssh_user}@{config.ssh_host}"
-    tunnels: dict[str, tuple[int, str, int]] = {}
+    tunnels: dict[str, tuple[int, str]] = {}
     for app in catalog:
         for service in app.services:
             for local in service.localhost_ports:
                 tunnels[service.container] = (
                     local.tunnel_port or local.host_port,
-                    "127.0.0.1",
-                    local.host_port,
+                    _address("127.0.0.1", local.host_port),
                 )
     if config.gpu.enabled:
         for name, server in (("llama-server", config.gpu.llama), ("tabby", config.gpu.tabby)):
-            tunnels[name] = (server.port, "127.0.0.1", server.port)
+            tunnels[name] = (server.port, _address(config.gpu.bind_address, server.port))
     return {
         name: {
             "localPort": local_port,
-            "remote": f"{address}:{port}",
-            "command": f"ssh -N -L {local_port}:{address}:{port} {target}",
+            "remote": remote,
+            "command": _ssh_forward(config, local_port, remote),
         }
-        for name, (local_port, address, port) in tunnels.items()
+        for name, (local_port, remote) in tunnels.items()
     }
 
 
 def postgres_tunnel(config: StackConfig) -> str:
     """The ``ssh -L`` command that reaches shared-postgres from the operator's machine."""
-    return (
-        f"ssh -N -L {config.postgres.tunnel_port}:127.0.0.1:{config.postgres.host_port} "
-        f"{config.ssh_user}@{config.ssh_host}"
-    )
+    remote = _address("127.0.0.1", config.postgres.host_port)
+    return _ssh_forward(config, config.postgres.tunnel_port, remote)
 
 
 def backups(config: StackConfig, plan: BackupPlan) -> dict[str, Any]:

@@ -26,6 +26,9 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 
 
 OUTPUTS = {
+    "schemaVersion",
+    "sshTarget",
+    "sshPort",
     "networks",
     "proxyPublicHosts",
     "basicAuthCredentials",
