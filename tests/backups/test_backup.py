@@ -232,3 +232,28 @@ def test_a_failed_run_keeps_the_old_success_time_and_backup_stale_fires(
     # An hour after the failure the last success is still recent; a day later it is not.
     promtool_backup_stale(hemma, tmp_path / "quiet", hours_later=1, fires=False)
     promtool_backup_stale(hemma, tmp_path / "late", hours_later=27, fires=True)
+
+
+def test_node_exporter_can_read_the_metrics_whichever_job_makes_the_directory(
+    hemma: Hemma,
+) -> None:
+    """The scripts run with umask 077; node-exporter reads the textfiles as nobody. A
+    metrics directory the backup makes first must still be 0755, parents included."""
+    hemma.metrics = hemma.root / "snap" / "common" / "hemma" / "metrics"
+    assert not hemma.metrics.parent.parent.exists()
+    assert hemma.backup().returncode == 0
+    for directory in (hemma.metrics, hemma.metrics.parent, hemma.metrics.parent.parent):
+        assert directory.stat().st_mode & 0o777 == 0o755, directory
+    runuser = shutil.which("runuser")
+    assert runuser, "runuser is required (apt-get install util-linux)"
+    # nobody must reach it from the root of the test's tree, as from / on Hemma.
+    for part in [hemma.root, *hemma.root.parents]:
+        if part.stat().st_mode & 0o005 != 0o005:
+            part.chmod(part.stat().st_mode | 0o005)
+    read = subprocess.run(
+        [runuser, "-u", "nobody", "--", "cat", str(hemma.metrics / "hemma_backup.prom")],
+        capture_output=True,
+        text=True,
+    )
+    assert read.returncode == 0, read.stderr
+    assert "hemma_backup_last_run_success 1" in read.stdout

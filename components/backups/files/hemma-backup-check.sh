@@ -40,7 +40,8 @@ else
   warn "restic check failed"
 fi
 
-mkdir -p "$metrics"
+# node-exporter reads it as nobody: the directory and its parents stay 0755.
+(umask 022 && mkdir -p "$metrics")
 file="$metrics/hemma_backup_check.prom"
 last_success=0
 if [ -r "$file" ]; then

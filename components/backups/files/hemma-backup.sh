@@ -122,7 +122,8 @@ write_metrics() {
   now=$(date +%s)
   last=$(previous_success)
   [ "$success" -eq 0 ] || last=$now
-  mkdir -p "$metrics"
+  # node-exporter reads it as nobody: the directory and its parents stay 0755.
+  (umask 022 && mkdir -p "$metrics")
   tmp=$(mktemp "$metrics/.hemma_backup.prom.XXXXXX")
   {
     echo '# HELP hemma_backup_last_success_timestamp_seconds When a backup run last succeeded in full.'

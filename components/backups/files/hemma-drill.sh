@@ -115,7 +115,8 @@ write_metrics() {
       "$metric_file" | tail -n 1)
   fi
   [ "$success" -eq 0 ] || last=$now
-  mkdir -p "$metrics"
+  # node-exporter reads it as nobody: the directory and its parents stay 0755.
+  (umask 022 && mkdir -p "$metrics")
   tmp=$(mktemp "$metrics/.hemma_drill.prom.XXXXXX")
   {
     echo '# HELP hemma_drill_last_success_timestamp_seconds When a restore drill last passed.'

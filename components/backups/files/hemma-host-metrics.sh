@@ -111,7 +111,8 @@ emit() {
   [ "$#" -eq 0 ] || printf '%s\n' "$@"
 }
 
-mkdir -p "$metrics" || exit 1
+# node-exporter reads it as nobody: the directory and its parents stay 0755.
+(umask 022 && mkdir -p "$metrics") || exit 1
 tmp=$(mktemp "$metrics/.hemma_host.prom.XXXXXX") || exit 1
 trap 'rm -f "$tmp"' EXIT
 size_lines=() avail_lines=()
