@@ -1,0 +1,164 @@
+"""``python -m components.plan``: the offline plan, and the diff of two plans.
+
+    scripts/plan [--stack hemma] [--config KEY=VALUE ...] [--secret KEY=VALUE ...]
+                 [--json FILE] [--quiet]
+    scripts/plan diff [--exit-code] [--stack ...] [--config ...] [--secret ...] OLD NEW
+
+OLD and NEW are plan files (``--json``) or git revisions. Exit status: 0 done
+(a diff with changes too, unless ``--exit-code``: then 2), 1 bad config or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from components.plan import diff, report
+from components.plan.document import FORMAT, document
+from components.plan.revisions import is_revision, plan_of_revision
+from components.plan.runner import ProgramError, evaluate
+from components.plan.stackconfig import (
+    InputError,
+    PlanConfig,
+    assignments,
+    plan_config,
+    project_defaults,
+    project_name,
+    read_stack_file,
+    stack_file,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHANGES = 2
+CALLER_DIR = "HEMMA_PLAN_CWD"
+"""Set by scripts/plan, which runs from the repo: where relative file names point."""
+
+
+def _file(name: str) -> Path:
+    path = Path(name)
+    base = os.environ.get(CALLER_DIR)
+    return path if path.is_absolute() or not base else Path(base) / path
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are bad input: exit 1, as a bad config does (2 means changes)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise InputError(f"{self.prog}: {message}")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", default="hemma", help="the stack file Pulumi.STACK.yaml")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config key as `pulumi config set` would (objects as JSON)",
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config key as a secret (`pulumi config set --secret`)",
+    )
+
+
+def make_config(
+    root: Path, stack: str, configs: Sequence[str], secrets: Sequence[str]
+) -> tuple[str, PlanConfig]:
+    """The project name, and the config a plan of ``root`` runs with: Pulumi.yaml's
+    defaults, the stack file, ``--config``, ``--secret``, then the placeholders."""
+    project = project_name(root)
+    values, encrypted = read_stack_file(stack_file(root, stack), project)
+    defaults = {k: v for k, v in project_defaults(root, project).items() if k not in encrypted}
+    config = plan_config(
+        {**defaults, **values},
+        encrypted,
+        assignments(configs, project, "--config"),
+        assignments(secrets, project, "--secret"),
+    )
+    return project, config
+
+
+def make_plan(
+    root: Path, stack: str, configs: Sequence[str], secrets: Sequence[str]
+) -> dict[str, Any]:
+    """Plan ``root``'s program with its stack file and the command line's config."""
+    project, config = make_config(root, stack, configs, secrets)
+    evaluation = evaluate(
+        config.values, config.secret_keys, root=root, project=project, stack=stack
+    )
+    return document(evaluation, config)
+
+
+def _plan_main(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="scripts/plan", description="The plan anyone can run: no Pulumi CLI, no server."
+    )
+    _common(parser)
+    parser.add_argument("--json", metavar="FILE", help="write the full desired state here")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    args = parser.parse_args(argv)
+    plan = make_plan(ROOT, args.stack, args.config, args.secret)
+    if args.json:
+        _file(args.json).write_text(json.dumps(plan, indent=2) + "\n")
+    if not args.quiet:
+        sys.stdout.write(report.render(plan))
+    return 0
+
+
+def _load(argument: str, plan_args: list[str]) -> tuple[dict[str, Any], str]:
+    path = _file(argument)
+    if path.is_file():
+        try:
+            plan = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InputError(f"{argument}: not a plan file: {error}") from None
+        if not isinstance(plan, dict) or plan.get("format") != FORMAT or "resources" not in plan:
+            raise InputError(f"{argument}: not a plan file (format {FORMAT})")
+        return plan, argument
+    if is_revision(ROOT, argument):
+        return plan_of_revision(ROOT, argument, plan_args), f"{argument} (git revision)"
+    raise InputError(f"{argument}: neither a plan file nor a git revision")
+
+
+def _diff_main(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="scripts/plan diff",
+        description="What pulumi up would create, replace, update or delete between two "
+        "plans (plan files or git revisions), and why.",
+    )
+    _common(parser)
+    parser.add_argument("old", help="plan file or git revision")
+    parser.add_argument("new", help="plan file or git revision")
+    parser.add_argument(
+        "--exit-code", action="store_true", help=f"exit {CHANGES} when anything changes"
+    )
+    args = parser.parse_args(argv)
+    plan_args = ["--stack", args.stack]
+    plan_args += [f"--config={pair}" for pair in args.config]
+    plan_args += [f"--secret={pair}" for pair in args.secret]
+    old, old_label = _load(args.old, plan_args)
+    new, new_label = _load(args.new, plan_args)
+    comparison = diff.compare(old, new)
+    sys.stdout.write(diff.render(comparison, old_label, new_label))
+    return CHANGES if args.exit_code and comparison.changes else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if arguments[:1] == ["diff"]:
+            return _diff_main(arguments[1:])
+        return _plan_main(arguments)
+    except (InputError, ProgramError) as error:
+        sys.stderr.write(f"{error}\n")
+        return 1
