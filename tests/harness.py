@@ -353,11 +353,15 @@ def run_program(
     config: dict[str, Any] | None = None,
     secret_keys: set[str] | None = None,
     preview: bool = False,
+    fresh: bool = False,
 ) -> Program:
-    """Run ``__main__.py`` with ``config`` (default: the site config) and record it all."""
+    """Run ``__main__.py`` with ``config`` (default: the site config) and record it all;
+    ``fresh`` runs it again even when this configuration already ran."""
     config = site_config() if config is None else config
     secret_keys = OPERATOR_SECRETS if secret_keys is None else secret_keys
     key = _run_key(config, secret_keys, preview)
+    if fresh:
+        return _run_program(config, secret_keys, preview)
     if key not in _RUNS:
         _RUNS[key] = _run_program(config, secret_keys, preview)
     return copy.deepcopy(_RUNS[key])

@@ -33,8 +33,12 @@ class Networks(pulumi.ComponentResource):
             network: docker.Network(
                 f"{name}-{network}",
                 name=network,
-                opts=pulumi.ResourceOptions(parent=self).merge(
-                    adopt(args.import_ids, "network", network, differs_on=["labels", "ipamConfigs"])
+                # labels force a new network (terraform-provider-docker
+                # resource_docker_network.go: Optional, ForceNew, not Computed); a
+                # hand-made network's compose labels are not the program's to change,
+                # and replacing hule-network would cut every container off it.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["labels"]).merge(
+                    adopt(args.import_ids, "network", network)
                 ),
             )
             for network in args.names

@@ -60,7 +60,7 @@ class AppDatabase(pulumi.ComponentResource):
             bypass_row_level_security=False,
             password=self.password,
             opts=pulumi.ResourceOptions(parent=self, protect=True).merge(
-                adopt(import_ids, "role", role, differs_on=["password"])
+                adopt(import_ids, "role", role)
             ),
         )
         for database in databases:
@@ -69,7 +69,7 @@ class AppDatabase(pulumi.ComponentResource):
                 name=database,
                 owner=login.name,
                 opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True).merge(
-                    adopt(import_ids, "database", database, differs_on=["owner"])
+                    adopt(import_ids, "database", database)
                 ),
             )
             postgresql.Grant(
