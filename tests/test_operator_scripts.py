@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,7 +61,9 @@ def run_script(
     stub(
         bin_dir,
         "pulumi",
-        'case "$1" in config) [ "$2" = get ] && exit 1; cat > "$(dirname "$0")/stdin";; esac\n'
+        'case "$1" in config) if [ "$2" = get ]; then\n'
+        '  [ "$3" = local ] && [ -n "${STUB_LOCAL:-}" ] && { echo true; exit 0; }; exit 1\n'
+        'fi; cat > "$(dirname "$0")/stdin";; esac\n'
         'echo "PULUMI_BACKEND_URL=$PULUMI_BACKEND_URL"\n'
         'echo "DOCKER_CONTEXT=${DOCKER_CONTEXT-unset} DOCKER_HOST=${DOCKER_HOST-unset}"',
     )
@@ -167,3 +170,64 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "bash scripts/test" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("bash scripts/test")
+
+
+def test_the_local_stack_reaches_for_no_ssh(tmp_path: Path) -> None:
+    done, bin_dir = run_script(
+        tmp_path, "up", env_extra={"HEMMA_STACK": "local", "STUB_LOCAL": "1"}
+    )
+    assert done.returncode == 0, done.stderr
+    assert pulumi_calls(bin_dir)[-1] == "up --parallel 4 --stack local"
+    assert not (bin_dir / "ssh.log").exists(), "no ssh, no tunnel, no sudo check"
+
+
+def restic(repository: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("restic")
+    assert binary, "restic is required (apt-get install restic)"
+    env = {"PATH": os.environ["PATH"], "RESTIC_PASSWORD": "state-pw", "HOME": str(repository)}
+    return subprocess.run(
+        [binary, "--repo", str(repository), *args], capture_output=True, text=True, env=env
+    )
+
+
+def test_every_up_backs_the_state_up_with_restic(tmp_path: Path) -> None:
+    """The state is the only record of the generated passwords (issue: the state has no
+    backup); after up, a snapshot of it lands in the operator's repository."""
+    repository, state = tmp_path / "repo", tmp_path / "state"
+    assert restic(repository, "init").returncode == 0
+    (state / ".pulumi" / "stacks" / "hemma").mkdir(parents=True)
+    (state / ".pulumi" / "stacks" / "hemma" / "hemma.json").write_text('{"version": 3}')
+    env = {
+        "HEMMA_STATE_DIR": str(state),
+        "HEMMA_STATE_REPOSITORY": str(repository),
+        "RESTIC_PASSWORD": "state-pw",
+    }
+    done, _ = run_script(tmp_path, "preview", env_extra=env)
+    assert done.returncode == 0, done.stderr
+    listed = restic(repository, "snapshots", "--json", "--tag", "hemma-state")
+    assert json.loads(listed.stdout) == [], "a preview changes no state: no snapshot"
+
+    done, _ = run_script(tmp_path, "up", env_extra=env)
+    assert done.returncode == 0, done.stderr
+    assert f"state backed up to {repository}" in done.stdout
+    snapshots = json.loads(restic(repository, "snapshots", "--json").stdout)
+    assert len(snapshots) == 1 and snapshots[0]["tags"] == ["hemma-state"]
+    restored = restic(repository, "dump", "latest", f"{state}/.pulumi/stacks/hemma/hemma.json")
+    assert restored.stdout == '{"version": 3}'
+
+
+def test_a_state_backup_that_fails_fails_the_command(tmp_path: Path) -> None:
+    env = {
+        "HEMMA_STATE_DIR": str(tmp_path / "state"),
+        "HEMMA_STATE_REPOSITORY": str(tmp_path / "not-initialised"),
+        "RESTIC_PASSWORD": "state-pw",
+    }
+    done, _ = run_script(tmp_path, "up", env_extra=env)
+    assert done.returncode != 0
+    assert "the state was NOT backed up" in done.stderr
+
+
+def test_without_a_state_repository_up_says_the_state_was_not_backed_up(tmp_path: Path) -> None:
+    done, _ = run_script(tmp_path, "up")
+    assert done.returncode == 0, done.stderr
+    assert "the state was not backed up: set HEMMA_STATE_REPOSITORY" in done.stderr
