@@ -26,13 +26,14 @@ from components.foundation.containers import ContainerDefaults
 from components.foundation.networks import Networks, NetworksArgs
 from components.foundation.providers import docker_provider, ssh_connection
 from components.foundation.secrets import keep_config_secrets, secret_where_tainted
+from components.foundation.shell import HostShell
 from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
 from components.host.unit_files import UnitGroup
 from components.host.units import host_unit_groups
 from components.model.app import SHARED_NETWORK, App, network_names
 from components.postgres.server import SharedPostgres, SharedPostgresArgs
 from components.proxy.nginx_files import host_policies, proxy_files
-from components.proxy.stack import ProxyStack, ProxyStackArgs
+from components.proxy.stack import LOCAL_ADDRESSES, PUBLIC_ADDRESSES, ProxyStack, ProxyStackArgs
 
 PLATFORM_VOLUME_BACKUPS = {"certs": "live", "acme": "live", "html": "skip"}
 """The proxy's volumes: the certificates and the ACME account are data; the
@@ -85,6 +86,20 @@ def restic_secrets(config: StackConfig) -> str:
     )
 
 
+def shell_for(config: StackConfig) -> HostShell:
+    """Where the steps run: Hemma over SSH, or this machine's Docker (the local stack)."""
+    if config.local:
+        return HostShell.local(config.docker_host)
+    connection = ssh_connection(
+        host=config.ssh_host,
+        port=config.ssh_port,
+        user=config.ssh_user or "",
+        private_key=config.ssh_private_key or "",
+        host_key=config.ssh_host_key or "",
+    )
+    return HostShell.remote(connection, config.docker_path)
+
+
 def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     """Declare every resource and return the stack outputs by name.
 
@@ -100,7 +115,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     # before the first resource: a value that no validator caught stops the run here,
     # with nothing half-declared.
     try:
-        groups = host_units(config, catalog)
+        groups = [] if config.local else host_units(config, catalog)
         policies = host_policies(config, catalog)
         proxy_files(policies, config.proxy.default_max_body_size)
         if config.backups.enabled:
@@ -113,13 +128,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     on_hemma = pulumi.ResourceOptions(
         providers={"docker": docker_provider(config.docker_host, secret)}
     ).merge(secret)
-    connection = ssh_connection(
-        host=config.ssh_host,
-        port=config.ssh_port,
-        user=config.ssh_user,
-        private_key=config.ssh_private_key,
-        host_key=config.ssh_host_key,
-    )
+    shell = shell_for(config)
 
     networks = Networks(
         "networks", NetworksArgs(network_names(catalog), config.import_ids), opts=on_hemma
@@ -129,18 +138,21 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
         "proxy",
         ProxyStackArgs(
             config=config.proxy,
-            acme_email=config.acme_email,
+            acme_email=None if config.local else config.acme_email,
             acme_staging=config.acme_staging,
             network=shared_network,
             hosts=policies,
             import_ids=config.import_ids,
             defaults=defaults,
+            addresses=LOCAL_ADDRESSES if config.local else PUBLIC_ADDRESSES,
         ),
         opts=on_hemma,
     )
     postgres = SharedPostgres(
         "shared-postgres",
-        SharedPostgresArgs(config.postgres, shared_network, config.import_ids, defaults),
+        SharedPostgresArgs(
+            config.postgres, shared_network, config.import_ids, defaults, not config.local
+        ),
         opts=on_hemma,
     )
     databases = {
@@ -156,8 +168,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             AppStackArgs(
                 app=app,
                 networks=networks.by_name,
-                connection=connection,
-                docker_path=config.docker_path,
+                shell=shell,
                 docker_host=config.docker_host,
                 hostnames=config.hostnames,
                 database=(
@@ -180,6 +191,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 import_ids=config.import_ids,
                 volume_names=config.volume_names,
                 retired=retire,
+                tls=not config.local,
             ),
             opts=on_hemma,
         )
@@ -187,12 +199,13 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     stacks = {app.name: app_stack(app) for app in catalog}
     for app in retired:
         app_stack(app, retire=True)
+    ssh = shell.connection
     units = [
         SystemdUnit(
             group.name,
             SystemdUnitArgs(
                 group,
-                connection,
+                ssh,
                 secret_content=(
                     pulumi.Output.secret(restic_secrets(config)) if group.secret_file else None
                 ),
@@ -200,13 +213,14 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             opts=secret,
         )
         for group in groups
+        if ssh is not None
     ]
 
     routes = outputs.routing_table(config, catalog)
     return {
         "schemaVersion": outputs.SCHEMA_VERSION,
         "sshTarget": outputs.ssh_target(config),
-        "sshPort": config.ssh_port,
+        "sshPort": None if config.local else config.ssh_port,
         "networks": {name: network.name for name, network in networks.by_name.items()},
         "proxyPublicHosts": proxy.public_hosts,
         "routes": routes,
@@ -224,8 +238,8 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             if app in stacks
         },
         "appConnectionStrings": pulumi.Output.secret(
-            pulumi.Output.all(
-                **{app: db.connection_strings for app, db in databases.items() if app in stacks}
+            pulumi.Output.from_input(
+                {app: db.connection_strings for app, db in databases.items() if app in stacks}
             )
         ),
         "hostUnits": {

@@ -43,8 +43,9 @@ def health_checks(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, An
         for service in app.services:
             if service.route:
                 host = config.hostnames[service.route.id]
+                scheme = "http" if config.local else "https"
                 public[route_key(config, service.route)] = (
-                    f"https://{host}{service.route.health_path}"
+                    f"{scheme}://{host}{service.route.health_path}"
                 )
             if service.healthcheck is not None:
                 internal[service.container] = {
@@ -58,14 +59,14 @@ SCHEMA_VERSION = 1
 """The outputs' layout (components/outputs.schema.json); bumped on any change to it."""
 
 
-def ssh_target(config: StackConfig) -> str:
-    """``user@host`` that reaches Hemma; its port is the ``sshPort`` output."""
-    return f"{config.ssh_user}@{config.ssh_host}"
+def ssh_target(config: StackConfig) -> str | None:
+    """``user@host`` that reaches Hemma, its port the ``sshPort`` output; None locally."""
+    return None if config.local else f"{config.ssh_user}@{config.ssh_host}"
 
 
 def _ssh_forward(config: StackConfig, local_port: int, remote: str) -> str:
     port = "" if config.ssh_port == 22 else f"-p {config.ssh_port} "
-    return f"ssh -N {port}-L {local_port}:{remote} {ssh_target(config)}"
+    return f"ssh -N {port}-L {local_port}:{remote} {config.ssh_user}@{config.ssh_host}"
 
 
 def _address(host: str, port: int) -> str:
@@ -73,8 +74,11 @@ def _address(host: str, port: int) -> str:
 
 
 def ssh_tunnels(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, Any]]:
-    """How to reach each localhost-only service from the operator's machine."""
+    """How to reach each localhost-only service from the operator's machine (the local
+    stack's are on this machine already)."""
     tunnels: dict[str, tuple[int, str]] = {}
+    if config.local:
+        return {}
     for app in catalog:
         for service in app.services:
             for local in service.localhost_ports:
@@ -95,8 +99,10 @@ def ssh_tunnels(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict
     }
 
 
-def postgres_tunnel(config: StackConfig) -> str:
+def postgres_tunnel(config: StackConfig) -> str | None:
     """The ``ssh -L`` command that reaches shared-postgres from the operator's machine."""
+    if config.local:
+        return None
     remote = _address("127.0.0.1", config.postgres.host_port)
     return _ssh_forward(config, config.postgres.tunnel_port, remote)
 

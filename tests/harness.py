@@ -13,6 +13,7 @@ import base64
 import copy
 import hashlib
 import json
+import logging
 import runpy
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,22 @@ def with_classhub(config: dict[str, Any]) -> dict[str, Any]:
     for key, values in classhub_site().items():
         result[key] = {**result.get(key, {}), **values}
     return result
+
+
+def local_config(sources: bool = True) -> dict[str, Any]:
+    """Pulumi.local.yaml as the CLI hands it over: the operator's own Docker. With
+    ``sources``, the stand-in checkouts; without, checkouts that are not there."""
+    data = yaml.safe_load((ROOT / "Pulumi.local.yaml").read_text())
+    config = {
+        key.removeprefix("hemma:"): value
+        for key, value in data["config"].items()
+        if key.startswith("hemma:")
+    }
+    if sources:
+        config["appSources"] = {a: p for a, p in checkouts().items() if a != "classhub"}
+    else:
+        config["appSources"] = {a: f"/nonexistent/{a}" for a in ("skriptoteket", "huleedu")}
+    return config
 
 
 def stack_file_config() -> dict[str, Any]:
@@ -204,10 +221,24 @@ class HemmaMocks(pulumi.runtime.Mocks):
         return {}, None
 
 
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
 class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.declared: list[Declared] = []
+        self.warnings: list[str] = []
+        """What the program logged with ``pulumi.log.warn``, in order."""
+        self.logger = logging.getLogger(f"hemma-test-{id(self)}")
+        self.logger.propagate = False
+        self.logger.addHandler(_Collect(self.warnings))
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """The engine's URN, not the SDK mock's: the mock keeps only the parent's last
@@ -277,6 +308,7 @@ class Program:
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     exported: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Declared]:
         return [r for r in self.declared if r.type == type_]
@@ -317,7 +349,12 @@ def _fresh_runtime(
     mocks = HemmaMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(
-        mocks, project="hemma", stack="hemma", preview=preview, monitor=monitor
+        mocks,
+        project="hemma",
+        stack="hemma",
+        preview=preview,
+        monitor=monitor,
+        logger=monitor.logger,
     )
     pulumi.runtime.set_all_config(
         {f"hemma:{key}": as_cli_value(value) for key, value in config.items()},
@@ -369,7 +406,7 @@ def run_program(
 
 def _run_program(config: dict[str, Any], secret_keys: set[str], preview: bool) -> Program:
     loop, monitor = _fresh_runtime(config, secret_keys, preview)
-    program = Program(declared=monitor.declared)
+    program = Program(declared=monitor.declared, warnings=monitor.warnings)
 
     @pulumi.runtime.test
     def run() -> pulumi.Output[Any]:

@@ -117,9 +117,10 @@ def test_import_option_adopts_existing_objects_and_only_those() -> None:
     # would leave the role on its old one while the new containers use the new one.
     assert imported[ROLE].ignore_changes == []
     assert imported[DATABASE].ignore_changes == []
-    assert imported[ROLE].inputs["password"] == program.named(
-        "shared-postgres-huleedu-password"
-    ).state["result"]
+    assert (
+        imported[ROLE].inputs["password"]
+        == program.named("shared-postgres-huleedu-password").state["result"]
+    )
     assert imported[DATABASE].inputs["owner"] == "skriptoteket"
     # Compose labels would replace the object; they are ignored for good, imported or not.
     assert imported[VOLUME].ignore_changes == ["labels", "driverOpts"]

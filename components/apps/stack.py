@@ -24,7 +24,7 @@ import pulumi_docker as docker
 
 from components.foundation.adoption import adopt
 from components.foundation.builds import build_command, image_tag, remove_command
-from components.foundation.commands import as_command, exec_step
+from components.foundation.commands import exec_step
 from components.foundation.containers import (
     ContainerDefaults,
     Health,
@@ -34,6 +34,7 @@ from components.foundation.containers import (
     protected_volume,
 )
 from components.foundation.secrets import generated_password, secret_value
+from components.foundation.shell import HostShell
 from components.model.app import (
     HOST_GATEWAY,
     App,
@@ -50,16 +51,14 @@ from components.model.app import (
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
-def route_env(service: Service, hostnames: Mapping[str, str]) -> dict[str, str]:
+def route_env(service: Service, hostnames: Mapping[str, str], tls: bool = True) -> dict[str, str]:
     """What nginx-proxy and acme-companion read off a routed container."""
     if service.route is None:
         return {}
     host = hostnames[service.route.id]
-    env = {
-        "VIRTUAL_HOST": host,
-        "VIRTUAL_PORT": str(service.route.port),
-        "LETSENCRYPT_HOST": host,
-    }
+    env = {"VIRTUAL_HOST": host, "VIRTUAL_PORT": str(service.route.port)}
+    if tls:
+        env["LETSENCRYPT_HOST"] = host
     if service.route.path != "/":
         env["VIRTUAL_PATH"] = service.route.path
     return env
@@ -84,10 +83,8 @@ class AppStackArgs:
     app: App
     networks: Mapping[str, docker.Network]
     """Docker name -> network, for every network the app's services join."""
-    connection: command.remote.ConnectionArgs
-    """SSH to Hemma, for the steps."""
-    docker_path: str
-    """The docker CLI on Hemma, for the steps."""
+    shell: HostShell
+    """Where the steps run: SSH to Hemma, or this machine's Docker (the local stack)."""
     docker_host: str
     """Hemma's daemon as ``docker --host`` reaches it, for the builds."""
     hostnames: Mapping[str, str]
@@ -107,6 +104,8 @@ class AppStackArgs:
     """App volume -> its Docker name on Hemma, where it differs."""
     retired: bool = False
     """Declare the app's volumes and secrets only."""
+    tls: bool = True
+    """Routed containers ask acme-companion for a certificate (not the local stack)."""
 
 
 class AppStack(pulumi.ComponentResource):
@@ -116,7 +115,7 @@ class AppStack(pulumi.ComponentResource):
     """By container name."""
     generated: dict[str, pulumi.Output[str]]
     """The app's generated secrets by name (secret Outputs)."""
-    steps: dict[str, command.remote.Command]
+    steps: dict[str, pulumi.CustomResource]
     """By ``container/step``: the commands run inside new containers (migrations)."""
 
     def __init__(
@@ -182,7 +181,8 @@ class AppStack(pulumi.ComponentResource):
         if isinstance(source, Generated):
             return self.generated[source.name]
         if isinstance(source, OperatorSecret):
-            return pulumi.Output.secret(str(self._args.operator_secrets.get(source.key)))
+            # Unset only on the local stack (the config check requires it elsewhere).
+            return pulumi.Output.secret(self._args.operator_secrets.get(source.key) or "")
         if self._database is None:
             raise ValueError(f"{self._app.name} has no database for {source}")
         if isinstance(source, DatabasePassword):
@@ -201,7 +201,7 @@ class AppStack(pulumi.ComponentResource):
         )
 
     def _envs(self, service: Service) -> list[pulumi.Input[str]]:
-        clear = {**service.env, **route_env(service, self._args.hostnames)}
+        clear = {**service.env, **route_env(service, self._args.hostnames, self._args.tls)}
         envs: list[pulumi.Input[str]] = [f"{key}={value}" for key, value in sorted(clear.items())]
         for key, value in sorted(self._args.extra_env.get(service.container, {}).items()):
             envs.append(pulumi.Output.concat(key, "=", value))
@@ -290,26 +290,21 @@ class AppStack(pulumi.ComponentResource):
         for index, step in enumerate(service.after_start):
             last = index == len(service.after_start) - 1
             script = exec_step(
-                self._args.docker_path,
+                self._args.shell.docker_path,
                 service.container,
                 step.command,
                 reads_stdin=step.stdin is not None,
                 wait_healthy=last,
             )
             rerun: pulumi.Input[str] = image_ref if step.rerun == "image" else created.id
-            self._last_step = self.steps[f"{service.container}/{step.name}"] = (
-                command.remote.Command(
-                    f"{name}-{step.name}",
-                    connection=self._args.connection,
-                    create=as_command(script),
-                    stdin=self._secret(step.stdin) if step.stdin else None,
-                    triggers=[rerun],
-                    add_previous_output_in_env=False,
-                    logging=command.remote.Logging.STDOUT_AND_STDERR,
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        depends_on=[created, *([self._last_step] if self._last_step else [])],
-                        additional_secret_outputs=["stdout", "stderr"],
-                    ),
-                )
+            self._last_step = self.steps[f"{service.container}/{step.name}"] = self._args.shell.run(
+                f"{name}-{step.name}",
+                script,
+                stdin=self._secret(step.stdin) if step.stdin else None,
+                triggers=[rerun],
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[created, *([self._last_step] if self._last_step else [])],
+                    additional_secret_outputs=["stdout", "stderr"],
+                ),
             )

@@ -13,15 +13,43 @@ from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
 from components.model.app import SHARED_NETWORK, App, OperatorSecret, network_names
 
+REQUIRED_UNLESS_LOCAL = ("acmeEmail", "sshUser", "sshHostKey", "sshPrivateKey")
+"""What reaches Hemma: required by every stack but the local one."""
 PROXY_ENV_PREFIXES = ("VIRTUAL_", "LETSENCRYPT_", "ACME_")
 PROXY_ENV = frozenset({"HTTPS_METHOD", "HSTS", "CERT_NAME", "NETWORK_ACCESS", "SSL_POLICY"})
 """What nginx-proxy and acme-companion read off a container: set by its route only."""
 
 
+def check_where(config: StackConfig) -> list[str]:
+    """What the server needs to be reached (Hemma over SSH), or what the local stack
+    cannot have (host units, ACME, adoption)."""
+    if not config.local:
+        values = (config.acme_email, config.ssh_user, config.ssh_host_key, config.ssh_private_key)
+        return [
+            f"{NAMESPACE}:{key}: is required"
+            for key, value in zip(REQUIRED_UNLESS_LOCAL, values, strict=True)
+            if not value
+        ]
+    problems = []
+    if not config.docker_host.startswith("unix://"):
+        problems.append(
+            f"{NAMESPACE}:dockerHost: the local stack runs on this machine's Docker, "
+            f"unix:///PATH (got {config.docker_host!r})"
+        )
+    if config.backups.enabled:
+        problems.append(
+            f"{NAMESPACE}:backups.enabled: the local stack installs no host units, and the "
+            "backups are host units: set it to false"
+        )
+    if config.import_ids:
+        problems.append(f"{NAMESPACE}:import: the local stack adopts nothing")
+    return problems
+
+
 def check_site(config: StackConfig) -> list[str]:
     """Rules that span keys and the app catalog: nothing may collide, nothing be missing."""
     catalog = config.apps()
-    problems: list[str] = check_catalog(catalog)
+    problems: list[str] = check_where(config) + check_catalog(catalog)
     route_ids = [route.id for app in catalog for route in app.routes]
     every_app = config.apps(everything=True)
     known_routes = sorted({r.id for app in every_app for r in app.routes})
@@ -91,17 +119,8 @@ def check_site(config: StackConfig) -> list[str]:
         ],
     )
 
-    needed: dict[str, str] = {}
-    for app in catalog:
-        for service in app.services:
-            sources = [*service.secret_env.values(), *service.secret_files.values()]
-            for step in service.after_start:
-                sources += [step.stdin] if step.stdin else []
-            for source in sources:
-                if isinstance(source, OperatorSecret):
-                    needed.setdefault(source.key, service.container)
-    for key, container in sorted(needed.items()):
-        if config.operator_secret(key) is None:
+    for key, container in sorted(missing_operator_secrets(config, catalog).items()):
+        if not config.local:
             problems.append(
                 f"{NAMESPACE}:{key}: is required by {container} "
                 f"(pulumi config set --secret {key} ...)"
@@ -173,6 +192,21 @@ def check_site(config: StackConfig) -> list[str]:
                 f"(keys are KIND/NAME, KIND one of {', '.join(KINDS)})"
             )
     return problems
+
+
+def missing_operator_secrets(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, str]:
+    """Operator-held secret keys the catalog needs and the config lacks -> a container
+    that reads it."""
+    needed: dict[str, str] = {}
+    for app in catalog:
+        for service in app.services:
+            sources = [*service.secret_env.values(), *service.secret_files.values()]
+            for step in service.after_start:
+                sources += [step.stdin] if step.stdin else []
+            for source in sources:
+                if isinstance(source, OperatorSecret):
+                    needed.setdefault(source.key, service.container)
+    return {k: c for k, c in needed.items() if config.operator_secret(k) is None}
 
 
 def check_catalog(catalog: tuple[App, ...]) -> list[str]:

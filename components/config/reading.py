@@ -16,8 +16,9 @@ import pulumi.runtime
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
-from components.config.checks import check_site
+from components.config.checks import check_site, missing_operator_secrets
 from components.config.errors import ConfigError, problem_line, redacted
+from components.config.sources import absent_checkouts
 from components.config.stack import NAMESPACE, SECRET_KEYS, StackConfig, object_keys
 
 
@@ -130,6 +131,8 @@ def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackCo
         except ValidationError as error:
             problems.extend(problem_line(e, secrets) for e in error.errors())
     if config is not None:
+        if config.local:
+            config.leave_out(absent_checkouts(config))
         problems.extend(check_site(config))
     if problems:
         unique = dict.fromkeys(redacted(line, secret_values) for line in problems)
@@ -142,4 +145,10 @@ def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackCo
 def load_config() -> StackConfig:
     """Read and validate the whole stack config. Call before declaring any resource."""
     values, secrets = raw_config()
-    return parse(values, secrets)
+    config = parse(values, secrets)
+    for app, why in sorted(config.left_out.items()):
+        pulumi.log.warn(f"{NAMESPACE}: the {app} app is left out: {why}")
+    if config.local:
+        for key, container in sorted(missing_operator_secrets(config, config.apps()).items()):
+            pulumi.log.warn(f"{NAMESPACE}:{key}: not set; {container} runs without it")
+    return config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from components.config.stack import NAMESPACE, StackConfig
 from components.foundation.builds import SourceError, source_digest
 from components.model.app import App, Build
@@ -42,3 +44,17 @@ def source_digests(
                 if required:
                     problems.append(f"{NAMESPACE}:appSources.{app.name}: {error}")
     return digests, problems
+
+
+def absent_checkouts(config: StackConfig) -> dict[str, str]:
+    """App -> why it cannot be built here: no ``appSources`` entry, or no such folder."""
+    absent = {}
+    for app in config.apps():
+        if not app.builds_from_source:
+            continue
+        checkout = config.app_sources.get(app.name)
+        if checkout is None:
+            absent[app.name] = f"no appSources.{app.name}"
+        elif not Path(checkout).is_dir():
+            absent[app.name] = f"its source checkout {checkout} is not here"
+    return absent

@@ -7,6 +7,7 @@ adding an app adds its settings without touching this file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import (
@@ -77,14 +78,21 @@ S = TypeVar("S", bound=Model)
 class _StackConfig(Model):
     """The platform's keys. Each app's settings join it below, under the app's key."""
 
-    acme_email: Email
+    local: Flag = False
+    """The stack runs on the operator's own Docker (the ``local`` stack): no SSH, no
+    host units, no ACME, the proxy on 127.0.0.1, apps without a checkout left out."""
+    acme_email: Email | None = None
+    """Required unless ``local``: acme-companion's account."""
     acme_staging: Flag = False
     docker_host: DockerHost = "ssh://hemma"
     ssh_host: Hostname = "hemma.hule.education"
-    ssh_user: SshUser
+    ssh_user: SshUser | None = None
+    """Required unless ``local``."""
     ssh_port: Port = 22
-    ssh_host_key: HostKey
-    ssh_private_key: PrivateKeyText
+    ssh_host_key: HostKey | None = None
+    """Required unless ``local``."""
+    ssh_private_key: PrivateKeyText | None = None
+    """Required unless ``local``."""
     proxy: ProxyConfig = ProxyConfig()
     postgres: PostgresConfig = PostgresConfig()
     hostnames: dict[RouteId, Hostname]
@@ -113,6 +121,16 @@ class _StackConfig(Model):
     """App volume -> the name it already has on Hemma (compose prefixes its project)."""
 
     _secret_values: frozenset[str] = PrivateAttr(default=frozenset())
+    _left_out: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def leave_out(self, apps: Mapping[str, str]) -> None:
+        """Declare these apps as if switched off (the local stack, their checkout absent)."""
+        self._left_out = dict(apps)
+
+    @property
+    def left_out(self) -> Mapping[str, str]:
+        """App -> why it is left out: its source checkout is not here."""
+        return self._left_out
 
     def mark_secret(self, values: frozenset[str]) -> None:
         """Record the values of every key the operator set as a secret."""
@@ -150,10 +168,11 @@ class _StackConfig(Model):
             docker_service=self.docker_service,
             proxy_container=self.proxy.container_name,
             proxy_network=self.proxy.trusted_network,
-            operator_email=self.acme_email,
+            operator_email=self.acme_email or "",
             metrics_dir=self.backups.metrics_directory,
             llama_port=self.gpu.llama.port,
             tabby_port=self.gpu.tabby.port,
+            scheme="http" if self.local else "https",
         )
 
     def apps(self, everything: bool = False) -> tuple[App, ...]:
@@ -163,7 +182,9 @@ class _StackConfig(Model):
         for spec in APPS:
             settings = self.settings(spec)
             if everything or spec.enabled(settings):
-                declared.append(spec.declare(settings, site, tuple(declared)))
+                app = spec.declare(settings, site, tuple(declared))
+                if everything or app.name not in self._left_out:
+                    declared.append(app)
         return tuple(declared)
 
     def retired_apps(self) -> tuple[App, ...]:

@@ -50,7 +50,7 @@ def gpu_servers(config: StackConfig) -> list[Daemon]:
                 name=name,
                 description=f"{what} on {gpu.bind_address}:{server.port}",
                 exec_start=(server.executable, *server.args, *listen),
-                user=server.user or config.ssh_user,
+                user=server.user or config.ssh_user or "",
                 after=(config.docker_service,),
                 groups=GPU_GROUPS,
                 environment=tuple(sorted(server.environment.items())),

@@ -31,9 +31,16 @@ class Site:
     llama_port: int
     """Port of the host's llama.cpp server, reached at host.docker.internal."""
     tabby_port: int
+    scheme: str = "https"
+    """How the public hostnames are served: ``https`` on Hemma, ``http`` on the local
+    stack (no ACME)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hostnames", MappingProxyType(dict(self.hostnames)))
+
+    def url(self, route_id: str, path: str = "/") -> str:
+        """The public URL of a route's path, as browsers reach it."""
+        return f"{self.scheme}://{self.hostname(route_id)}{path}"
 
     def hostname(self, route_id: str) -> str:
         """The hostname of a route, or "" while the config lacks it (reported as an error)."""

@@ -39,6 +39,9 @@ class SharedPostgresArgs:
     """hule-network: every app with a database reaches the server over it."""
     import_ids: Mapping[str, str] = field(default_factory=dict)
     defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
+    tunnelled: bool = True
+    """The provider reaches the server through the SSH tunnel (``tunnelPort``); the
+    local stack's provider connects to the published ``hostPort`` itself."""
 
 
 class SharedPostgres(pulumi.ComponentResource):
@@ -94,7 +97,7 @@ class SharedPostgres(pulumi.ComponentResource):
         self.provider = postgresql.Provider(
             f"{name}-provider",
             host=LOCALHOST,
-            port=config.tunnel_port,
+            port=config.tunnel_port if args.tunnelled else config.host_port,
             username=ADMIN_USER,
             password=self.admin_password,
             database="postgres",

@@ -36,13 +36,16 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 PUBLIC_ADDRESSES = ("0.0.0.0", "::")
 """80 and 443 on IPv4 and IPv6 (runbook 000 has AAAA records). An explicit 0.0.0.0
 publishes IPv4 only; Docker's proxy carries IPv6 clients to the container's IPv4."""
+LOCAL_ADDRESSES = ("127.0.0.1",)
+"""The local stack's proxy: this machine only."""
 
 
 @dataclass(frozen=True)
 class ProxyStackArgs:
     config: ProxyConfig
-    acme_email: str
-    """The Let's Encrypt account (acme-companion's DEFAULT_EMAIL)."""
+    acme_email: str | None
+    """The Let's Encrypt account (acme-companion's DEFAULT_EMAIL); None: no
+    acme-companion and no certificates (the local stack, plain HTTP)."""
     acme_staging: bool
     network: docker.Network
     """hule-network: the proxy reaches every routed container over it."""
@@ -50,6 +53,8 @@ class ProxyStackArgs:
     """What the edge enforces for each public hostname."""
     import_ids: Mapping[str, str] = field(default_factory=dict)
     defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
+    addresses: Sequence[str] = PUBLIC_ADDRESSES
+    """Where 80 and 443 are published."""
 
 
 class ProxyStack(pulumi.ComponentResource):
@@ -61,8 +66,8 @@ class ProxyStack(pulumi.ComponentResource):
     """Secret: ``{host: {username, password}}`` for hosts behind basic auth."""
     container: docker.Container
     """nginx-proxy."""
-    companion: docker.Container
-    """acme-companion."""
+    companion: docker.Container | None
+    """acme-companion; None without ACME."""
 
     def __init__(
         self, name: str, args: ProxyStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -79,6 +84,7 @@ class ProxyStack(pulumi.ComponentResource):
         certs = volume("certs", config.certs_volume)
         html = volume("html", config.html_volume)
         acme = volume("acme", config.acme_volume)
+        self._volumes = (certs, html, acme)
 
         uploads = [
             docker.ContainerUploadArgs(file=f"/etc/nginx/{path}", content=text)
@@ -121,7 +127,7 @@ class ProxyStack(pulumi.ComponentResource):
             ports=[
                 docker.ContainerPortArgs(internal=port, external=port, ip=address)
                 for port in sorted(PUBLIC_PORTS)
-                for address in PUBLIC_ADDRESSES
+                for address in args.addresses
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network.name)],
             volumes=[
@@ -140,13 +146,28 @@ class ProxyStack(pulumi.ComponentResource):
             wait_timeout=120,
         )
 
+        self.companion = None if args.acme_email is None else self._companion(name, args)
+        users = {host: config.basic_auth_user for host in credentials}
+        self.basic_auth = pulumi.Output.secret(
+            pulumi.Output.all(**credentials).apply(
+                lambda passwords: {
+                    host: {"username": users[host], "password": pw}
+                    for host, pw in passwords.items()
+                }
+            )
+        )
+        self.register_outputs({"public_hosts": self.public_hosts, "basic_auth": self.basic_auth})
+
+    def _companion(self, name: str, args: ProxyStackArgs) -> docker.Container:
+        config = args.config
+        certs, html, acme = self._volumes
         envs = [
             f"DEFAULT_EMAIL={args.acme_email}",
             f"NGINX_PROXY_CONTAINER={config.container_name}",
         ]
         if args.acme_staging:
             envs.append("ACME_CA_URI=https://acme-staging-v02.api.letsencrypt.org/directory")
-        self.companion = container(
+        return container(
             f"{name}-acme-companion",
             parent=self,
             docker_name=config.companion_container_name,
@@ -169,17 +190,6 @@ class ProxyStack(pulumi.ComponentResource):
                 ),
             ],
         )
-
-        users = {host: config.basic_auth_user for host in credentials}
-        self.basic_auth = pulumi.Output.secret(
-            pulumi.Output.all(**credentials).apply(
-                lambda passwords: {
-                    host: {"username": users[host], "password": pw}
-                    for host, pw in passwords.items()
-                }
-            )
-        )
-        self.register_outputs({"public_hosts": self.public_hosts, "basic_auth": self.basic_auth})
 
     @staticmethod
     def _htpasswd_for(user: str) -> Callable[[list[Any]], str]:

@@ -166,7 +166,7 @@ def test_the_blackbox_modules_pass_the_exporters_own_check(tmp_path: Path) -> No
         assert (done.returncode == 0) is ok, done.stdout + done.stderr
 
 
-RECEIVERS: list[alert_config.EmailReceiver | alert_config.WebhookReceiver] = [
+RECEIVERS: list[alert_config.EmailReceiver | alert_config.WebhookReceiver | None] = [
     alert_config.EmailReceiver(
         smarthost="mail.privateemail.com:587",
         sender="noreply@hule.education",
@@ -175,12 +175,13 @@ RECEIVERS: list[alert_config.EmailReceiver | alert_config.WebhookReceiver] = [
         password_file="/etc/alertmanager/smtp-password",
     ),
     alert_config.WebhookReceiver("https://ntfy.example.test/hemma-alerts"),
+    None,
 ]
 
 
-@pytest.mark.parametrize("receiver", RECEIVERS, ids=["email", "webhook"])
+@pytest.mark.parametrize("receiver", RECEIVERS, ids=["email", "webhook", "nowhere (local)"])
 def test_the_alertmanager_config_passes_amtool(
-    tmp_path: Path, receiver: alert_config.EmailReceiver | alert_config.WebhookReceiver
+    tmp_path: Path, receiver: alert_config.EmailReceiver | alert_config.WebhookReceiver | None
 ) -> None:
     amtool = tool("amtool", "prometheus-alertmanager")
     text = alert_config.alertmanager_config(receiver)
@@ -190,6 +191,8 @@ def test_the_alertmanager_config_passes_amtool(
     config = yaml.safe_load(text)
     assert config["route"]["group_by"] == ["alertname"]
     assert config["route"]["repeat_interval"] == "4h"
+    if receiver is None:
+        assert config["receivers"] == [{"name": "hemma"}]
     if isinstance(receiver, alert_config.EmailReceiver):
         email = config["receivers"][0]["email_configs"][0]
         assert email["require_tls"] is True

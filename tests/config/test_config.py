@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.config.checks import REQUIRED_UNLESS_LOCAL
 from components.config.reading import parse
 from components.config.stack import StackConfig
 from tests.harness import (
@@ -285,6 +286,16 @@ def test_the_committed_stack_file_needs_only_the_operator_held_values() -> None:
     assert message.splitlines() == [
         "hemma:sshHostKey: is required",
         "hemma:sshPrivateKey: is required",
+        "hemma:anthropicApiKey: is required by huleedu_llm_provider_service "
+        "(pulumi config set --secret anthropicApiKey ...)",
+        "hemma:openaiApiKey: is required by huleedu_llm_provider_service "
+        "(pulumi config set --secret openaiApiKey ...)",
+        "hemma:smtpPassword: is required by huleedu_email_service "
+        "(pulumi config set --secret smtpPassword ...)",
+        "hemma:backups.repository: is required (a restic repository off this disk: "
+        "/mnt/PATH, sftp:HOST:/PATH, s3:URL; or backups.enabled: false)",
+        "hemma:resticPassword: is required by the backups "
+        "(pulumi config set --secret resticPassword ...)",
     ]
     assert program.declared == []
 
@@ -329,4 +340,6 @@ def test_declared_defaults_in_pulumi_yaml_match_the_model() -> None:
         if "default" in declaration:
             assert field.default == declaration["default"], key
         else:
-            assert field.is_required(), f"{key} has no default in Pulumi.yaml but one in the model"
+            assert field.is_required() or key in REQUIRED_UNLESS_LOCAL, (
+                f"{key} has no default in Pulumi.yaml but one in the model"
+            )

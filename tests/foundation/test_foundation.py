@@ -12,7 +12,7 @@ import pytest
 
 from components.config.reading import parse
 from components.foundation.containers import HEALTHCHECK_LABEL, Health
-from components.foundation.providers import ssh_connection
+from components.main import shell_for
 from components.plan.readback import parse_duration
 from tests.harness import (
     OPERATOR_SECRETS,
@@ -59,10 +59,8 @@ def test_docker_resources_go_to_hemma_over_ssh_not_the_local_daemon(program: Pro
 @pulumi.runtime.test
 def test_host_units_connect_with_a_secret_key_and_a_pinned_host_key() -> Awaitable[None]:
     config = parse({k: as_cli_value(v) for k, v in site_config().items()}, OPERATOR_SECRETS)
-    connection = ssh_connection(
-        config.ssh_host, config.ssh_port, config.ssh_user, config.ssh_private_key,
-        config.ssh_host_key,
-    )  # fmt: skip
+    connection = shell_for(config).connection
+    assert connection is not None
     assert connection.host == "hemma.hule.education"
     assert connection.user == "paunchygent"
     assert connection.port == 22

@@ -84,11 +84,13 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
     routes = [
         r for r in (*(r for app in peers for r in app.routes), *OWN_ROUTES) if site.hostname(r.id)
     ]
-    probed = sorted(
-        {f"https://{site.hostname(r.id)}{r.health_path}" for r in routes if not r.basic_auth}
-    )
+    probed = sorted({site.url(r.id, r.health_path) for r in routes if not r.basic_auth})
     certified = sorted({site.hostname(r.id) for r in routes if r.basic_auth})
     prometheus_yml = prometheus_config(peers, probed, certified)
+    # Prometheus and Jaeger join HuleEdu's network, where its services send traces
+    # and are scraped, when HuleEdu is declared.
+    joined = {app.internal_network for app in peers}
+    networks = (SHARED_NETWORK, *((HULEEDU_NETWORK,) if HULEEDU_NETWORK in joined else ()))
     promtail_yml = promtail_config(site.proxy_container)
     to = receiver(
         settings.alert_email,
@@ -116,7 +118,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 uploads=grafana_provisioning(),
                 env={
                     "GF_SECURITY_ADMIN_USER": "admin",
-                    "GF_SERVER_ROOT_URL": f"https://{site.hostname('grafana')}/",
+                    "GF_SERVER_ROOT_URL": site.url("grafana"),
                     "GF_USERS_ALLOW_SIGN_UP": "false",
                 },
                 secret_env={"GF_SECURITY_ADMIN_PASSWORD": Generated("grafana-admin-password")},
@@ -149,7 +151,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 container="prometheus",
                 image=Pull(settings.prometheus_image),
                 port=9090,
-                networks=(SHARED_NETWORK, HULEEDU_NETWORK),
+                networks=networks,
                 route=OWN_ROUTES[1],
                 volumes={"prometheus-data": "/prometheus"},
                 volume_backups={"prometheus-data": "skip"},
@@ -161,7 +163,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                     "--config.file=/etc/prometheus/prometheus.yml",
                     "--storage.tsdb.path=/prometheus",
                     f"--storage.tsdb.retention.time={settings.prometheus_retention}",
-                    f"--web.external-url=https://{site.hostname('prometheus')}/",
+                    f"--web.external-url={site.url('prometheus')}",
                 ),
                 healthcheck=HttpProbe(9090, "/-/healthy", tool="wget"),
                 stop_grace_seconds=60,
@@ -172,7 +174,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 container="jaeger",
                 image=Pull(settings.jaeger_image),
                 port=16686,
-                networks=(SHARED_NETWORK, HULEEDU_NETWORK),
+                networks=networks,
                 route=OWN_ROUTES[2],
                 env={
                     "SPAN_STORAGE_TYPE": "badger",

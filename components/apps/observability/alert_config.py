@@ -100,10 +100,13 @@ class WebhookReceiver:
     url: str
 
 
-def alertmanager_config(receiver: EmailReceiver | WebhookReceiver) -> str:
-    """alertmanager.yml: everything to one receiver, grouped by alert name."""
+def alertmanager_config(receiver: EmailReceiver | WebhookReceiver | None) -> str:
+    """alertmanager.yml: everything to one receiver, grouped by alert name. ``None`` is a
+    receiver that sends nothing: alerts show in Alertmanager and Grafana only."""
     body: dict[str, Any]
-    if isinstance(receiver, EmailReceiver):
+    if receiver is None:
+        body = {}
+    elif isinstance(receiver, EmailReceiver):
         if not re.match(r"^[^\s:]+:[0-9]+$", receiver.smarthost):
             raise ValueError(f"smarthost is host:port, not {receiver.smarthost!r}")
         if not receiver.password_file.startswith("/"):

@@ -28,10 +28,13 @@ TEXTFILE_DIR = "/textfile"
 
 def receiver(
     email: str | None, webhook: str | None, smtp: tuple[str, int, str], operator: str
-) -> EmailReceiver | WebhookReceiver:
-    """A webhook when one is set; mail to ``email`` (the operator's) otherwise."""
+) -> EmailReceiver | WebhookReceiver | None:
+    """A webhook when one is set; mail to ``email`` (the operator's) otherwise; nothing
+    when there is no address at all (the local stack)."""
     if webhook:
         return WebhookReceiver(webhook)
+    if not (email or operator):
+        return None
     host, port, username = smtp
     return EmailReceiver(
         smarthost=f"{host}:{port}",
@@ -46,7 +49,7 @@ def alerting_services(
     images: tuple[str, str, str],
     site: Site,
     public_hosts: Sequence[str],
-    to: EmailReceiver | WebhookReceiver,
+    to: EmailReceiver | WebhookReceiver | None,
 ) -> tuple[Service, ...]:
     """Alertmanager, blackbox-exporter and node-exporter, by their images in that order."""
     alertmanager_image, blackbox_image, node_image = images
