@@ -1,0 +1,191 @@
+"""Is Hemma healthy? Every check the stack outputs describe, in one table.
+
+    python -m ops.doctor                      # reads `scripts/pulumi stack output`
+    python -m ops.doctor --outputs out.json --only https cert
+    python -m ops.doctor --resolve skriptoteket.hule.education:203.0.113.7
+    python -m ops.doctor --only backup        # backup:last, backup:drill, backup:check
+
+Every check over ssh goes to sshTarget (or --ssh), with ``-p sshPort`` when that
+is not 22. Exit status: 0 all checks ok (or off), 1 any failed, 2 the input could
+not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ops import backups, checks, outputs
+from ops.checks import FAIL, KINDS, OFF, OK, Check, Context, Outcome
+from ops.outputs import BadInput
+
+
+@dataclass(frozen=True)
+class Result:
+    check: Check
+    outcome: Outcome
+    latency_ms: float | None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="doctor",
+        description="Check every public URL, certificate, container, tunnel "
+        "target and the backups (last run, restore drill, repository check) "
+        "that the hemma stack outputs describe.",
+    )
+    parser.add_argument(
+        "--outputs", metavar="FILE", help="stack outputs JSON (default: ask Pulumi)"
+    )
+    parser.add_argument("--ssh", metavar="TARGET", help="user@host to ssh to (default: sshTarget)")
+    parser.add_argument("--ssh-port", metavar="PORT", help="Hemma's ssh port (default: sshPort)")
+    parser.add_argument("--ssh-command", default="ssh", help="the ssh client to run (default: ssh)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds per try (15)")
+    parser.add_argument("--retries", type=int, default=2, help="tries after a failure (2)")
+    parser.add_argument("--backoff", type=float, default=0.5, help="first pause before a retry")
+    parser.add_argument("--concurrency", type=int, default=8, help="checks at once (8)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="a kind, a name, or kind:name")
+    parser.add_argument("--ca-file", metavar="PEM", help="trust these CAs instead of the system's")
+    parser.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:IP[:PORT]",
+        help="connect to IP (and PORT) for HOST, still sending its name (repeatable)",
+    )
+    parser.add_argument("--cert-warn-days", type=float, default=14.0, help="fail under (14)")
+    parser.add_argument(
+        "--backup-max-age",
+        type=float,
+        default=26.0,
+        metavar="HOURS",
+        help="fail backup:last when the last good backup is older (26)",
+    )
+    parser.add_argument("--progress", action="store_true", help="report progress on stderr")
+    args = parser.parse_args(argv)
+    if args.timeout <= 0 or args.retries < 0 or args.concurrency < 1 or args.backoff < 0:
+        parser.error("--timeout and --concurrency must be positive, --retries and --backoff >= 0")
+    return args
+
+
+def build(data: dict[str, Any], resolve: dict[str, tuple[str, int | None]]) -> list[Check]:
+    found = [
+        *checks.public_checks(data, resolve),
+        *checks.internal_checks(data),
+        *checks.tunnel_checks(data),
+        *backups.backup_checks(data),
+    ]
+    return sorted(found, key=lambda c: (KINDS.index(c.kind), c.rank, c.short))
+
+
+def select(found: list[Check], only: list[str] | None) -> list[Check]:
+    if not only:
+        return found
+    chosen = [c for c in found if {c.kind, c.short, c.name} & set(only)]
+    known = {c.kind for c in found} | {c.short for c in found} | {c.name for c in found}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise BadInput(f"--only {' '.join(unknown)}: no such check (kinds: {', '.join(KINDS)})")
+    return chosen
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    if ca_file is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=str(outputs.user_path(ca_file)))
+    except (OSError, ssl.SSLError) as error:
+        raise BadInput(
+            f"--ca-file {ca_file}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+
+
+def attempt(check: Check, ctx: Context, retries: int, backoff: float) -> Result:
+    for tries in range(retries + 1):
+        start = time.monotonic()
+        try:
+            outcome = check.probe(ctx)
+        except Exception as error:  # one broken check must not hide the others
+            outcome = Outcome(FAIL, f"{type(error).__name__}: {error}")
+        latency = (time.monotonic() - start) * 1000
+        if outcome.status != FAIL or outcome.final or tries == retries:
+            break
+        time.sleep(backoff * 2**tries)
+    return Result(check, outcome, None if outcome.status == OFF else latency)
+
+
+def run_all(
+    chosen: list[Check],
+    ctx: Context,
+    args: argparse.Namespace,
+    progress: Callable[[int, int], None],
+) -> list[Result]:
+    results: list[Result] = []
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        futures = [pool.submit(attempt, c, ctx, args.retries, args.backoff) for c in chosen]
+        for done in as_completed(futures):
+            results.append(done.result())
+            progress(len(results), len(chosen))
+    order = {c.name: i for i, c in enumerate(chosen)}
+    return sorted(results, key=lambda r: order[r.check.name])
+
+
+def reporter(stream: TextIO, forced: bool) -> Callable[[int, int], None]:
+    tty = stream.isatty()
+
+    def report(done: int, total: int) -> None:
+        if tty:
+            stream.write(f"\rchecked {done}/{total}" + ("\n" if done == total else ""))
+        elif forced:
+            stream.write(f"checked {done}/{total}\n")
+        stream.flush()
+
+    return report if tty or forced else (lambda done, total: None)
+
+
+def table(results: list[Result], clean: Callable[[str], str]) -> str:
+    rows = [["NAME", "TARGET", "STATUS", "LATENCY", "DETAIL"]]
+    for r in results:
+        latency = "-" if r.latency_ms is None else f"{r.latency_ms:.0f}ms"
+        cells = (r.check.name, r.check.target, r.outcome.status, latency, r.outcome.detail)
+        rows.append([clean(cell) for cell in cells])
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join([*(row[i].ljust(widths[i]) for i in range(4)), row[4]]) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        data = outputs.load(args.outputs)
+        found = build(data, checks.parse_resolve(args.resolve))
+        chosen = select(found, args.only)
+        needs_ssh = any(c.needs_ssh for c in chosen)
+        ctx = Context(
+            timeout=args.timeout,
+            tls=tls_context(args.ca_file),
+            cert_warn_days=args.cert_warn_days,
+            backup_max_age_hours=args.backup_max_age,
+            ssh_command=args.ssh_command,
+            ssh_target=outputs.ssh_target(data, args.ssh) if needs_ssh else "",
+            ssh_port=outputs.ssh_port(data, args.ssh_port) if needs_ssh else 22,
+        )
+    except BadInput as error:
+        print(f"doctor: {error}", file=sys.stderr)
+        return 2
+    results = run_all(chosen, ctx, args, reporter(sys.stderr, args.progress))
+    clean = outputs.Redactor(data)
+    print(table(results, clean))
+    counts = {s: sum(r.outcome.status == s for r in results) for s in (OK, FAIL, OFF)}
+    print(f"\n{counts[OK]} ok, {counts[FAIL]} failed, {counts[OFF]} off")
+    return 1 if counts[FAIL] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

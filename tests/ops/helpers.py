@@ -1,0 +1,212 @@
+"""Stand-ins, sample outputs and a table reader shared by the ops tests."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = "ops@hemma.test"
+
+GOLDEN = ROOT / "tests" / "golden"
+"""The stack's real outputs, one file per configuration (``python -m tests.golden``)."""
+SCHEMA = ROOT / "components" / "outputs.schema.json"
+TUNNELS = ("huleedu_essay_embed_offload", "huleedu_language_tool_service")
+
+
+def golden(name: str = "default") -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((GOLDEN / f"outputs-{name}.json").read_text())
+    return loaded
+
+
+def _sample() -> dict[str, Any]:
+    """The default configuration's real outputs, cut down to what the tests build on.
+
+    Only values change: every key stays, so the sample keeps the real shape
+    (tests/ops/test_sample.py holds it to components/outputs.schema.json). The
+    target is a name under .test, so a stray real ssh can reach nothing.
+    """
+    data = golden()
+    real = data["sshTarget"]
+    data["sshTarget"] = TARGET
+    data["postgresTunnel"] = data["postgresTunnel"].replace(real, TARGET)
+    data["sshTunnels"] = {
+        name: {**entry, "command": entry["command"].replace(real, TARGET)}
+        for name, entry in data["sshTunnels"].items()
+        if name in TUNNELS
+    }
+    # Each test adds the checks it means to run.
+    data["healthChecks"] = {"public": {}, "internal": {}}
+    # Backups as the stack exports them when they are off.
+    data["backups"].update(enabled=False, repository=None, databases=[], volumes={})
+    return data
+
+
+SAMPLE: dict[str, Any] = _sample()
+
+# backups.metricsDirectory in the golden outputs, and the doctor's rows for it, in order.
+METRICS = "/var/snap/docker/common/hemma/metrics"
+BACKUPS = ["backup:last", "backup:drill", "backup:check"]
+
+# Records every call as one JSON line; "exec" runs the remote command with sh as
+# sshd would, "sleep" never answers, anything else exits with FAKE_SSH_EXIT.
+FAKE_SSH = """#!{python}
+import json, os, stat, subprocess, sys, time
+
+WITH_VALUE = set("oplLiFRDJSOW")
+args = sys.argv[1:]
+i = 0
+while i < len(args) and args[i].startswith("-"):
+    i += 2 if len(args[i]) == 2 and args[i][1] in WITH_VALUE else 1
+remote = " ".join(args[i + 1 :])
+try:
+    fd0, null = os.fstat(0), os.stat(os.devnull)
+    devnull = stat.S_ISCHR(fd0.st_mode) and fd0.st_rdev == null.st_rdev
+except OSError:
+    devnull = False
+record = {"argv": args, "target": args[i] if i < len(args) else None,
+          "remote": remote, "stdin_is_devnull": devnull}
+with open(os.environ["FAKE_SSH_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\\n")
+mode = os.environ.get("FAKE_SSH_MODE", "record")
+if mode == "exec":
+    env = dict(os.environ, PATH=os.environ["FAKE_SSH_PATH"] + os.pathsep + os.environ["PATH"])
+    done = subprocess.run(["sh", "-c", remote], cwd=os.environ["FAKE_SSH_CWD"], env=env)
+    sys.exit(done.returncode)
+if mode == "sleep":
+    time.sleep(60)
+sys.exit(int(os.environ.get("FAKE_SSH_EXIT", "0")))
+"""
+
+# docker as Hemma would run it: records its argv; containers named in
+# FAKE_DOCKER_SICK fail and print FAKE_DOCKER_SAYS (to prove it gets redacted).
+FAKE_DOCKER = """#!{python}
+import json, os, sys
+
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+if sys.argv[2] in os.environ.get("FAKE_DOCKER_SICK", "").split(","):
+    print("unhealthy: " + os.environ.get("FAKE_DOCKER_SAYS", ""), file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+# A metrics file as the host jobs leave it (components/backups/files/*.sh), written
+# by a real shell: $1 directory, $2 job (file stem and metric prefix), $3 hours
+# since the last success or "never", $4 whether the last run succeeded (1) or not (0).
+WRITE_METRICS = r"""
+set -eu
+now=$(date +%s) last=0
+[ "$3" = never ] || last=$((now - $3 * 3600))
+(umask 022 && mkdir -p "$1")
+tmp=$(mktemp "$1/.$2.prom.XXXXXX")
+{
+  echo "# HELP $2_last_success_timestamp_seconds When it last succeeded."
+  echo "# TYPE $2_last_success_timestamp_seconds gauge"
+  echo "$2_last_success_timestamp_seconds $last"
+  echo "$2_last_run_timestamp_seconds $now"
+  echo "$2_last_run_success $4"
+  echo "$2_failures{check=\"snapshot\",note=\"a b\"} 0"
+} >"$tmp"
+chmod 0644 "$tmp"
+mv -f "$tmp" "$1/$2.prom"
+"""
+
+# Every job the doctor reads, as its file stem.
+JOBS = ("hemma_backup", "hemma_drill", "hemma_backup_check")
+
+
+def write_metrics(directory: Path, job: str, hours_ago: int | None, success: int) -> Path:
+    """``hours_ago`` None: the job has never succeeded."""
+    ago = "never" if hours_ago is None else str(hours_ago)
+    argv = ["sh", "-c", WRITE_METRICS, "sh", str(directory), job, ago, str(success)]
+    subprocess.run(argv, check=True, timeout=30)
+    return directory / f"{job}.prom"
+
+
+def executable(path: Path, text: str) -> Path:
+    path.write_text(text.replace("{python}", sys.executable, 1))
+    path.chmod(0o755)
+    return path
+
+
+def sample(**changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(SAMPLE)
+    data.update(changes)
+    return data
+
+
+def remote_outputs(
+    metrics_dir: str, internal: dict[str, list[str]], enabled: bool = True
+) -> dict[str, Any]:
+    data = sample()
+    data["healthChecks"]["internal"] = {
+        name: {"url": f"http://{name}:8000/healthz", "probe": probe}
+        for name, probe in internal.items()
+    }
+    if enabled:  # as the stack exports them when they are on
+        data["backups"] = golden()["backups"]
+    data["backups"]["metricsDirectory"] = metrics_dir
+    return data
+
+
+def write(tmp_path: Path, data: dict[str, Any], name: str = "outputs.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def table(stdout: str) -> dict[str, dict[str, str]]:
+    """The doctor's table as name -> column -> cell, read by the header's column starts."""
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("NAME"))
+    columns = ["NAME", "TARGET", "STATUS", "LATENCY", "DETAIL"]
+    starts = [lines[header].index(c) for c in columns]
+    rows: dict[str, dict[str, str]] = {}
+    for line in lines[header + 1 :]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        rows[cells[0]] = dict(zip(columns, cells, strict=True))
+    return rows
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    return {name: row["STATUS"] for name, row in table(stdout).items()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def read_log(path: Path) -> list[Any]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def env_with(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.update(extra)
+    return env

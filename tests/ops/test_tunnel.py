@@ -1,0 +1,279 @@
+"""The tunnel tool: the exact commands, and real forwards through an ssh stand-in."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ops import tunnel
+from tests.ops.helpers import (
+    ROOT,
+    TARGET,
+    executable,
+    free_port,
+    read_log,
+    sample,
+    wait_for_port,
+    write,
+)
+
+OPTIONS = "-N -o ServerAliveInterval=30 -o ServerAliveCountMax=3 -o ExitOnForwardFailure=yes"
+
+# An ssh that really forwards its one -L to 127.0.0.1:LOCAL, as ssh -N -L would.
+FORWARDING_SSH = """#!{python}
+import json, os, socket, sys, threading
+
+args = sys.argv[1:]
+local, host, port = args[args.index("-L") + 1].split(":")
+with open(os.environ["FAKE_SSH_LOG"], "a") as log:
+    log.write(json.dumps({"argv": args, "pid": os.getpid()}) + "\\n")
+if os.environ.get("FAKE_SSH_EXIT"):
+    sys.exit(int(os.environ["FAKE_SSH_EXIT"]))
+
+def pump(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+server = socket.create_server(("127.0.0.1", int(local)))
+while True:
+    client, _ = server.accept()
+    upstream = socket.create_connection((host, int(port)))
+    threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+"""
+
+
+@pytest.fixture
+def bare_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PATH with nothing on it but what a test puts there."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+def printed(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str], str]:
+    code = tunnel.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def test_print_shows_plain_ssh_without_autossh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare_path: Path
+) -> None:
+    path = write(tmp_path, sample())
+    code, lines, _ = printed(capsys, "--outputs", str(path), "--print")
+    assert code == 0
+    assert lines == [
+        f"ssh {OPTIONS} -L 19000:127.0.0.1:9000 {TARGET}",
+        f"ssh {OPTIONS} -L 18085:127.0.0.1:8085 {TARGET}",
+    ]
+
+
+def test_print_prefers_autossh_when_it_is_on_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare_path: Path
+) -> None:
+    executable(bare_path / "autossh", "#!/bin/sh\nexit 0\n")
+    path = write(tmp_path, sample())
+    code, lines, _ = printed(
+        capsys, "--outputs", str(path), "--print", "huleedu_language_tool_service"
+    )
+    assert code == 0
+    assert lines == [f"autossh -M 0 {OPTIONS} -L 18085:127.0.0.1:8085 {TARGET}"]
+
+
+@pytest.mark.parametrize(
+    ("port", "args", "client", "shown"),
+    [
+        (2222, [], "ssh", " -p 2222"),
+        (2222, [], "autossh -M 0", " -p 2222"),
+        (22, ["--ssh-port", "443"], "ssh", " -p 443"),
+        (2222, ["--ssh-port", "22"], "autossh -M 0", ""),
+    ],
+)
+def test_ssh_gets_the_port_when_it_is_not_22(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    bare_path: Path,
+    port: int,
+    args: list[str],
+    client: str,
+    shown: str,
+) -> None:
+    if client.startswith("autossh"):
+        executable(bare_path / "autossh", "#!/bin/sh\nexit 0\n")
+    path = write(tmp_path, sample(sshPort=port))
+    code, lines, _ = printed(
+        capsys, "--outputs", str(path), "--print", *args, "huleedu_language_tool_service"
+    )
+    assert (code, lines) == (0, [f"{client} {OPTIONS}{shown} -L 18085:127.0.0.1:8085 {TARGET}"])
+
+
+def test_named_tunnels_come_in_the_order_asked_and_ssh_can_be_overridden(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare_path: Path
+) -> None:
+    path = write(tmp_path, sample())
+    names = ["huleedu_language_tool_service", "huleedu_essay_embed_offload"]
+    code, lines, _ = printed(capsys, "--outputs", str(path), "--print", "--ssh", "me@h", *names)
+    assert code == 0
+    assert [line.split()[-3:] for line in lines] == [
+        ["-L", "18085:127.0.0.1:8085", "me@h"],
+        ["-L", "19000:127.0.0.1:9000", "me@h"],
+    ]
+
+
+def test_an_unknown_name_is_one_line_listing_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare_path: Path
+) -> None:
+    path = write(tmp_path, sample())
+    code, lines, err = printed(capsys, "--outputs", str(path), "--print", "tabby")
+    assert (code, lines) == (2, [])
+    assert err == (
+        "tunnel: no tunnel named tabby; known: "
+        "huleedu_essay_embed_offload, huleedu_language_tool_service\n"
+    )
+
+
+@pytest.fixture
+def echo_server() -> Iterator[int]:
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def echo(client: socket.socket) -> None:
+        with client:
+            while data := client.recv(65536):
+                client.sendall(data)
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(10)
+            threading.Thread(target=echo, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+@pytest.fixture
+def reaper() -> Iterator[list[int]]:
+    """Pids to kill whatever a test's asserts did, so a failure leaves nothing running."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def start_tunnels(
+    tmp_path: Path, echo_port: int, names: dict[str, int], port: int = 22, **env: str
+) -> tuple[subprocess.Popen[str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    executable(bin_dir / "ssh", FORWARDING_SSH)
+    log = tmp_path / "ssh.log"
+    data = sample(
+        sshPort=port,
+        sshTunnels={
+            name: {"localPort": local, "remote": f"127.0.0.1:{echo_port}"}
+            for name, local in names.items()
+        },
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops.tunnel", "--outputs", str(write(tmp_path, data))],
+        cwd=ROOT,
+        env=dict(os.environ, PATH=str(bin_dir), FAKE_SSH_LOG=str(log), **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, log
+
+
+def echo_through(port: int, text: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(text)
+        return sock.recv(100)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("stop_with", "ssh_port", "port_options"),
+    [(signal.SIGINT, 22, []), (signal.SIGTERM, 2222, ["-p", "2222"])],
+)
+def test_open_tunnels_forward_until_stopped(
+    tmp_path: Path,
+    echo_server: int,
+    stop_with: signal.Signals,
+    ssh_port: int,
+    port_options: list[str],
+    reaper: list[int],
+) -> None:
+    ports = {"lang": free_port(), "offload": free_port()}
+    process, log = start_tunnels(tmp_path, echo_server, ports, ssh_port)
+    reaper.append(process.pid)
+    try:
+        assert all(wait_for_port(port) for port in ports.values())
+        reaper.extend(c["pid"] for c in read_log(log))
+        assert echo_through(ports["lang"], b"hej") == b"hej"
+        assert echo_through(ports["offload"], b"hemma") == b"hemma"
+        calls = read_log(log)
+        assert sorted(c["argv"] for c in calls) == sorted(
+            [*OPTIONS.split(), *port_options, "-L", f"{port}:127.0.0.1:{echo_server}", TARGET]
+            for port in ports.values()
+        )
+        process.send_signal(stop_with)
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "closing 2 tunnel(s)" in err
+    deadline = time.monotonic() + 5
+    while not all(gone(c["pid"]) for c in calls) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(gone(c["pid"]) for c in calls)
+    for port in ports.values():
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_tunnel_that_dies_is_reported_and_fails_the_run(
+    tmp_path: Path, echo_server: int, reaper: list[int]
+) -> None:
+    process, log = start_tunnels(tmp_path, echo_server, {"lang": free_port()}, FAKE_SSH_EXIT="3")
+    reaper.append(process.pid)
+    try:
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 1
+    assert "tunnel: lang exited with status 3" in err
+    assert len(read_log(log)) == 1
