@@ -171,16 +171,28 @@ class Engine:
             self._launch()
 
     def _take_lock(self) -> None:
+        """One private engine per machine (one bridge address, ports 80 and 443): a
+        second test session waits for the first one's engine to stop, up to
+        HEMMA_ENGINE_WAIT seconds (default 1800), then fails naming the holder."""
         fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise RuntimeError(
-                f"another test session's Docker engine is running ({holder}); "
-                "one private engine per machine at a time"
-            ) from None
+        deadline = time.monotonic() + float(os.environ.get("HEMMA_ENGINE_WAIT", "1800"))
+        said = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RuntimeError(
+                        f"another test session's Docker engine is running ({holder}); "
+                        "one private engine per machine at a time"
+                    ) from None
+                if not said:
+                    print(f"waiting for another test session's engine ({holder})", flush=True)
+                    said = True
+                time.sleep(2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, root {self.root}\n".encode(), 0)
         self.lock = fd
