@@ -1,0 +1,246 @@
+"""The nightly backup as Hemma runs it: the hemma-backup unit's ExecStart, exactly as
+the program renders it, run as root against a real shared-postgres container
+through the real docker CLI, with that CLI confined the way the Docker snap is.
+
+On Hemma the docker CLI is a strictly confined snap: it cannot open files outside
+the invoking user's home (docker-snap's README; `--env-file /etc/hemma/...` was
+the defect). Here every docker call of the backup goes through a wrapper that runs
+the real CLI in its own mount namespace, with the backup's own directories
+(``/etc/hemma``, ``/usr/local/lib/hemma``, ``/var/backups``, the repository and
+metrics) hidden under empty read-only tmpfs mounts. Whatever the CLI would have to
+read from them, it cannot; what the script itself reads and writes (the shell,
+running as root) it can.
+
+The unit's files (the script, the root-only env file from the command's stdin) are
+written where the unit names them, inside another mount namespace, so nothing of
+this lands on the test machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import OPERATOR_VALUES, Program, run_program, site_config
+from tests.parts.engine import Engine
+from tests.parts.fixtures import engine, pg_image
+
+pytestmark = pytest.mark.tools
+
+__all__ = ["engine", "pg_image"]
+
+PUT = re.compile(r"^put (\S+) (\d{4}) ?(\S*)(?:\s+#.*)?$", re.M)
+HIDDEN_SYSTEM_DIRS = ("/etc/hemma", "/usr/local/lib/hemma", "/var/backups")
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ROWS = 500
+
+
+@dataclass
+class Night:
+    program: Program
+    root: Path
+    container: str
+    engine: Engine
+    argv: list[str]
+    files: dict[str, tuple[int, bytes]]
+
+    @property
+    def dumps(self) -> Path:
+        # /var/backups/hemma/dumps inside the namespace, kept on this directory.
+        return self.root / "var-backups" / "hemma" / "dumps"
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        """ExecStart in a fresh mount namespace, environment as systemd gives a root
+        service without User= (no HOME), the unit's files where it names them."""
+        (self.root / "var-backups").mkdir(exist_ok=True)
+        setup = ["set -eu"]
+        for directory in HIDDEN_SYSTEM_DIRS[:2]:
+            setup.append(f"mount -t tmpfs -o mode=0755 hemma {shlex.quote(directory)}")
+        setup.append(f"mount --bind {shlex.quote(str(self.root / 'var-backups'))} /var/backups")
+        setup.append("mount -t tmpfs -o mode=0755 cache /var/cache")
+        for path, (mode, data) in self.files.items():
+            encoded = base64.b64encode(data).decode()
+            setup.append(
+                f"printf %s {encoded} | base64 -d > {shlex.quote(path)}; "
+                f"chmod {mode:o} {shlex.quote(path)}"
+            )
+        setup.append("exec env -i PATH=" + SYSTEMD_PATH + " " + shlex.join(self.argv))
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(setup)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        done = self.engine.docker(
+            "exec", "-i", self.container, "psql", "-v", "ON_ERROR_STOP=1", "-qAt",
+            "-U", "postgres", "-d", db, input=sql,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+
+def exec_start(unit: str) -> list[str]:
+    """The unit's one ExecStart, split as systemd splits it (no specifiers left: the
+    renderer doubles every %, and none is needed here)."""
+    (line,) = re.findall(r"^ExecStart=(.+)$", unit, re.M)
+    assert "%" not in line.replace("%%", ""), line
+    return shlex.split(line.replace("%%", "%"))
+
+
+def confined_docker(path: Path, engine: Engine, hidden: list[str]) -> None:
+    """The real docker CLI, unable to read the backup's directories, as the snap is."""
+    env = engine.env()
+    mounts = "; ".join(f"mount -t tmpfs -o ro,mode=0755 snap {shlex.quote(d)}" for d in hidden)
+    inner = f'{mounts}; exec {shlex.quote(engine.client)} "$@"'
+    path.write_text(
+        "#!/bin/sh\n"
+        f"export DOCKER_HOST={shlex.quote(env['DOCKER_HOST'])} "
+        f"DOCKER_CONFIG={shlex.quote(env['DOCKER_CONFIG'])}\n"
+        f'exec unshare --mount --propagation private sh -c {shlex.quote(inner)} docker "$@"\n'
+    )
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
+    made = [d for d in HIDDEN_SYSTEM_DIRS[:2] if not os.path.isdir(d)]
+    for directory in made:
+        os.makedirs(directory)  # empty mount points only; removed below
+    tag = secrets.token_hex(3)
+    container = f"hm-shared-postgres-{tag}"
+    repository = tmp_path / "repo"
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    confined_docker(docker, engine, [*HIDDEN_SYSTEM_DIRS, str(tmp_path)])
+    config: dict[str, Any] = {
+        **site_config(),
+        "dockerPath": str(docker),
+        "postgres": {**site_config()["postgres"], "containerName": container},
+    }
+    config["backups"] = {
+        **config["backups"],
+        "repository": str(repository),
+        "metricsDirectory": str(tmp_path / "metrics"),
+        "volumeRoot": str(engine.root / "data" / "volumes"),
+    }
+    program = run_program(config)
+    install = program.named("hemma-backup-install")
+    files = {}
+    for path, mode, content in PUT.findall(install.inputs["create"]):
+        data = base64.b64decode(content) if content else install.inputs["stdin"].encode()
+        if path.startswith(("/etc/hemma/", "/usr/local/lib/hemma/")):
+            files[path] = (int(mode, 8), data)
+    unit = base64.b64decode(
+        dict((p, c) for p, _, c in PUT.findall(install.inputs["create"]))[
+            "/etc/systemd/system/hemma-backup.service"
+        ]
+    ).decode()
+    argv = exec_start(unit)
+    volumes = list(program.outputs["backups"]["volumes"])
+    engine.docker(
+        "run", "--detach", "--name", container, "--env", "POSTGRES_PASSWORD=pg-admin",
+        pg_image,
+    )  # fmt: skip
+    for volume in volumes:
+        engine.docker("volume", "create", volume)
+    night = Night(program, tmp_path, container, engine, argv, files)
+    engine.wait_for(container, "{{.State.Running}}", "true", timeout=30)
+    for _ in range(60):
+        ready = engine.docker("exec", container, "pg_isready", "-U", "postgres", check=False)
+        if ready.returncode == 0:
+            break
+        subprocess.run(["sleep", "0.5"], check=True)
+    assert restic(repository, "init").returncode == 0
+    databases = program.outputs["backups"]["databases"]
+    night.psql("".join(f'CREATE DATABASE "{db}";\n' for db in databases))
+    night.psql(
+        "CREATE TABLE tools (id int PRIMARY KEY, title text NOT NULL);"
+        f"INSERT INTO tools SELECT g, 'tool ' || g FROM generate_series(1, {ROWS}) g;",
+        db="skriptoteket",
+    )
+    try:
+        yield night
+    finally:
+        engine.docker("rm", "--force", container, check=False)
+        for volume in volumes:
+            engine.docker("volume", "rm", "--force", volume, check=False)
+        for directory in made:
+            os.rmdir(directory)
+
+
+def restic(repository: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("restic")
+    assert binary, "restic is required (apt-get install restic)"
+    env = {
+        "PATH": SYSTEMD_PATH,
+        "RESTIC_REPOSITORY": str(repository),
+        "RESTIC_PASSWORD": OPERATOR_VALUES["resticPassword"],
+        "RESTIC_CACHE_DIR": str(repository.parent / "cache"),
+    }
+    return subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_confined_cli_cannot_read_the_backups_own_files(night: Night) -> None:
+    """The stand-in for the snap bites: the old `docker exec --env-file /etc/hemma/...`
+    fails under it, for want of the file."""
+    docker = night.argv[night.argv.index("--docker") + 1]
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         "mount -t tmpfs hemma /etc/hemma && echo A=1 > /etc/hemma/x.env && exec \"$@\"", "sh",
+         docker, "exec", "--env-file", "/etc/hemma/x.env", night.container, "true"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "/etc/hemma/x.env" in done.stderr
+
+
+def test_the_unit_dumps_every_database_and_the_dump_restores(night: Night) -> None:
+    assert night.argv[0] == "/usr/local/lib/hemma/hemma-backup.sh"
+    done = night.run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    databases = night.program.outputs["backups"]["databases"]
+    assert sorted(p.name for p in night.dumps.iterdir()) == sorted(f"{d}.dump" for d in databases)
+    for path in night.dumps.iterdir():
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+
+    night.psql('CREATE DATABASE "restore_check";')
+    restored = subprocess.run(
+        [night.engine.client, "exec", "-i", night.container, "pg_restore", "-U", "postgres",
+         "--no-owner", "-d", "restore_check"],
+        stdin=(night.dumps / "skriptoteket.dump").open("rb"), capture_output=True,
+        env=night.engine.env(), timeout=120,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert night.psql("SELECT count(*) FROM tools", db="restore_check") == str(ROWS)
+
+    snapshot = restic(night.root / "repo", "ls", "latest")
+    assert "/var/backups/hemma/dumps/skriptoteket.dump" in snapshot.stdout, snapshot.stderr
+
+
+def test_a_night_with_one_failing_database_keeps_its_old_dump_and_fails(night: Night) -> None:
+    assert night.run().returncode == 0
+    kept = (night.dumps / "huleedu_nlp.dump").read_bytes()
+    fresh = (night.dumps / "skriptoteket.dump").stat().st_mtime_ns
+    night.psql('ALTER DATABASE "huleedu_nlp" RENAME TO "huleedu_nlp_gone";')
+    night.psql("INSERT INTO tools VALUES (9999, 'added after the first night');", db="skriptoteket")
+
+    done = night.run()
+    assert done.returncode != 0
+    assert "pg_dump of huleedu_nlp failed" in done.stderr
+    assert (night.dumps / "huleedu_nlp.dump").read_bytes() == kept, "the old dump stays"
+    assert (night.dumps / "skriptoteket.dump").stat().st_mtime_ns > fresh, "the rest is redone"
+    metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
+    assert "hemma_backup_last_run_success 0" in metrics
+    assert "hemma_backup_dump_failures 1" in metrics
