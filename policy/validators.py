@@ -69,9 +69,12 @@ def _is_proxy(props: Mapping[str, Any]) -> bool:
 
 def routed_containers_reach_the_proxy(resources: Sequence[Resource]) -> list[str]:
     """A container with VIRTUAL_HOST shares a network with nginx-proxy (or answers 502),
-    and sets LETSENCRYPT_HOST to the same hosts (or gets no certificate)."""
+    and, where acme-companion runs, sets LETSENCRYPT_HOST to the same hosts (or gets no
+    certificate). A stack without acme-companion (the local one) serves plain HTTP."""
     containers = [r for r in resources if r.type == CONTAINER]
     proxies = [r for r in containers if _is_proxy(r.props)]
+    # acme-companion is the container told which nginx-proxy to reload.
+    acme = any("NGINX_PROXY_CONTAINER" in _env(r.props) for r in containers)
     if not proxies:
         return ["no nginx-proxy container (labelled com.github.nginx-proxy.nginx)"]
     proxy_networks = set().union(*(_networks(p.props) for p in proxies))
@@ -83,7 +86,7 @@ def routed_containers_reach_the_proxy(resources: Sequence[Resource]) -> list[str
         name = container.props.get("name", container.name)
         if not _networks(container.props) & proxy_networks:
             problems.append(f"{name} is routed but shares no network with nginx-proxy")
-        if env.get("LETSENCRYPT_HOST") != env["VIRTUAL_HOST"]:
+        if acme and env.get("LETSENCRYPT_HOST") != env["VIRTUAL_HOST"]:
             problems.append(f"{name}: LETSENCRYPT_HOST differs from VIRTUAL_HOST")
     return problems
 
@@ -169,7 +172,9 @@ def no_plaintext_credentials(resource: Resource) -> list[str]:
         return []
     problems = []
     for key, value in _env(resource.props).items():
-        if not _CREDENTIAL_NAME.search(key):
+        # An empty one is not typed in but missing: the config check requires it where
+        # it must be set (the local stack runs without it).
+        if not _CREDENTIAL_NAME.search(key) or value == "":
             continue
         if len(value) < 16 or value.lower() in _PLACEHOLDERS:
             problems.append(f"{resource.props.get('name')}: {key} looks like a typed-in credential")

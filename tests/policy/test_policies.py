@@ -12,7 +12,7 @@ import pytest
 
 from policy import validators as v
 from policy.validators import Resource
-from tests.harness import ROOT, Program, run_program, site_config, with_classhub
+from tests.harness import ROOT, Program, local_config, run_program, site_config, with_classhub
 from tests.host.test_units import MANAGED_GPU
 
 
@@ -44,9 +44,12 @@ def test_a_routed_container_off_the_proxys_networks_is_refused() -> None:
     assert v.routed_containers_reach_the_proxy([PROXY, stray]) == [
         "web is routed but shares no network with nginx-proxy"
     ]
-    assert v.routed_containers_reach_the_proxy([PROXY, uncertified]) == [
+    companion = container(name="acme-companion", envs=["NGINX_PROXY_CONTAINER=nginx-proxy"])
+    assert v.routed_containers_reach_the_proxy([PROXY, companion, uncertified]) == [
         "web: LETSENCRYPT_HOST differs from VIRTUAL_HOST"
     ]
+    # Without acme-companion (the local stack) nothing asks for certificates.
+    assert v.routed_containers_reach_the_proxy([PROXY, uncertified]) == []
 
 
 def test_only_the_proxy_publishes_on_a_public_address() -> None:
@@ -138,12 +141,18 @@ def as_pack_sees(program: Program) -> list[Resource]:
 def configurations() -> dict[str, dict[str, Any]]:
     managed = copy.deepcopy(site_config())
     managed["gpu"] = {**managed["gpu"], **MANAGED_GPU}
-    return {"default": site_config(), "classhub": with_classhub(site_config()), "gpu": managed}
+    return {
+        "default": site_config(),
+        "classhub": with_classhub(site_config()),
+        "gpu": managed,
+        "local": local_config(),
+    }
 
 
 @pytest.mark.parametrize("name", sorted(configurations()))
 def test_everything_the_program_declares_passes_every_policy(name: str) -> None:
-    found = v.violations(as_pack_sees(run_program(configurations()[name])))
+    secrets = set() if name == "local" else None
+    found = v.violations(as_pack_sees(run_program(configurations()[name], secret_keys=secrets)))
     advisory = {n for n, (_, level) in v.RESOURCE_POLICIES.items() if level == "advisory"}
     assert {k: p for k, p in found.items() if k not in advisory} == {}
     assert found.get("images-are-pinned", []) == []
