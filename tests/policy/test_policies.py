@@ -151,7 +151,7 @@ def configurations() -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("name", sorted(configurations()))
 def test_everything_the_program_declares_passes_every_policy(name: str) -> None:
-    secrets = set() if name == "local" else None
+    secrets: set[str] | None = set() if name == "local" else None
     found = v.violations(as_pack_sees(run_program(configurations()[name], secret_keys=secrets)))
     advisory = {n for n, (_, level) in v.RESOURCE_POLICIES.items() if level == "advisory"}
     assert {k: p for k, p in found.items() if k not in advisory} == {}
