@@ -14,6 +14,7 @@ from components.backups.jobs import (
     backed_up_volumes,
     backup_jobs,
     databases_of,
+    drill_checks,
     drill_probes,
     host_metrics_job,
 )
@@ -62,6 +63,7 @@ def backup_plan(config: StackConfig, catalog: tuple[App, ...]) -> BackupPlan:
         databases=databases_of(catalog),
         volumes=backed_up_volumes(catalog, config.volume_names, platform),
         probes=drill_probes(catalog),
+        checks=drill_checks(catalog),
     )
 
 

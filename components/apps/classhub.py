@@ -49,6 +49,7 @@ NETWORK = "classhub_internal_network"
 WEB_CONTAINER = "classhub_web"
 HELPER_PATH = "/helper/"
 MIGRATE = ("python", "manage.py", "migrate", "--noinput")
+CHECK = ("python", "manage.py", "check")
 
 
 class Settings(Model):
@@ -138,8 +139,14 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
     return App(
         name="classhub",
         jobs=(retention_job(settings, site), orphan_uploads_job(settings, site)),
-        # The runbook's drill: restore into a temporary database and see it migrated.
+        # The runbook's drill: restore into a temporary database, and both Django
+        # services migrate and pass Django's checks against it.
         drill_probes={"classhub": "SELECT count(*) FROM django_migrations"},
+        drill_checks=tuple(
+            ("classhub", container, command)
+            for container in (WEB_CONTAINER, "helper_web")
+            for command in (MIGRATE, CHECK)
+        ),
         internal_network=NETWORK,
         database_role="classhub",
         databases=("classhub",),

@@ -37,6 +37,7 @@ from components.model.app import App
 from components.model.host import HostFile, Job
 
 PROBES_FILE = f"{LIB}/drill-probes"
+CHECKS_FILE = f"{LIB}/drill-checks"
 POLICIES = ("live", "stop", "skip")
 
 
@@ -59,6 +60,8 @@ class BackupPlan:
     volumes: Sequence[tuple[str, str, Sequence[str]]]
     """(Docker name, live | stop, containers to stop) for every volume backed up."""
     probes: Sequence[tuple[str, str]]
+    checks: Sequence[tuple[str, str, Sequence[str]]] = ()
+    """(database, container, argv) run against the restored copy."""
 
 
 def backed_up_volumes(
@@ -97,6 +100,21 @@ def drill_probes(catalog: Sequence[App]) -> list[tuple[str, str]]:
     return [(db, sql) for app in catalog for db, sql in sorted(app.drill_probes.items())]
 
 
+def drill_checks(catalog: Sequence[App]) -> list[tuple[str, str, Sequence[str]]]:
+    return [check for app in catalog for check in app.drill_checks]
+
+
+def checks_file(checks: Sequence[tuple[str, str, Sequence[str]]]) -> str:
+    """One check per line: DATABASE, CONTAINER and the argv, tab-separated."""
+    lines = []
+    for database, container, argv in checks:
+        words = [database, container, *argv]
+        if not argv or any(not w or any(c in w for c in "\t\n\r\0") for w in words):
+            raise ValueError(f"a drill check of {database} in {container} cannot be written")
+        lines.append("\t".join(words) + "\n")
+    return "".join(lines)
+
+
 def backup_jobs(plan: BackupPlan) -> list[Job]:
     requires = (plan.docker_service,)
     backup = backup_argv(
@@ -114,6 +132,7 @@ def backup_jobs(plan: BackupPlan) -> list[Job]:
         plan.docker, plan.postgres, ENV_FILE, plan.metrics, DRILL_SCRATCH, (), plan.drill_sample
     )
     probes = "".join(f"{db}:{sql}\n" for db, sql in plan.probes)
+    checks = checks_file(plan.checks)
     scripts = (
         HostFile(BACKUP_SCRIPT, script_text("hemma-backup.sh"), mode="0755"),
         HostFile(CHECK_SCRIPT, script_text("hemma-backup-check.sh"), mode="0755"),
@@ -141,10 +160,15 @@ def backup_jobs(plan: BackupPlan) -> list[Job]:
             name="hemma-restore-drill",
             description="Restore the latest backup into scratch and check it",
             what="the restore drill",
-            exec_start=((*drill, "--dumps", plan.dumps, "--probes", PROBES_FILE),),
+            exec_start=(
+                (*drill, "--dumps", plan.dumps, "--probes", PROBES_FILE, "--checks", CHECKS_FILE),
+            ),
             schedule=plan.drill_schedule,
             requires=requires,
-            extra_files=(HostFile(PROBES_FILE, probes, mode="0644"),),
+            extra_files=(
+                HostFile(PROBES_FILE, probes, mode="0644"),
+                HostFile(CHECKS_FILE, checks, mode="0644"),
+            ),
         ),
     ]
 

@@ -201,6 +201,10 @@ class App:
     drill_probes: Mapping[str, str] = field(default_factory=dict)
     """Database -> SQL the restore drill runs in the restored copy; it passes when it
     prints something other than 0, f or nothing (a table that must hold rows)."""
+    drill_checks: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    """(database, container, argv): what the restore drill runs inside the running
+    container against the restored copy (its ``DATABASE_URL`` pointed there), in
+    order: the runbook's "both Django services migrate and boot"."""
 
     @property
     def containers(self) -> tuple[str, ...]:

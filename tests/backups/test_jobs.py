@@ -7,11 +7,14 @@ import copy
 import shlex
 from typing import Any
 
+import pytest
+
+from components.backups.jobs import checks_file
 from components.backups.restic import ENV_FILE, restic_env
 from components.config.reading import parse
 from components.config.stack import StackConfig
 from components.host.unit_files import UnitGroup, install_script
-from components.main import host_units
+from components.main import backup_plan, host_units
 from tests.harness import (
     BACKUP_REPOSITORY,
     OPERATOR_SECRETS,
@@ -121,3 +124,21 @@ def test_backups_need_a_repository_and_its_password() -> None:
         "(pulumi config set --secret resticPassword ...)",
     ]
     assert program.declared == []
+
+
+def test_class_hubs_drill_migrates_and_checks_both_django_services() -> None:
+    """Runbook 004's drill: restore into a temporary database, both Django services
+    migrate and boot. The checks file lists them in order, one tab-separated line each."""
+    config = parsed(with_classhub(site_config()))
+    plan = backup_plan(config, config.apps())
+    assert checks_file(plan.checks) == "".join(
+        f"classhub\t{app}\tpython\tmanage.py\t{command}\n"
+        for app in ("classhub_web", "helper_web")
+        for command in ("migrate\t--noinput", "check")
+    )
+
+
+@pytest.mark.parametrize("word", ["two\twords", "line\nbreak", ""])
+def test_a_check_the_file_cannot_carry_is_refused(word: str) -> None:
+    with pytest.raises(ValueError, match="cannot be written"):
+        checks_file([("classhub", "classhub_web", ("python", word))])

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import OPERATOR_VALUES, Program, run_program, site_config
+from tests.harness import OPERATOR_VALUES, Program, run_program, site_config, with_classhub
 from tests.parts.engine import Engine
 from tests.parts.fixtures import engine, pg_image
 
@@ -52,15 +52,20 @@ class Night:
     root: Path
     container: str
     engine: Engine
-    argv: list[str]
+    units: dict[str, list[str]]
+    """Unit group -> its service's ExecStart."""
     files: dict[str, tuple[int, bytes]]
+
+    @property
+    def argv(self) -> list[str]:
+        return self.units["hemma-backup"]
 
     @property
     def dumps(self) -> Path:
         # /var/backups/hemma/dumps inside the namespace, kept on this directory.
         return self.root / "var-backups" / "hemma" / "dumps"
 
-    def run(self) -> subprocess.CompletedProcess[str]:
+    def run(self, unit: str = "hemma-backup") -> subprocess.CompletedProcess[str]:
         """ExecStart in a fresh mount namespace, environment as systemd gives a root
         service without User= (no HOME), the unit's files where it names them."""
         (self.root / "var-backups").mkdir(exist_ok=True)
@@ -69,13 +74,14 @@ class Night:
             setup.append(f"mount -t tmpfs -o mode=0755 hemma {shlex.quote(directory)}")
         setup.append(f"mount --bind {shlex.quote(str(self.root / 'var-backups'))} /var/backups")
         setup.append("mount -t tmpfs -o mode=0755 cache /var/cache")
+        setup.append("mount -t tmpfs -o mode=1777 tmp /var/tmp")
         for path, (mode, data) in self.files.items():
             encoded = base64.b64encode(data).decode()
             setup.append(
                 f"printf %s {encoded} | base64 -d > {shlex.quote(path)}; "
                 f"chmod {mode:o} {shlex.quote(path)}"
             )
-        setup.append("exec env -i PATH=" + SYSTEMD_PATH + " " + shlex.join(self.argv))
+        setup.append("exec env -i PATH=" + SYSTEMD_PATH + " " + shlex.join(self.units[unit]))
         return subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(setup)],
             capture_output=True,
@@ -125,7 +131,7 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
     docker.parent.mkdir()
     confined_docker(docker, engine, [*HIDDEN_SYSTEM_DIRS, str(tmp_path)])
     config: dict[str, Any] = {
-        **site_config(),
+        **with_classhub(site_config()),
         "dockerPath": str(docker),
         "postgres": {**site_config()["postgres"], "containerName": container},
     }
@@ -136,18 +142,15 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
         "volumeRoot": str(engine.root / "data" / "volumes"),
     }
     program = run_program(config)
-    install = program.named("hemma-backup-install")
-    files = {}
-    for path, mode, content in PUT.findall(install.inputs["create"]):
-        data = base64.b64decode(content) if content else install.inputs["stdin"].encode()
-        if path.startswith(("/etc/hemma/", "/usr/local/lib/hemma/")):
-            files[path] = (int(mode, 8), data)
-    unit = base64.b64decode(
-        dict((p, c) for p, _, c in PUT.findall(install.inputs["create"]))[
-            "/etc/systemd/system/hemma-backup.service"
-        ]
-    ).decode()
-    argv = exec_start(unit)
+    files, units = {}, {}
+    for group in ("hemma-backup", "hemma-restore-drill"):
+        install = program.named(f"{group}-install")
+        for path, mode, content in PUT.findall(install.inputs["create"]):
+            data = base64.b64decode(content) if content else install.inputs["stdin"].encode()
+            if path.startswith(("/etc/hemma/", "/usr/local/lib/hemma/")):
+                files[path] = (int(mode, 8), data)
+            if path == f"/etc/systemd/system/{group}.service":
+                units[group] = exec_start(data.decode())
     volumes = list(program.outputs["backups"]["volumes"])
     engine.docker(
         "run", "--detach", "--name", container, "--env", "POSTGRES_PASSWORD=pg-admin",
@@ -155,7 +158,7 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
     )  # fmt: skip
     for volume in volumes:
         engine.docker("volume", "create", volume)
-    night = Night(program, tmp_path, container, engine, argv, files)
+    night = Night(program, tmp_path, container, engine, units, files)
     engine.wait_for(container, "{{.State.Running}}", "true", timeout=30)
     for _ in range(60):
         ready = engine.docker("exec", container, "pg_isready", "-U", "postgres", check=False)
@@ -192,21 +195,21 @@ def restic(repository: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_the_confined_cli_cannot_read_the_backups_own_files(night: Night) -> None:
-    """The stand-in for the snap bites: the old `docker exec --env-file /etc/hemma/...`
-    fails under it, for want of the file."""
+def test_the_unit_dumps_every_database_the_dumps_restore_and_a_failing_one_keeps_its_old(
+    night: Night,
+) -> None:
+    # The stand-in for the snap bites: the old `docker exec --env-file /etc/hemma/...`
+    # fails under it, for want of the file.
     docker = night.argv[night.argv.index("--docker") + 1]
-    done = subprocess.run(
+    confined = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
          "mount -t tmpfs hemma /etc/hemma && echo A=1 > /etc/hemma/x.env && exec \"$@\"", "sh",
          docker, "exec", "--env-file", "/etc/hemma/x.env", night.container, "true"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert done.returncode != 0
-    assert "/etc/hemma/x.env" in done.stderr
+    assert confined.returncode != 0
+    assert "/etc/hemma/x.env" in confined.stderr
 
-
-def test_the_unit_dumps_every_database_and_the_dump_restores(night: Night) -> None:
     assert night.argv[0] == "/usr/local/lib/hemma/hemma-backup.sh"
     done = night.run()
     assert done.returncode == 0, done.stdout + done.stderr
@@ -224,23 +227,112 @@ def test_the_unit_dumps_every_database_and_the_dump_restores(night: Night) -> No
     )  # fmt: skip
     assert restored.returncode == 0, restored.stderr
     assert night.psql("SELECT count(*) FROM tools", db="restore_check") == str(ROWS)
-
     snapshot = restic(night.root / "repo", "ls", "latest")
     assert "/var/backups/hemma/dumps/skriptoteket.dump" in snapshot.stdout, snapshot.stderr
 
-
-def test_a_night_with_one_failing_database_keeps_its_old_dump_and_fails(night: Night) -> None:
-    assert night.run().returncode == 0
+    # The next night, one database cannot be dumped: its old dump stays, the rest is
+    # redone, and the run fails.
     kept = (night.dumps / "huleedu_nlp.dump").read_bytes()
     fresh = (night.dumps / "skriptoteket.dump").stat().st_mtime_ns
     night.psql('ALTER DATABASE "huleedu_nlp" RENAME TO "huleedu_nlp_gone";')
-    night.psql("INSERT INTO tools VALUES (9999, 'added after the first night');", db="skriptoteket")
-
-    done = night.run()
-    assert done.returncode != 0
-    assert "pg_dump of huleedu_nlp failed" in done.stderr
-    assert (night.dumps / "huleedu_nlp.dump").read_bytes() == kept, "the old dump stays"
-    assert (night.dumps / "skriptoteket.dump").stat().st_mtime_ns > fresh, "the rest is redone"
+    failed = night.run()
+    assert failed.returncode != 0
+    assert "pg_dump of huleedu_nlp failed" in failed.stderr
+    assert (night.dumps / "huleedu_nlp.dump").read_bytes() == kept
+    assert (night.dumps / "skriptoteket.dump").stat().st_mtime_ns > fresh
     metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
     assert "hemma_backup_last_run_success 0" in metrics
     assert "hemma_backup_dump_failures 1" in metrics
+
+
+# --- the restore drill's checks: the runbook's "both Django services migrate and boot" --
+
+MANAGE_PY = r"""#!/bin/sh
+# Django's manage.py as far as the drill asks of it (the Class Hub images are not on
+# this machine): migrate alters the database DATABASE_URL names, as the role it
+# names, like a migration does; check reads what migrate wrote.
+[ "$1" = manage.py ] || exit 2
+case "$2" in
+  migrate) exec psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -q \
+    -c "ALTER TABLE django_migrations ADD COLUMN IF NOT EXISTS drilled int" \
+    -c "INSERT INTO django_migrations (app, name) VALUES ('drill', '$(hostname)')" ;;
+  check) n=$(psql "$DATABASE_URL" -At \
+      -c "SELECT count(*) FROM django_migrations WHERE app = 'drill'") && [ "$n" -gt 0 ] ;;
+  *) exit 2 ;;
+esac
+"""
+APPS = ("classhub_web", "helper_web")
+
+
+@pytest.fixture
+def classhub(night: Night, pg_image: str) -> Iterator[Night]:
+    """Class Hub's database as the app left it (its role owns it and its tables), and
+    its two containers running with their declared DATABASE_URL."""
+    password = night.program.named("shared-postgres-classhub-password").state["result"]
+    night.psql(
+        f"CREATE ROLE classhub LOGIN PASSWORD '{password}';"
+        'ALTER DATABASE "classhub" OWNER TO classhub;'
+    )
+    night.psql(
+        "SET ROLE classhub;"
+        "CREATE TABLE django_migrations (id serial PRIMARY KEY, app text, name text);"
+        "INSERT INTO django_migrations (app, name) VALUES ('classhub', '0001_initial');",
+        db="classhub",
+    )
+    # The other apps' probes read Alembic's table, which their migrations made.
+    for database in night.program.outputs["backups"]["databases"]:
+        if database != "classhub":
+            night.psql(
+                "CREATE TABLE alembic_version (version_num text PRIMARY KEY);"
+                "INSERT INTO alembic_version VALUES ('0001');",
+                db=database,
+            )
+    network = f"hm-drill-{secrets.token_hex(3)}"
+    night.engine.docker("network", "create", network)
+    night.engine.docker("network", "connect", network, night.container)
+    for app in APPS:
+        declared = dict(e.split("=", 1) for e in night.program.container(app).inputs["envs"])
+        night.engine.docker(
+            "run", "--detach", "--name", app, "--network", network,
+            "--env", f"DATABASE_URL={declared['DATABASE_URL']}",
+            "--entrypoint", "sleep", pg_image, "infinity",
+        )  # fmt: skip
+        night.engine.docker(
+            "exec", "-i", app, "sh", "-c",
+            "cat > /usr/local/bin/python && chmod 0755 /usr/local/bin/python", input=MANAGE_PY,
+        )  # fmt: skip
+    try:
+        yield night
+    finally:
+        night.engine.docker("rm", "--force", *APPS, check=False)
+        night.engine.docker("network", "disconnect", "--force", network, night.container,
+                            check=False)  # fmt: skip
+        night.engine.docker("network", "rm", network, check=False)
+
+
+def test_the_drill_migrates_and_checks_both_django_services_on_the_restored_copy(
+    classhub: Night,
+) -> None:
+    assert classhub.run().returncode == 0
+    drill = classhub.run("hemma-restore-drill")
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    for number, app in ((1, "classhub_web"), (2, "classhub_web"), (3, "helper_web"),
+                        (4, "helper_web")):  # fmt: skip
+        assert f"check {number} on classhub passed in {app}" in drill.stdout
+    # The copy was migrated, not the live database, and the copy is gone.
+    assert classhub.psql("SELECT count(*) FROM django_migrations", db="classhub") == "1"
+    columns = classhub.psql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'django_migrations'",
+        db="classhub",
+    )
+    assert "drilled" not in columns.split()
+    assert classhub.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'") == "0"
+
+    # A service that cannot migrate the copy fails the drill.
+    classhub.engine.docker("exec", "helper_web", "rm", "/usr/local/bin/python")
+    failed = classhub.run("hemma-restore-drill")
+    assert failed.returncode != 0
+    assert "check 3 on classhub failed in helper_web" in failed.stderr
+    metrics = (classhub.root / "metrics" / "hemma_drill.prom").read_text()
+    assert "hemma_drill_last_run_success 0" in metrics
+    assert 'hemma_drill_failures{check="database",database="classhub"} 1' in metrics

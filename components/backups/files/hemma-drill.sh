@@ -7,7 +7,13 @@
 #
 #   hemma-drill.sh --docker DOCKER --postgres CONTAINER --env FILE --metrics DIR
 #                  --scratch DIR [--probe DB:SQL]... [--probes FILE] [--sample N]
-#                  [--host NAME] [--dumps DIR]
+#                  [--host NAME] [--dumps DIR] [--checks FILE]
+#
+# --checks FILE holds one check per line, tab-separated: DB, CONTAINER, then the
+# command's words. The restored copy of DB is handed to the role that owns the live
+# DB, and the command runs inside the running CONTAINER with its DATABASE_URL
+# pointed at the copy (the runbook's "both Django services migrate and boot"). It
+# passes when it exits 0; the live database is never named.
 #
 # --probes FILE holds one DB:SQL per line: a unit's ExecStart cannot carry SQL, whose
 # spaces and quotes systemd would split and read itself.
@@ -30,14 +36,14 @@ usage() {
   cat >&2 <<'USAGE'
 usage: hemma-drill.sh --docker DOCKER --postgres CONTAINER --env FILE --metrics DIR
          --scratch DIR [--probe DB:SQL]... [--probes FILE] [--sample N] [--host NAME]
-         [--dumps DIR]
+         [--dumps DIR] [--checks FILE]
 USAGE
   exit 2
 }
 
 docker="" postgres="" env_file="" metrics="" scratch="" dumps_path=""
 sample=0 host=hemma
-probe_dbs=() probe_sqls=()
+probe_dbs=() probe_sqls=() check_lines=()
 while [ "$#" -gt 0 ]; do
   case $1 in -h | --help) usage ;; esac
   [ "$#" -ge 2 ] || die "$1 needs a value"
@@ -62,6 +68,12 @@ while [ "$#" -gt 0 ]; do
         probe_dbs+=("${line%%:*}") probe_sqls+=("${line#*:}")
       done <"$2"
       ;;
+    --checks)
+      [ -r "$2" ] || die "cannot read --checks $2"
+      while IFS= read -r line || [ -n "$line" ]; do
+        [ -z "$line" ] || check_lines+=("$line")
+      done <"$2"
+      ;;
     *) die "unknown argument: $1" ;;
   esac
   shift 2
@@ -73,6 +85,12 @@ done
 [[ $host =~ $NAME_RE ]] || die "bad --host: $host"
 for database in "${probe_dbs[@]}"; do
   [[ $database =~ $NAME_RE ]] || die "bad database name in --probe: $database"
+done
+for line in "${check_lines[@]}"; do
+  IFS=$'\t' read -r -a words <<<"$line"
+  [ "${#words[@]}" -ge 3 ] || die "a line of --checks is DB<TAB>CONTAINER<TAB>COMMAND..."
+  [[ ${words[0]} =~ $NAME_RE ]] || die "bad database name in --checks: ${words[0]}"
+  [[ ${words[1]} =~ $NAME_RE ]] || die "bad container name in --checks: ${words[1]}"
 done
 [ -f "$env_file" ] || die "cannot read $env_file"
 if [ -n "$(find "$env_file" -maxdepth 0 -perm /077)" ]; then
@@ -180,6 +198,67 @@ trap 'exit 143' TERM
 
 fail_db() { db_failures[$1]=$((${db_failures[$1]:-0} + 1)); }
 
+has_checks() {
+  local line
+  for line in "${check_lines[@]}"; do
+    [ "${line%%$'\t'*}" != "$1" ] || return 0
+  done
+  return 1
+}
+
+# The restored copy as the app sees its own database: owned by the live one's owner,
+# every table, view and sequence of its schemas too (pg_restore ran as postgres).
+hand_over() {
+  local database=$1 scratch_db=$2 owner
+  owner=$("$docker" exec "$postgres" psql -U postgres -d postgres -At -v ON_ERROR_STOP=1 \
+    -c "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '$database'") || return 1
+  [[ $owner =~ $NAME_RE ]] || { warn "cannot tell who owns $database"; return 1; }
+  "$docker" exec -i "$postgres" psql -U postgres -d "$scratch_db" -q -v ON_ERROR_STOP=1 <<SQL
+ALTER DATABASE "$scratch_db" OWNER TO "$owner";
+ALTER SCHEMA public OWNER TO "$owner";
+DO \$\$
+DECLARE r record;
+BEGIN
+  FOR r IN
+    SELECT c.oid::regclass AS name, c.relkind FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg_toast%'
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                        AND d.deptype IN ('a', 'i', 'e'))
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO %I',
+      CASE r.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+        WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+      r.name, '$owner');
+  END LOOP;
+END
+\$\$;
+SQL
+}
+
+# Each check of DATABASE, in order, inside its container, against SCRATCH_DB.
+run_checks() {
+  local database=$1 scratch_db=$2 line words number=0
+  for line in "${check_lines[@]}"; do
+    IFS=$'\t' read -r -a words <<<"$line"
+    [ "${words[0]}" = "$database" ] || continue
+    number=$((number + 1))
+    # shellcheck disable=SC2016  # expanded by the container's shell
+    if "$docker" exec "${words[1]}" sh -c \
+      'DATABASE_URL="${DATABASE_URL%/*}/$1"; export DATABASE_URL; shift; exec "$@"' \
+      drill "$scratch_db" "${words[@]:2}" >/dev/null; then
+      say "check $number on $database passed in ${words[1]}: ${words[*]:2}"
+    else
+      warn "check $number on $database failed in ${words[1]}: ${words[*]:2}"
+      fail_db "$database"
+      return 0
+    fi
+  done
+}
+
 # The snapshot: one id for every step, so all of them look at the same night.
 snapshots=$(restic_run snapshots --json --tag "$TAG" --host "$host" latest) || snapshots=""
 snapshot=$(grep -o '"id":"[0-9a-f]*"' <<<"$snapshots" | head -n 1 | cut -d '"' -f 4 || true)
@@ -256,6 +335,14 @@ for dump in "${dumps[@]}"; do
         fail_db "$database"
       fi
     done
+    if has_checks "$database"; then
+      if hand_over "$database" "$scratch_db"; then
+        run_checks "$database" "$scratch_db"
+      else
+        warn "could not hand $scratch_db to the owner of $database"
+        fail_db "$database"
+      fi
+    fi
   else
     warn "pg_restore of $database failed: the dump is damaged or incomplete"
     fail_db "$database"
