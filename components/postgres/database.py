@@ -26,6 +26,8 @@ class AppDatabaseArgs:
     server_host: str
     """shared-postgres's name on hule-network, for the connection strings."""
     import_ids: Mapping[str, str] = field(default_factory=dict)
+    server: pulumi.Resource | None = None
+    """The shared-postgres container: the role and the databases wait for it."""
 
 
 class AppDatabase(pulumi.ComponentResource):
@@ -48,6 +50,7 @@ class AppDatabase(pulumi.ComponentResource):
         self.role_name = role
         self.database_names = list(databases)
         self.password = secret_value(generated_password(f"{name}-password", self))
+        after_server = [args.server] if args.server is not None else None
 
         login = postgresql.Role(
             f"{name}-role",
@@ -59,7 +62,7 @@ class AppDatabase(pulumi.ComponentResource):
             replication=False,
             bypass_row_level_security=False,
             password=self.password,
-            opts=pulumi.ResourceOptions(parent=self, protect=True).merge(
+            opts=pulumi.ResourceOptions(parent=self, protect=True, depends_on=after_server).merge(
                 adopt(import_ids, "role", role)
             ),
         )

@@ -93,7 +93,11 @@ class SharedPostgres(pulumi.ComponentResource):
             wait_timeout=180,
         )
         # Reached through `ssh -L <tunnel_port>:127.0.0.1:<host_port> hemma`; the
-        # stock image has no TLS, and the traffic never leaves the tunnel.
+        # stock image has no TLS, and the traffic never leaves the tunnel. It does not
+        # wait for the container itself: every `up --target` targets providers
+        # implicitly, and one that depends on a container the run does not create
+        # stops the run ("untargeted create", pulumi step_generator.go). It connects
+        # only when a role or database needs it, and those wait for the container.
         self.provider = postgresql.Provider(
             f"{name}-provider",
             host=LOCALHOST,
@@ -104,7 +108,7 @@ class SharedPostgres(pulumi.ComponentResource):
             sslmode="disable",
             superuser=True,
             connect_timeout=15,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({"container_name": config.container_name})
 
@@ -117,6 +121,7 @@ class SharedPostgres(pulumi.ComponentResource):
                 databases=databases,
                 server_host=self._config.container_name,
                 import_ids=self._import_ids,
+                server=self.container,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, providers={"postgresql": self.provider}, depends_on=[self.container]

@@ -51,10 +51,25 @@ def test_postgres_is_managed_through_the_ssh_tunnel_without_tls(program: Program
         assert resource.provider.startswith(provider.urn + "::"), resource.name
 
 
-def test_the_postgres_provider_waits_for_a_healthy_server(program: Program) -> None:
+def test_every_role_waits_for_a_healthy_server_and_the_provider_for_nothing(
+    program: Program,
+) -> None:
+    """terraform-provider-postgresql connects only when a resource needs it
+    (provider.go providerConfigure returns NewClient unconnected; Client.Connect in
+    config.go). The roles wait for the container (and the databases for their owner
+    role); the provider waits for nothing, because every ``up --target`` targets
+    providers implicitly and one that waits for an untargeted container stops the run
+    ("untargeted create", pulumi step_generator.go): the adoption's build-first
+    ``up --target`` needs that."""
     provider = program.named("shared-postgres-provider")
     server = program.container("shared-postgres")
-    assert server.urn in provider.dependencies
+    assert server.urn not in provider.dependencies
+    roles = program.of_type("postgresql:index/role:Role")
+    assert roles
+    for role in roles:
+        assert server.urn in role.dependencies, role.name
+    for database in program.of_type("postgresql:index/database:Database"):
+        assert any(r.urn in database.dependencies for r in roles), database.name
 
 
 def test_shared_postgres_is_postgres_16_on_hule_network_and_localhost_only(
