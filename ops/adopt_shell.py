@@ -1,0 +1,170 @@
+"""What the adoption sends to Hemma: validated names, quoted once, SQL on stdin only.
+
+Every value that reaches Hemma's login shell is a name checked against ``NAME``
+and then ``shlex``-quoted; everything secret (passwords) travels as SQL on the
+remote psql's stdin, never in an argv that ``ps`` on either machine could show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ops.remote import port_options
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""Container, volume, network, role and database names the adoption will handle."""
+MAX_NAME = 128
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+PSQL_FLAGS = ("-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1")
+"""No psqlrc, quiet, unaligned, tuples only, stop at the first error."""
+
+
+class Refused(Exception):
+    """Unsafe or unusable input, or a state the step must not act on: nothing changed."""
+
+
+class Failed(Exception):
+    """A command on Hemma failed; what ran before it is printed above."""
+
+
+def name(value: object, what: str) -> str:
+    """``value`` if it is a name the adoption may pass to a shell, else a refusal."""
+    if not isinstance(value, str) or len(value) > MAX_NAME or not NAME.fullmatch(value):
+        raise Refused(f"refusing {what} {value!r}: a name must match {NAME.pattern}")
+    return value
+
+
+def quote_ident(identifier: str) -> str:
+    """A SQL identifier, double-quoted, embedded quotes doubled."""
+    if "\0" in identifier:
+        raise Refused("refusing a SQL identifier with a NUL byte")
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A SQL string literal that means the same whatever standard_conforming_strings is."""
+    if "\0" in value:
+        raise Refused("refusing a SQL literal with a NUL byte")
+    doubled = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + doubled.replace("\\", "\\\\") + "'"
+    return "'" + doubled + "'"
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(text: str) -> None:
+    """What is about to happen, printed before it happens."""
+    say(f"==> {text}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: int | None  # None: no answer in time
+    stdout: str
+    stderr: str
+
+    def why(self) -> str:
+        for text in (self.stderr, self.stdout):
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            if lines:
+                return lines[-1][:300]
+        return "no answer in time" if self.code is None else f"exit {self.code}"
+
+
+def run(argv: Sequence[str], stdin: str | None, timeout: float) -> Answer:
+    """Run ``argv`` in its own session; a timeout takes down all it started."""
+    try:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+    except OSError as error:
+        return Answer(127, "", f"cannot run {argv[0]}: {error.strerror or error}")
+    try:
+        out, err = process.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return Answer(None, "", "")
+    return Answer(process.returncode, out, err)
+
+
+@dataclass(frozen=True)
+class Hemma:
+    """Hemma over ssh: one shell command line per call, stdin only when given."""
+
+    target: str
+    port: int = 22
+    docker: str = "docker"
+    timeout: float = 300.0
+
+    def argv(self, remote: str) -> list[str]:
+        return ["ssh", *SSH_OPTIONS, *port_options(self.port), self.target, remote]
+
+    def run(self, remote: str, stdin: str | None = None, *, timeout: float | None = None) -> Answer:
+        return run(self.argv(remote), stdin, self.timeout if timeout is None else timeout)
+
+    def must(self, remote: str, stdin: str | None = None, *, timeout: float | None = None) -> str:
+        answer = self.run(remote, stdin, timeout=timeout)
+        if answer.code != 0:
+            raise Failed(f"on {self.target}: {shorten(remote)}: {answer.why()}")
+        return answer.stdout
+
+    def docker_line(self, *args: str) -> str:
+        return shlex.join([self.docker, *args])
+
+    def psql_line(self, container: str, database: str = "postgres", *flags: str) -> str:
+        """``docker exec -i CONTAINER psql ...`` as the superuser over the local socket."""
+        return self.docker_line(
+            "exec", "-i", name(container, "container"), "psql", *PSQL_FLAGS, *flags,
+            "-U", "postgres", "-d", name(database, "database"),
+        )  # fmt: skip
+
+    def sql(self, container: str, sql: str, database: str = "postgres", *flags: str) -> str:
+        return self.must(self.psql_line(container, database, *flags), sql)
+
+
+def shorten(line: str, width: int = 160) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def sh(script: str, *args: str) -> str:
+    """``sh -c SCRIPT sh ARGS...`` quoted once: the arguments stay data."""
+    return shlex.join(["sh", "-c", script, "sh", *args])
+
+
+def wait_ready(hemma: Hemma, container: str, seconds: float = 90.0) -> None:
+    """Until ``pg_isready`` answers inside ``container``."""
+    line = hemma.docker_line(
+        "exec", name(container, "container"), "pg_isready", "-U", "postgres", "-q"
+    )
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = hemma.run(line, timeout=30)
+        if answer.code == 0:
+            return
+        if time.monotonic() > deadline:
+            raise Failed(f"{container} did not accept connections in {seconds:.0f} s")
+        time.sleep(1)
+
+
+def warn(text: str) -> None:
+    print(f"adopt: {text}", file=sys.stderr, flush=True)

@@ -1,0 +1,208 @@
+"""Swap the hand-made containers out right before ``scripts/pulumi up``, and back.
+
+swap: each declared container that Hemma runs gets restart policy ``no`` first
+(a ``restart: always`` shared-postgres would otherwise come back on the next
+daemon restart, and the Docker snap restarts its daemon on every refresh: two
+postmasters on one data directory), is stopped with 120 s grace, apps first and
+shared-postgres last, and is renamed ``NAME-pre-hemma``. Its policy is recorded
+first, so a rollback can give it back.
+
+rollback: the new container of each name is stopped and removed, the old one
+renamed back, given its policy back and started; shared-postgres first, then the
+roles' old passwords (from the old containers' env), then the apps. Running it
+twice changes nothing the second time.
+
+finish: removes the ``-pre-hemma`` containers (never a volume) and the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ops import adopt_record as records
+from ops.adopt_observe import SUFFIX, Running, containers_by_id, observe
+from ops.adopt_plan import Plan
+from ops.adopt_postgres import (
+    ADMIN,
+    Pulumi,
+    admin_password_accepted,
+    generated_admin_password,
+    restore_passwords,
+)
+from ops.adopt_record import ROLLED_BACK, SWAPPED, SWAPPING, Kept, Record
+from ops.adopt_shell import Failed, Hemma, Refused, say, step, wait_ready, warn
+
+STOP_GRACE = "120"
+STOP_TIMEOUT = 900.0
+
+
+def _names(kept: list[Kept]) -> str:
+    return ", ".join(k.name for k in kept) or "(none)"
+
+
+def _stop(hemma: Hemma, kept: list[Kept], postgres: str) -> None:
+    apps = [k for k in kept if k.name != postgres]
+    last = [k for k in kept if k.name == postgres]
+    for batch in (apps, last):
+        if batch:
+            ids = [k.id for k in batch]
+            hemma.must(hemma.docker_line("stop", "-t", STOP_GRACE, *ids), timeout=STOP_TIMEOUT)
+
+
+def _fresh_record(hemma: Hemma, plan: Plan) -> Record:
+    postgres = plan.postgres_container
+    observed = observe(hemma, postgres)
+    here = {c.name: c for c in observed.containers}
+    declared = [c.name for c in plan.containers()]
+    clash = [n + SUFFIX for n in declared if n in here and n + SUFFIX in here]
+    if clash:
+        raise Refused(f"{', '.join(clash)} exist already (an earlier swap?): remove them first")
+    order = sorted((n for n in declared if n in here), key=lambda n: (n == postgres, n))
+    kept = [Kept(n, here[n].id, here[n].restart, here[n].running, here[n].image) for n in order]
+    existing = set(observed.catalog.roles) if observed.catalog else set()
+    roles = sorted(r for r in plan.roles() if r in existing)
+    return Record(SWAPPING, postgres, [*roles, ADMIN], kept)
+
+
+def swap(hemma: Hemma, plan: Plan, pulumi: Pulumi, dry_run: bool) -> int:
+    record = records.read(hemma)
+    if record is not None and record.state == SWAPPED:
+        raise Refused(
+            f"the containers were swapped already ({record.updated}): `scripts/adopt finish` "
+            "once the new ones work, or `scripts/adopt rollback`"
+        )
+    if record is not None and record.state == SWAPPING:
+        say(f"resuming the swap recorded in {record.where} ({record.created})")
+    else:
+        record = _fresh_record(hemma, plan)
+    kept = record.containers
+    now = containers_by_id(hemma, [k.id for k in kept])
+    gone = [k.name for k in kept if k.id not in now]
+    if gone:
+        raise Failed(f"recorded containers are gone: {', '.join(gone)}")
+    server = next((k for k in kept if k.name == record.postgres), None)
+    if server is not None and now[server.id].running:
+        password = generated_admin_password(pulumi)
+        if not admin_password_accepted(hemma, record.postgres, password):
+            raise Refused(
+                f"the running {record.postgres} does not take the generated admin password: "
+                "the first up could not log in. Run `scripts/adopt admin-password` first"
+            )
+        say(f"    {record.postgres} takes the generated admin password: the up can log in")
+    step(f"record in {record.where} on {hemma.target}: each container's ID and restart policy")
+    for k in kept:
+        say(f"    {k.name}: restart {k.restart}, {'running' if k.running else 'not running'}")
+    step(f"set restart policy no on {_names(kept)} (so no daemon restart brings one back)")
+    step(f"stop them with {STOP_GRACE} s grace: the apps first, {record.postgres} last")
+    step("rename each to NAME-pre-hemma (kept for a rollback)")
+    if dry_run:
+        say("(dry run: nothing changed)")
+        return 0
+    records.write(hemma, record)
+    if kept:
+        hemma.must(hemma.docker_line("update", "--restart=no", *(k.id for k in kept)))
+    _stop(hemma, kept, record.postgres)
+    now = containers_by_id(hemma, [k.id for k in kept])
+    renames = [
+        hemma.docker_line("rename", k.id, k.kept_as) for k in kept if now[k.id].name != k.kept_as
+    ]
+    if renames:
+        hemma.must(" && ".join(renames))
+    record.state = SWAPPED
+    records.write(hemma, record)
+    _check(hemma, kept, lambda k, c: c.name == k.kept_as and c.restart == "no" and not c.running)
+    say(f"swapped {len(kept)} containers; next: scripts/pulumi up")
+    return 0
+
+
+def _check(hemma: Hemma, kept: list[Kept], ok: Callable[[Kept, Running], bool]) -> None:
+    now = containers_by_id(hemma, [k.id for k in kept])
+    wrong = [k.name for k in kept if k.id not in now or not ok(k, now[k.id])]
+    if wrong:
+        raise Failed(f"not as intended afterwards: {', '.join(wrong)}")
+
+
+def rollback(hemma: Hemma, dry_run: bool) -> int:
+    record = records.need(hemma)
+    kept = record.containers
+    now = containers_by_id(hemma, [k.id for k in kept])
+    gone = [k.name for k in kept if k.id not in now]
+    if gone:
+        raise Failed(f"the old containers {', '.join(gone)} are gone: nothing to roll back to")
+    here: dict[str, Running] = {c.name: c for c in observe(hemma, record.postgres).containers}
+    newcomers = [here[k.name] for k in kept if k.name in here and here[k.name].id != k.id]
+    server = [k for k in kept if k.name == record.postgres]
+    apps = [k for k in kept if k.name != record.postgres]
+    replaced = ", ".join(c.name for c in newcomers) or "(none)"
+    step(f"stop ({STOP_GRACE} s grace) and remove the new {replaced}")
+    step(f"rename {_names([k for k in kept if now[k.id].name != k.name])} back")
+    step(
+        "give each its recorded restart policy back: "
+        + ", ".join(f"{k.name} {k.restart}" for k in kept)
+    )
+    step(f"start {_names([k for k in server if k.running])}, put the roles' old passwords back")
+    step(f"start {_names([k for k in apps if k.running])}")
+    if dry_run:
+        say("(dry run: nothing changed)")
+        return 0
+    new_apps = [c.id for c in newcomers if c.name != record.postgres]
+    new_server = [c.id for c in newcomers if c.name == record.postgres]
+    for batch in (new_apps, new_server):
+        if batch:
+            hemma.must(hemma.docker_line("stop", "-t", STOP_GRACE, *batch), timeout=STOP_TIMEOUT)
+            hemma.must(hemma.docker_line("rm", *batch))
+    renames = [hemma.docker_line("rename", k.id, k.name) for k in kept if now[k.id].name != k.name]
+    if renames:
+        hemma.must(" && ".join(renames))
+    policies = [hemma.docker_line("update", f"--restart={k.restart}", k.id) for k in kept]
+    hemma.must(" && ".join(policies))
+    left = 0
+    started = [k for k in server if k.running]
+    if started:
+        hemma.must(hemma.docker_line("start", *(k.id for k in started)))
+        wait_ready(hemma, record.postgres)
+        left = restore_passwords(hemma, record, kept, dry_run=False)
+    elif server:
+        warn(f"{record.postgres} was not running at the swap: no password was put back")
+    to_start = [k.id for k in apps if k.running]
+    if to_start:
+        hemma.must(hemma.docker_line("start", *to_start))
+    record.state = ROLLED_BACK
+    records.write(hemma, record)
+    _check(
+        hemma,
+        kept,
+        lambda k, c: c.name == k.name and c.restart == k.restart and (c.running or not k.running),
+    )
+    say(f"rolled back {len(kept)} containers")
+    if left:
+        warn(f"{left} recorded roles keep the password the up gave them (see above)")
+        return 1
+    return 0
+
+
+def finish(hemma: Hemma, dry_run: bool) -> int:
+    record = records.need(hemma)
+    if record.state == SWAPPING:
+        raise Refused("the swap did not complete: run `scripts/adopt swap` again, or rollback")
+    kept = record.containers
+    now = containers_by_id(hemma, [k.id for k in kept])
+    remove = [k for k in kept if k.id in now and now[k.id].name == k.kept_as]
+    running = [k.kept_as for k in remove if now[k.id].running]
+    if running:
+        raise Refused(f"{', '.join(running)} run again: stop them, or roll back instead")
+    for k in kept:
+        if k.id in now and now[k.id].name == k.name:
+            say(f"    {k.name} is the old container again (rolled back): kept")
+    step(
+        f"remove {', '.join(k.kept_as for k in remove) or '(none)'} (docker rm: their volumes stay)"
+    )
+    step(f"delete the record {record.where}")
+    if dry_run:
+        say("(dry run: nothing changed)")
+        return 0
+    if remove:
+        hemma.must(hemma.docker_line("rm", *(k.id for k in remove)))
+    records.delete(hemma)
+    say("finished: the hand-made containers are gone, their data lives on in the volumes")
+    return 0
