@@ -7,18 +7,15 @@ remote psql's stdin, never in an argv that ``ps`` on either machine could show.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ops.remote import port_options
+from ops import remote
+from ops.remote import Answer, port_options
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 """Container, volume, network, role and database names the adoption will handle."""
@@ -69,42 +66,9 @@ def step(text: str) -> None:
     say(f"==> {text}")
 
 
-@dataclass(frozen=True)
-class Answer:
-    code: int | None  # None: no answer in time
-    stdout: str
-    stderr: str
-
-    def why(self) -> str:
-        for text in (self.stderr, self.stdout):
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            if lines:
-                return lines[-1][:300]
-        return "no answer in time" if self.code is None else f"exit {self.code}"
-
-
 def run(argv: Sequence[str], stdin: str | None, timeout: float) -> Answer:
     """Run ``argv`` in its own session; a timeout takes down all it started."""
-    try:
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-    except OSError as error:
-        return Answer(127, "", f"cannot run {argv[0]}: {error.strerror or error}")
-    try:
-        out, err = process.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        return Answer(None, "", "")
-    return Answer(process.returncode, out, err)
+    return remote.run(list(argv), timeout, stdin)
 
 
 @dataclass(frozen=True)

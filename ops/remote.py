@@ -19,6 +19,14 @@ class Answer:
     stdout: str
     stderr: str
 
+    def why(self) -> str:
+        """The last line it wrote (stderr first), or how it ended."""
+        for text in (self.stderr, self.stdout):
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            if lines:
+                return lines[-1][:300]
+        return "no answer in time" if self.code is None else f"exit {self.code}"
+
 
 def port_options(port: int) -> list[str]:
     """``-p PORT`` when Hemma's sshd is not on 22; on 22 ~/.ssh/config still has its say."""
@@ -30,13 +38,14 @@ def ssh_argv(ssh_command: str, target: str, remote: str, port: int = 22) -> list
     return [*shlex.split(ssh_command), *SSH_OPTIONS, *port_options(port), target, remote]
 
 
-def run(argv: list[str], timeout: float) -> Answer:
+def run(argv: list[str], timeout: float, stdin: str | None = None) -> Answer:
     # A session of its own, so a timeout takes down anything ssh started too;
-    # DEVNULL, so ssh never reads the keystrokes or the pipe the operator feeds us.
+    # DEVNULL unless there is input, so ssh never reads the keystrokes or the pipe
+    # the operator feeds us.
     try:
         process = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -46,7 +55,7 @@ def run(argv: list[str], timeout: float) -> Answer:
     except OSError as error:
         return Answer(127, "", f"cannot run {argv[0]}: {error.strerror or error}")
     try:
-        out, err = process.communicate(timeout=timeout)
+        out, err = process.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -43,6 +43,7 @@ from ops.adopt_secrets import (
 )
 from ops.adopt_shell import Hemma, Refused, name, quote_ident, quote_literal
 from ops.adopt_survey import survey
+from ops.remote import Answer
 from tests.harness import ROOT, run_program, site_config
 from tests.postgres_server import Server
 from tests.rehearsal.adoption_paths import apply_commands, parse_path, printed_commands
@@ -324,7 +325,7 @@ def no_ssh(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Fails the test if anything is run: a refusal must come before the first command."""
     ran: list[list[str]] = []
 
-    def refuse(argv: list[str], stdin: str | None, timeout: float) -> adopt_shell.Answer:
+    def refuse(argv: list[str], stdin: str | None, timeout: float) -> Answer:
         ran.append(list(argv))
         raise AssertionError(f"ran {argv}")
 
