@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             p.add_argument("--dry-run", action="store_true", help="print the steps only")
         if command == "admin-password":
             p.add_argument("--postgres", metavar="NAME", help="(default: shared-postgres)")
+            p.add_argument(
+                "--force", action="store_true", help="even if a running app logs in as postgres"
+            )
     return parser.parse_args(argv)
 
 
@@ -142,7 +145,9 @@ def prepare(plan: Plan, pulumi: Pulumi, run_it: bool) -> int:
 def admin_password(args: argparse.Namespace) -> int:
     postgres = args.postgres or (read_plan(args.plan).postgres_container if args.plan else None)
     postgres = name(postgres or "shared-postgres", "postgres container")
-    adopt_postgres.hand_over_admin_password(hemma_of(args), pulumi_of(args), postgres, args.dry_run)
+    adopt_postgres.hand_over_admin_password(
+        hemma_of(args), pulumi_of(args), postgres, args.dry_run, args.force
+    )
     return 0
 
 

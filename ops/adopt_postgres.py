@@ -12,17 +12,25 @@ from dataclasses import dataclass
 from ops.adopt_observe import (
     CATALOG_SQL,
     container_envs,
+    observe,
     parse_catalog,
     stored_verifier,
     stored_verifiers,
 )
 from ops.adopt_plan import Plan
 from ops.adopt_record import Kept, Record
-from ops.adopt_secrets import env_logins, export_password, old_passwords, verifier_matches
+from ops.adopt_secrets import (
+    env_logins,
+    export_password,
+    old_passwords,
+    scram_verifier,
+    verifier_matches,
+)
 from ops.adopt_shell import (
     PSQL_FLAGS,
     Failed,
     Hemma,
+    Refused,
     name,
     quote_ident,
     quote_literal,
@@ -43,35 +51,81 @@ class Pulumi:
     """How the operator would type it (``scripts/pulumi``)."""
 
 
-def generated_admin_password(pulumi: Pulumi) -> str:
-    step(f"read the generated admin password: `{pulumi.shown} stack export --show-secrets`")
+def stack_export(pulumi: Pulumi) -> str:
+    step(f"read the stack's passwords: `{pulumi.shown} stack export --show-secrets`")
     answer = run([*pulumi.argv, "stack", "export", "--show-secrets"], None, 600)
     if answer.code != 0:
         raise Failed(f"`{pulumi.shown} stack export --show-secrets` failed: {answer.why()}")
-    return export_password(answer.stdout)
+    return answer.stdout
+
+
+def generated_admin_password(pulumi: Pulumi) -> str:
+    return export_password(stack_export(pulumi))
+
+
+def set_passwords(hemma: Hemma, postgres: str, passwords: dict[str, str]) -> None:
+    """Each role on its password, in one transaction, checked against pg_authid after.
+
+    The SQL carries the SCRAM verifier, not the password: the server may log a
+    statement (on an error, or under log_statement), and the log is
+    ``docker logs``. A non-ASCII old password is sent as it is, so that the
+    server's own SASLprep makes its verifier.
+    """
+    if not passwords:
+        return
+    sql = "".join(
+        f"ALTER ROLE {quote_ident(role)} PASSWORD "
+        f"{quote_literal(scram_verifier(password) if password.isascii() else password)};\n"
+        for role, password in sorted(passwords.items())
+    )
+    hemma.sql(postgres, sql, "postgres", "--single-transaction")
+    stored = stored_verifiers(hemma, postgres, sorted(passwords))
+    for role, password in sorted(passwords.items()):
+        if not verifier_matches(stored.get(role, ""), password, role):
+            raise Failed(f"{role}'s stored verifier does not match the password it was given")
 
 
 def admin_password_accepted(hemma: Hemma, postgres: str, password: str) -> bool:
     return verifier_matches(stored_verifier(hemma, postgres, ADMIN), password, ADMIN)
 
 
-def hand_over_admin_password(hemma: Hemma, pulumi: Pulumi, postgres: str, dry_run: bool) -> None:
+def apps_logging_in_as_admin(hemma: Hemma, postgres: str) -> list[str]:
+    """``CONTAINER: KEY`` of every other running container that logs in as postgres."""
+    here = [c for c in observe(hemma, postgres).containers if c.running and c.name != postgres]
+    envs = container_envs(hemma, [c.id for c in here])
+    return [
+        login.source
+        for c in here
+        for login in env_logins(c.name, envs.get(c.id, []), {postgres})
+        if login.role == ADMIN
+    ]
+
+
+def hand_over_admin_password(
+    hemma: Hemma, pulumi: Pulumi, postgres: str, dry_run: bool, force: bool = False
+) -> None:
     password = generated_admin_password(pulumi)
+    cut_off = apps_logging_in_as_admin(hemma, postgres)
+    if cut_off and not force:
+        raise Refused(
+            f"{', '.join(cut_off)} log in as postgres: they would lose their login now, "
+            "before the outage (--force accepts that)"
+        )
+    for source in cut_off:
+        warn(f"{source} logs in as postgres: it loses its login now (--force)")
     say("    40 letters and digits, as the program generates")
     if admin_password_accepted(hemma, postgres, password):
         say(f"    {postgres} on {hemma.target} already has it (pg_authid's verifier matches)")
         return
     step(
         f"on {hemma.target}: docker exec -i {postgres} psql -U postgres, on stdin: "
-        "ALTER ROLE postgres PASSWORD '***';"
+        "ALTER ROLE postgres PASSWORD '<its SCRAM verifier>';"
     )
     step("then check pg_authid's verifier of postgres against it (not trusting a login)")
     if dry_run:
         say("(dry run: nothing changed)")
         return
-    hemma.sql(postgres, f"ALTER ROLE {quote_ident(ADMIN)} PASSWORD {quote_literal(password)};\n")
-    if not admin_password_accepted(hemma, postgres, password):
-        raise Failed(f"{postgres}'s stored verifier does not match the generated password")
+    set_passwords(hemma, postgres, {ADMIN: password})
     say(f"    verified: {postgres} now takes the generated admin password")
 
 
@@ -205,14 +259,9 @@ def restore_passwords(hemma: Hemma, record: Record, kept: Sequence[Kept], dry_ru
         warn(f"NOT RESTORED {role}: no old container's env holds a password for it")
     if dry_run or not passwords.found:
         return len(passwords.conflicting) + len(passwords.missing)
-    sql = "".join(
-        f"ALTER ROLE {quote_ident(role)} PASSWORD {quote_literal(login.password)};\n"
-        for role, login in sorted(passwords.found.items())
+    set_passwords(
+        hemma, record.postgres, {role: login.password for role, login in passwords.found.items()}
     )
-    hemma.sql(record.postgres, sql, "postgres", "--single-transaction")
-    stored = stored_verifiers(hemma, record.postgres, sorted(passwords.found))
-    for role, login in sorted(passwords.found.items()):
-        if not verifier_matches(stored.get(role, ""), login.password, role):
-            raise Failed(f"{role}'s stored verifier does not match its old password")
+    for role in sorted(passwords.found):
         say(f"    verified: {role} takes its old password again")
     return len(passwords.conflicting) + len(passwords.missing)

@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ops.adopt_shell import Failed, Hemma, Refused, name, sh
+from ops.adopt_shell import Hemma, Refused, name, sh
 
 DIRECTORY = ".hemma-adoption"
 FILE = "containers.json"
 VERSION = 1
-SWAPPING, SWAPPED, ROLLED_BACK = "swapping", "swapped", "rolled-back"
+SWAPPING, SWAPPED = "swapping", "swapped"
+ROLLING_BACK, ROLLED_BACK = "rolling-back", "rolled-back"
+STATES = (SWAPPING, SWAPPED, ROLLING_BACK, ROLLED_BACK)
 
 _READ = 'f="$HOME/$1/$2"; if [ -f "$f" ]; then cat "$f"; else echo none; fi'
 _WRITE = (
@@ -47,6 +49,9 @@ class Record:
     postgres: str
     roles: list[str]
     containers: list[Kept]
+    new: list[str] = field(default_factory=list)
+    """Declared containers Hemma did not have at the swap: the up creates them, and a
+    rollback removes them."""
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     updated: str = ""
 
@@ -75,11 +80,15 @@ def _from_json(data: Any) -> Record:
             )
             for c in data["containers"]
         ]
+        state = str(data["state"])
+        if state not in STATES:
+            raise Refused(f"~/{DIRECTORY}/{FILE} on Hemma has an unknown state {state!r:.40}")
         return Record(
-            state=str(data["state"]),
+            state=state,
             postgres=name(data["postgres"], "recorded postgres container"),
             roles=[name(r, "recorded role") for r in data["roles"]],
             containers=kept,
+            new=[name(n, "recorded new container") for n in data.get("new", [])],
             created=str(data.get("created", "")),
             updated=str(data.get("updated", "")),
         )
@@ -119,8 +128,3 @@ def need(hemma: Hemma) -> Record:
     if record is None:
         raise Refused(f"no swap is recorded on Hemma (~/{DIRECTORY}/{FILE})")
     return record
-
-
-def check_state(record: Record, *allowed: str) -> None:
-    if record.state not in allowed:
-        raise Failed(f"the recorded swap is {record.state}, not {' or '.join(allowed)}")

@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import re
 import unicodedata
 import urllib.parse
@@ -116,6 +117,65 @@ def verifier_matches(verifier: str, password: str, role: str) -> bool:
         digest = "md5" + hashlib.md5((password + role).encode()).hexdigest()
         return hmac.compare_digest(digest, verifier)
     return False
+
+
+def scram_verifier(password: str, iterations: int = 4096, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL would store for ``password``.
+
+    ``ALTER ROLE ... PASSWORD 'SCRAM-SHA-256$...'`` stores such a string as it is
+    (PostgreSQL, "ALTER ROLE": a password already in SCRAM form is taken as
+    encrypted), so the statement, which the server may write to its log on an
+    error or under ``log_statement``, never holds the password itself. ASCII only:
+    for other passwords PostgreSQL's SASLprep would have to be copied exactly.
+    """
+    if not password.isascii():
+        raise ValueError("only an ASCII password gets a verifier made here")
+    salt = os.urandom(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    stored = hashlib.sha256(client_key).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server_key)}"
+
+
+ROLE = "postgresql:index/role:Role"
+
+
+def export_role_passwords(text: str) -> dict[str, str]:
+    """Role name -> the password the stack's state holds for it (none before the
+    first full up). Only generated passwords are taken; anything else is refused."""
+    try:
+        data = json.loads(_json_text(text))
+    except json.JSONDecodeError as error:
+        raise Refused(f"the stack export is not JSON: {error.msg}") from None
+    deployment = data.get("deployment") if isinstance(data, dict) else None
+    resources = deployment.get("resources") if isinstance(deployment, dict) else None
+    found: dict[str, str] = {}
+    for r in resources or []:
+        if not isinstance(r, dict) or r.get("type") != ROLE:
+            continue
+        outputs = r.get("outputs")
+        if not isinstance(outputs, dict):
+            outputs = {}
+        role, value = outputs.get("name"), outputs.get("password")
+        if isinstance(value, dict) and value.get(SIG_KEY) == SECRET_SIG:
+            try:
+                value = json.loads(value.get("plaintext", "null"))
+            except (TypeError, json.JSONDecodeError):
+                value = None
+        if not isinstance(role, str) or not isinstance(value, str):
+            raise Refused(
+                "a role in the stack export has no readable name or password "
+                f"(read it with --show-secrets): {r.get('urn', '')!s:.80}"
+            )
+        if not GENERATED.fullmatch(value):
+            raise Refused(f"the stack's password of role {role!s:.40} is not 40 letters and digits")
+        found[role] = value
+    return found
 
 
 # --- the old passwords in the hand-made containers' env ------------------------

@@ -150,6 +150,17 @@ def survey(plan: Plan, observed: Observed, target: str) -> Survey:
             report.note(f"  WARNING no config key names {volume.docker_name}: it is not adopted")
             continue
         report.set(plan, f'import["volume/{real}"]', real)
+        users = sorted(
+            c.name
+            for c in observed.containers
+            if c.name not in declared and any(m.name == real for m in c.mounts)
+        )
+        if users:
+            report.note(
+                f"  WARNING {', '.join(users)} (not declared) also mount {real}: swap leaves "
+                f"them alone, and refuses while one that mounts {plan.postgres_container}'s "
+                "data could start"
+            )
 
     report.note("")
     networks = {n.name: n for n in observed.networks}

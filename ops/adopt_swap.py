@@ -5,14 +5,19 @@ swap: each declared container that Hemma runs gets restart policy ``no`` first
 daemon restart, and the Docker snap restarts its daemon on every refresh: two
 postmasters on one data directory), is stopped with 120 s grace, apps first and
 shared-postgres last, and is renamed ``NAME-pre-hemma``. Its policy is recorded
-first, so a rollback can give it back.
+first, so a rollback can give it back. It refuses while another container that
+mounts shared-postgres's data could start. On a retry after a rollback it gives
+the roles the state holds their generated passwords back, between the two stops.
 
-rollback: the new container of each name is stopped and removed, the old one
-renamed back, given its policy back and started; shared-postgres first, then the
-roles' old passwords (from the old containers' env), then the apps. Running it
+rollback: the new container of each name, and each one the up created under a
+name Hemma did not have, is stopped and removed; the old one renamed back, given
+its policy back and started; shared-postgres first, then the roles' old
+passwords (from the old containers' env), then the apps. It records that it
+started, so an interrupted one is resumed and never finished over. Running it
 twice changes nothing the second time.
 
-finish: removes the ``-pre-hemma`` containers (never a volume) and the record.
+finish: removes the ``-pre-hemma`` containers (never a volume) and the record,
+only once a new, running container holds each of their names.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from ops.adopt_postgres import (
     ADMIN,
     Pulumi,
     admin_password_accepted,
-    generated_admin_password,
     restore_passwords,
+    set_passwords,
+    stack_export,
 )
-from ops.adopt_record import ROLLED_BACK, SWAPPED, SWAPPING, Kept, Record
-from ops.adopt_shell import Failed, Hemma, Refused, say, step, wait_ready, warn
+from ops.adopt_record import ROLLED_BACK, ROLLING_BACK, SWAPPED, SWAPPING, Kept, Record
+from ops.adopt_secrets import export_password, export_role_passwords
+from ops.adopt_shell import Failed, Hemma, Refused, name, say, step, wait_ready, warn
 
 STOP_GRACE = "120"
 STOP_TIMEOUT = 900.0
@@ -40,13 +47,23 @@ def _names(kept: list[Kept]) -> str:
     return ", ".join(k.name for k in kept) or "(none)"
 
 
-def _stop(hemma: Hemma, kept: list[Kept], postgres: str) -> None:
-    apps = [k for k in kept if k.name != postgres]
-    last = [k for k in kept if k.name == postgres]
-    for batch in (apps, last):
-        if batch:
-            ids = [k.id for k in batch]
-            hemma.must(hemma.docker_line("stop", "-t", STOP_GRACE, *ids), timeout=STOP_TIMEOUT)
+def _stop(hemma: Hemma, batch: list[Kept]) -> None:
+    if batch:
+        ids = [k.id for k in batch]
+        hemma.must(hemma.docker_line("stop", "-t", STOP_GRACE, *ids), timeout=STOP_TIMEOUT)
+
+
+def _others_on_the_data(observed_containers: list[Running], server: Running) -> list[str]:
+    """Containers besides shared-postgres that mount its data volume and could start:
+    running, or with a restart policy a daemon restart acts on."""
+    data = {m.name for m in server.mounts if m.type == "volume" and m.name}
+    return [
+        f"{c.name} (restart {c.restart}, {'running' if c.running else 'stopped'})"
+        for c in observed_containers
+        if c.id != server.id
+        and any(m.type == "volume" and m.name in data for m in c.mounts)
+        and (c.running or c.restart != "no")
+    ]
 
 
 def _fresh_record(hemma: Hemma, plan: Plan) -> Record:
@@ -57,20 +74,31 @@ def _fresh_record(hemma: Hemma, plan: Plan) -> Record:
     clash = [n + SUFFIX for n in declared if n in here and n + SUFFIX in here]
     if clash:
         raise Refused(f"{', '.join(clash)} exist already (an earlier swap?): remove them first")
+    if postgres in here:
+        others = _others_on_the_data(observed.containers, here[postgres])
+        if others:
+            raise Refused(
+                f"{', '.join(others)} mount {postgres}'s data volume and could start beside "
+                "the new server (two postmasters, one data directory): stop them and "
+                "`docker update --restart=no` them, or remove them, first"
+            )
     order = sorted((n for n in declared if n in here), key=lambda n: (n == postgres, n))
     kept = [Kept(n, here[n].id, here[n].restart, here[n].running, here[n].image) for n in order]
     existing = set(observed.catalog.roles) if observed.catalog else set()
     roles = sorted(r for r in plan.roles() if r in existing)
-    return Record(SWAPPING, postgres, [*roles, ADMIN], kept)
+    new = sorted(n for n in declared if n not in here)
+    return Record(SWAPPING, postgres, [*roles, ADMIN], kept, new)
 
 
 def swap(hemma: Hemma, plan: Plan, pulumi: Pulumi, dry_run: bool) -> int:
     record = records.read(hemma)
     if record is not None and record.state == SWAPPED:
         raise Refused(
-            f"the containers were swapped already ({record.updated}): `scripts/adopt finish` "
-            "once the new ones work, or `scripts/adopt rollback`"
+            f"the containers were swapped already ({record.updated}): `scripts/pulumi up`, "
+            "then `scripts/adopt finish` once the new ones work; or `scripts/adopt rollback`"
         )
+    if record is not None and record.state == ROLLING_BACK:
+        raise Refused("a rollback did not complete: run `scripts/adopt rollback` again first")
     if record is not None and record.state == SWAPPING:
         say(f"resuming the swap recorded in {record.where} ({record.created})")
     else:
@@ -81,19 +109,37 @@ def swap(hemma: Hemma, plan: Plan, pulumi: Pulumi, dry_run: bool) -> int:
     if gone:
         raise Failed(f"recorded containers are gone: {', '.join(gone)}")
     server = next((k for k in kept if k.name == record.postgres), None)
-    if server is not None and now[server.id].running:
-        password = generated_admin_password(pulumi)
-        if not admin_password_accepted(hemma, record.postgres, password):
+    server_runs = server is not None and now[server.id].running
+    export = stack_export(pulumi)
+    # On a retry after a rollback the state holds the roles already, with their
+    # generated passwords, and the next up does not set them again:
+    # terraform-provider-postgresql's readRolePassword cannot tell a changed SCRAM
+    # verifier, so even a refresh keeps the state's password. The swap sets them.
+    again = {
+        r: pw for r, pw in export_role_passwords(export).items() if r in record.roles and r != ADMIN
+    }
+    if server_runs:
+        if not admin_password_accepted(hemma, record.postgres, export_password(export)):
             raise Refused(
                 f"the running {record.postgres} does not take the generated admin password: "
                 "the first up could not log in. Run `scripts/adopt admin-password` first"
             )
         say(f"    {record.postgres} takes the generated admin password: the up can log in")
+    elif again:
+        raise Refused(
+            f"{record.postgres} is not running: the roles the stack holds already "
+            f"({', '.join(sorted(again))}) cannot get their generated passwords back"
+        )
     step(f"record in {record.where} on {hemma.target}: each container's ID and restart policy")
     for k in kept:
         say(f"    {k.name}: restart {k.restart}, {'running' if k.running else 'not running'}")
     step(f"set restart policy no on {_names(kept)} (so no daemon restart brings one back)")
     step(f"stop them with {STOP_GRACE} s grace: the apps first, {record.postgres} last")
+    if again:
+        step(
+            "between the two, give the roles the stack holds already their generated "
+            f"passwords back (SCRAM verifiers on stdin): {', '.join(sorted(again))}"
+        )
     step("rename each to NAME-pre-hemma (kept for a rollback)")
     if dry_run:
         say("(dry run: nothing changed)")
@@ -101,7 +147,11 @@ def swap(hemma: Hemma, plan: Plan, pulumi: Pulumi, dry_run: bool) -> int:
     records.write(hemma, record)
     if kept:
         hemma.must(hemma.docker_line("update", "--restart=no", *(k.id for k in kept)))
-    _stop(hemma, kept, record.postgres)
+    _stop(hemma, [k for k in kept if k.name != record.postgres])
+    if again:
+        set_passwords(hemma, record.postgres, again)
+        say(f"    verified: {', '.join(sorted(again))} take their generated passwords")
+    _stop(hemma, [k for k in kept if k.name == record.postgres])
     now = containers_by_id(hemma, [k.id for k in kept])
     renames = [
         hemma.docker_line("rename", k.id, k.kept_as) for k in kept if now[k.id].name != k.kept_as
@@ -130,7 +180,11 @@ def rollback(hemma: Hemma, dry_run: bool) -> int:
     if gone:
         raise Failed(f"the old containers {', '.join(gone)} are gone: nothing to roll back to")
     here: dict[str, Running] = {c.name: c for c in observe(hemma, record.postgres).containers}
-    newcomers = [here[k.name] for k in kept if k.name in here and here[k.name].id != k.id]
+    old_ids = {k.id for k in kept}
+    names = [*(k.name for k in kept), *record.new]
+    newcomers = [here[n] for n in names if n in here and here[n].id not in old_ids]
+    for c in newcomers:
+        name(c.id, "container id")
     server = [k for k in kept if k.name == record.postgres]
     apps = [k for k in kept if k.name != record.postgres]
     replaced = ", ".join(c.name for c in newcomers) or "(none)"
@@ -145,6 +199,8 @@ def rollback(hemma: Hemma, dry_run: bool) -> int:
     if dry_run:
         say("(dry run: nothing changed)")
         return 0
+    record.state = ROLLING_BACK
+    records.write(hemma, record)
     new_apps = [c.id for c in newcomers if c.name != record.postgres]
     new_server = [c.id for c in newcomers if c.name == record.postgres]
     for batch in (new_apps, new_server):
@@ -185,12 +241,21 @@ def finish(hemma: Hemma, dry_run: bool) -> int:
     record = records.need(hemma)
     if record.state == SWAPPING:
         raise Refused("the swap did not complete: run `scripts/adopt swap` again, or rollback")
+    if record.state == ROLLING_BACK:
+        raise Refused("a rollback did not complete: run `scripts/adopt rollback` again")
     kept = record.containers
     now = containers_by_id(hemma, [k.id for k in kept])
     remove = [k for k in kept if k.id in now and now[k.id].name == k.kept_as]
     running = [k.kept_as for k in remove if now[k.id].running]
     if running:
         raise Refused(f"{', '.join(running)} run again: stop them, or roll back instead")
+    here = {c.name: c for c in observe(hemma, record.postgres).containers}
+    unreplaced = [k.kept_as for k in remove if k.name not in here or not here[k.name].running]
+    if unreplaced:
+        raise Refused(
+            f"nothing runs in place of {', '.join(unreplaced)}: they are the way back. "
+            "`scripts/pulumi up` first, or `scripts/adopt rollback`"
+        )
     for k in kept:
         if k.id in now and now[k.id].name == k.name:
             say(f"    {k.name} is the old container again (rolled back): kept")

@@ -38,11 +38,14 @@ from ops.adopt_secrets import (
     Login,
     env_logins,
     export_password,
+    export_role_passwords,
     old_passwords,
+    scram_verifier,
     verifier_matches,
 )
 from ops.adopt_shell import Hemma, Refused, name, quote_ident, quote_literal
 from ops.adopt_survey import survey
+from ops.adopt_swap import _others_on_the_data
 from ops.remote import Answer
 from tests.harness import ROOT, run_program, site_config
 from tests.postgres_server import Server
@@ -113,6 +116,33 @@ def test_a_stack_without_the_password_or_with_two_is_refused() -> None:
         export_password("error: no stack")
 
 
+def role(name_: str, password: Any) -> dict[str, Any]:
+    return {
+        "urn": f"urn:pulumi:hemma::hemma::hemma:app:App$postgresql:index/role:Role::{name_}-role",
+        "type": "postgresql:index/role:Role",
+        "outputs": {"name": name_, "password": password, "login": True},
+    }
+
+
+def test_the_roles_the_state_holds_come_with_their_generated_passwords() -> None:
+    other = GENERATED[::-1]
+    text = export(shown(GENERATED), extra=[role("skriptoteket", shown(other))])
+    assert export_role_passwords(text) == {"skriptoteket": other}
+    assert export_role_passwords(export(shown(GENERATED))) == {}, "before the first full up"
+
+
+@pytest.mark.parametrize(
+    "password",
+    [{SIG_KEY: SECRET_SIG, "ciphertext": "v1:x"}, shown(""), shown("short"), None, 7],
+)
+def test_a_role_password_the_swap_could_not_use_is_refused_without_showing_it(
+    password: Any,
+) -> None:
+    with pytest.raises(Refused) as refused:
+        export_role_passwords(export(shown(GENERATED), extra=[role("skriptoteket", password)]))
+    assert "short" not in str(refused.value)
+
+
 # --- verifiers made by a real PostgreSQL --------------------------------------------
 
 
@@ -150,6 +180,23 @@ def test_md5_verifiers_match_their_password_and_role_only(verifier: Any) -> None
     assert verifier_matches(stored, GENERATED, "adopt_md5")
     assert not verifier_matches(stored, GENERATED, "another_role")
     assert not verifier_matches(stored, GENERATED[:-1], "adopt_md5")
+
+
+def test_a_verifier_made_here_is_stored_as_sent_and_takes_the_password(server: Server) -> None:
+    made = scram_verifier(GENERATED)
+    assert verifier_matches(made, GENERATED, "any") and not verifier_matches(made, "x", "any")
+    server.admin(f"CREATE ROLE adopt_sent LOGIN PASSWORD {quote_literal(made)}")
+    try:
+        stored = server.admin("SELECT rolpassword FROM pg_authid WHERE rolname = 'adopt_sent'")
+        assert stored == made, "the server kept the verifier: the statement held no password"
+        ok = server.psql("SELECT current_user", user="adopt_sent", password=GENERATED)
+        assert ok.returncode == 0 and ok.stdout.strip() == "adopt_sent", ok.stderr
+        wrong = server.psql("SELECT 1", user="adopt_sent", password=GENERATED[:-1] + "x")
+        assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr
+    finally:
+        server.admin("DROP ROLE adopt_sent")
+    with pytest.raises(ValueError):
+        scram_verifier("pässwörd")
 
 
 @pytest.mark.parametrize(
@@ -395,6 +442,11 @@ def test_a_record_with_a_hostile_policy_or_name_is_refused() -> None:
         with pytest.raises(Refused):
             _from_json(bad)
     assert _from_json({**good, "containers": [{**container, "restart": "on-failure:5"}]})
+    hostile: list[tuple[str, Any]] = [("state", "done; rm -rf"), ("new", ["grafana", "$(id)"])]
+    for field_, value_ in hostile:
+        with pytest.raises(Refused):
+            _from_json({**good, field_: value_})
+    assert _from_json({**good, "new": ["grafana"]}).new == ["grafana"]
 
 
 # --- the old passwords in the old containers' env ---------------------------------------
@@ -488,6 +540,30 @@ def hand_made() -> Observed:
         {"postgres": True, "skriptoteket": False, "huleedu_user": True},
     )
     return observed
+
+
+@pytest.mark.parametrize(
+    ("restart", "running", "refused"),
+    [("always", False, True), ("unless-stopped", False, True), ("no", True, True),
+     ("no", False, False)],
+)  # fmt: skip
+def test_another_container_on_the_postgres_data_that_could_start_is_named(
+    restart: str, running: bool, refused: bool
+) -> None:
+    data = [("volume", "infrastructure_postgres_data", "/var/lib/postgresql/data")]
+    text = "\n".join([
+        "#containers",
+        container_line("shared-postgres", "always", data),
+        container_line("postgres-old", restart, data).replace(
+            '"running": true', f'"running": {json.dumps(running)}'
+        ),
+        container_line("nginx-proxy", "always", [("volume", "certs", "/etc/nginx/certs")]),
+    ])  # fmt: skip
+    observed = parse_docker(text)
+    server = observed.container("shared-postgres")
+    assert server is not None
+    named = _others_on_the_data(observed.containers, server)
+    assert [n.split(" ")[0] for n in named] == (["postgres-old"] if refused else [])
 
 
 def test_the_survey_prints_the_config_commands_in_an_order_the_config_takes(

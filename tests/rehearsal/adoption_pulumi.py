@@ -17,8 +17,11 @@ the rehearsal needs of the real one:
   ``{SIG_KEY: SECRET_SIG, "plaintext": JSON}`` with ``--show-secrets`` and as
   ``{SIG_KEY: SECRET_SIG, "ciphertext": ...}`` without (pulumi
   pkg/resource/stack/deployment.go, SerializePropertyValue);
-- ``up`` without targets is only recorded: the rehearsal does what the providers
-  would do itself, on the real engine.
+- ``up`` without targets adds to that state each declared role with the password
+  the program gave it (``$ADOPTION_ROLE_PASSWORDS``, JSON), as a stack export shows
+  a role after a full up; what the providers would do on Hemma the rehearsal does
+  itself, on the real engine;
+- ``refresh`` and ``preview`` are only recorded.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from tests.rehearsal.adoption_paths import set_path
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 PASSWORD = "random:index/randomPassword:RandomPassword"
+ROLE = "postgresql:index/role:Role"
 STACK = "pulumi:pulumi:Stack"
 
 
@@ -113,12 +117,36 @@ def targeted_up(targets: list[str]) -> int:
     return 0
 
 
+def full_up() -> int:
+    plan = json.loads(Path(os.environ["ADOPTION_PLAN"]).read_text())
+    passwords = json.loads(os.environ["ADOPTION_ROLE_PASSWORDS"])
+    path = state_dir() / "state.json"
+    state = json.loads(path.read_text()) if path.exists() else []
+    known = {r["urn"] for r in state}
+    for r in plan["resources"]:
+        if r["type"] == ROLE and r["urn"] not in known:
+            role = r["inputs"]["name"]
+            state.append(
+                {
+                    "urn": r["urn"],
+                    "type": ROLE,
+                    "custom": True,
+                    "parent": r["parent"],
+                    "outputs": {"name": role, "password": passwords[role], "login": True},
+                }
+            )
+    path.write_text(json.dumps(state))
+    return 0
+
+
 def export(show: bool) -> int:
     path = state_dir() / "state.json"
     resources = json.loads(path.read_text()) if path.exists() else []
     for r in resources:
         if r["type"] == PASSWORD:
             r["outputs"]["result"] = secret(r["outputs"]["result"], show)
+        if r["type"] == ROLE:
+            r["outputs"]["password"] = secret(r["outputs"]["password"], show)
     stack = {
         "urn": "urn:pulumi:hemma::hemma::pulumi:pulumi:Stack::hemma-hemma",
         "type": "pulumi:pulumi:Stack",
@@ -136,7 +164,7 @@ def main(argv: list[str]) -> int:
         return config_set(argv[2:])
     if argv[:1] == ["up"]:
         targets = [argv[i + 1] for i, a in enumerate(argv) if a == "--target"]
-        return targeted_up(targets) if targets else 0
+        return targeted_up(targets) if targets else full_up()
     if argv[:2] == ["stack", "export"]:
         return export("--show-secrets" in argv)
     if argv[:2] == ["stack", "output"]:

@@ -76,12 +76,17 @@ README_COMMANDS: list[tuple[str, str]] = [
     ("unimport", "scripts/pulumi config rm import"),
     ("converge", "scripts/pulumi up"),
     ("rollback", "scripts/adopt rollback"),
+    ("refresh", "scripts/pulumi refresh"),
     ("finish", "scripts/adopt finish"),
 ]
 """The README's adoption section, in order. rollback replaces what follows swap
-when up fails or the apps misbehave; finish comes once the new server is verified."""
+when up fails or the apps misbehave, and refresh comes before trying again (then
+admin-password, swap, up); finish comes once the new server is verified."""
 COMMANDS = dict(README_COMMANDS)
 PROBE = "adoption-probe"
+SECOND_POSTGRES = "postgres-old"
+CREATED_BY_UP = "grafana"
+"""A declared container the hand-made server does not have."""
 NEW = (POSTGRES, "skriptoteket-web")
 """The containers the rehearsed first up creates (the others are stand-ins' business)."""
 
@@ -149,8 +154,8 @@ def provider_sql(program: Program, port: int, admin: str, sql: str) -> str:
     return done.stdout.strip()
 
 
-def first_up(engine: Engine, program: Program, pg_image: str, app_image: str) -> Replayed:
-    """What the first successful up does to shared-postgres, its data and one app."""
+def create_containers(engine: Engine, program: Program, pg_image: str, app_image: str) -> None:
+    """The declared shared-postgres and skriptoteket-web, created as the provider does."""
     host_root = Path(tempfile.mkdtemp(prefix="hemma-adoption-host-"))
     replay = Replayed(
         engine=engine, program=program, api=DockerApi(engine.socket), host_root=host_root
@@ -164,6 +169,11 @@ def first_up(engine: Engine, program: Program, pg_image: str, app_image: str) ->
         replay.plans[name] = plan
         replay.create_container(plan)
     wait_ready(engine, POSTGRES)
+
+
+def first_up(engine: Engine, program: Program, pg_image: str, app_image: str) -> None:
+    """What the first successful up does to shared-postgres, its data and one app."""
+    create_containers(engine, program, pg_image, app_image)
     admin = str(program.outputs["postgresAdminPassword"])
     port = next(int(p["external"]) for p in program.container(POSTGRES).inputs["ports"])
     roles = set(provider_sql(program, port, admin, "SELECT rolname FROM pg_roles;").split())
@@ -188,7 +198,6 @@ def first_up(engine: Engine, program: Program, pg_image: str, app_image: str) ->
             statements.append(database_sql(database))
     statements += [grant_sql(g) for g in program.of_type("postgresql:index/grant:Grant")]
     provider_sql(program, port, admin, "".join(f"{s};\n" for s in statements))
-    return replay
 
 
 @dataclass
@@ -246,6 +255,12 @@ def rehearsal(
         config = apply_commands(site_config(), printed)
         program = run_program(config)
         operator.env["ADOPTION_ADMIN_PASSWORD"] = str(program.outputs["postgresAdminPassword"])
+        operator.env["ADOPTION_ROLE_PASSWORDS"] = json.dumps(
+            {
+                str(role.inputs["name"]): str(role.inputs["password"])
+                for role in program.of_type("postgresql:index/role:Role")
+            }
+        )
         operator.step("replan")
         operator.step("preview")
         r = Rehearsal(
@@ -265,8 +280,19 @@ def rehearsal(
             database_url("postgres", OLD_ADMIN, "postgres"), "SELECT 1"
         ).returncode
         r.outputs["swap-dry-run"] = operator.step("swap-dry-run").stdout
+        # A second, undeclared postgres on the same data, stopped but restart always.
+        engine.docker(
+            "create", "--name", SECOND_POSTGRES, "--restart", "always",
+            "-v", f"{PG_VOLUME}:/var/lib/postgresql/data", pg_image,
+        )  # fmt: skip
+        r.outputs["swap with a second postgres"] = operator.run(COMMANDS["swap"], expect=2).stderr
+        engine.docker("rm", SECOND_POSTGRES)
+        r.seen["running after the refused swap"] = {
+            n: r.inspect(n)["State"]["Running"] for n in hand_made.ids
+        }
         swap_started = time.monotonic()
         r.outputs["swap"] = operator.step("swap").stdout
+        r.outputs["finish before up"] = operator.run(COMMANDS["finish"], expect=2).stderr
         r.timings["swap"] = time.monotonic() - swap_started
         r.seen["record"] = json.loads(
             ssh_server.ssh("cat ~/.hemma-adoption/containers.json").stdout
@@ -274,6 +300,11 @@ def rehearsal(
         operator.step("up")
         up_started = time.monotonic()
         first_up(engine, program, pg_image, busybox_image)
+        # One the up creates under a name Hemma did not have (a stand-in of it).
+        engine.docker(
+            "run", "-d", "--name", CREATED_BY_UP, "--restart", "always", "--entrypoint", "sh",
+            busybox_image, "-c", IDLE,
+        )  # fmt: skip
         r.timings["first up (rehearsed)"] = time.monotonic() - up_started
         r.timings["outage: swap + first up"] = time.monotonic() - swap_started
         r.outputs["ownership"] = operator.step("ownership").stdout
@@ -281,7 +312,7 @@ def rehearsal(
         r.timings["up to ownership"] = time.monotonic() - started
         yield r
     finally:
-        hand_made.remove({*NEW, PROBE})
+        hand_made.remove({*NEW, PROBE, SECOND_POSTGRES, CREATED_BY_UP})
         ssh_server.ssh("rm -rf ~/.hemma-adoption", check=False)
         subprocess.run(["rm", "-rf", str(base)], check=False)
     for what, seconds in r.timings.items():
@@ -397,6 +428,21 @@ def test_the_swap_records_and_keeps_the_old_containers_stopped_with_restart_no(
     assert r.inspect(UNDECLARED)["State"]["Running"], (
         "what the stack does not declare is left alone"
     )
+
+
+def test_the_swap_refuses_while_a_second_postgres_could_start_on_the_data(
+    rehearsal: Rehearsal,
+) -> None:
+    r = rehearsal
+    refused = r.outputs["swap with a second postgres"]
+    assert f"{SECOND_POSTGRES} (restart always, stopped) mount {POSTGRES}'s data volume" in refused
+    assert r.seen["running after the refused swap"] == dict.fromkeys(r.hand_made.ids, True)
+
+
+def test_finish_refuses_while_nothing_replaces_the_old_containers(rehearsal: Rehearsal) -> None:
+    refused = rehearsal.outputs["finish before up"]
+    assert refused.startswith("adopt finish: refused: nothing runs in place of ")
+    assert f"{POSTGRES}-pre-hemma" in refused
 
 
 # --- after the first up ------------------------------------------------------------------
@@ -544,6 +590,8 @@ def test_rollback_brings_the_old_server_back_with_its_old_passwords_and_is_safe_
         assert got["HostConfig"]["RestartPolicy"]["Name"] == r.hand_made.restart[name]
         assert not r.exists(f"{name}-pre-hemma")
     assert not any(r.exists(i) for i in new_ids.values()), "the new containers are gone"
+    assert CREATED_BY_UP in r.seen["record"]["new"]
+    assert not r.exists(CREATED_BY_UP), "what the up created under a new name is gone too"
     assert _old_logins_work(r) == []
     generated = r.program.outputs["appConnectionStrings"]["skriptoteket"]["skriptoteket"]
     assert r.psql(generated, "SELECT 1").returncode != 0
@@ -557,13 +605,31 @@ def test_rollback_brings_the_old_server_back_with_its_old_passwords_and_is_safe_
     assert _old_logins_work(r) == []
 
 
-def test_finish_after_a_fresh_swap_removes_only_the_kept_containers(rehearsal: Rehearsal) -> None:
+def test_a_retry_after_a_rollback_logs_the_apps_in_and_finish_removes_only_the_kept(
+    rehearsal: Rehearsal, busybox_image: str
+) -> None:
+    """rollback, refresh, admin-password, swap, up: the state holds the roles with
+    their generated passwords, which the second up does not set again (see swap)."""
     r = rehearsal
     r.operator.step("rollback")
+    assert _old_logins_work(r) == []
+    r.operator.step("refresh")
     r.operator.step("admin-password")
     r.operator.step("swap")
     kept = [c["name"] for c in r.seen["record"]["containers"]]
     assert all(r.exists(f"{n}-pre-hemma") for n in kept)
+    r.operator.step("up")
+    create_containers(r.engine, r.program, r.pg_image, busybox_image)  # no SQL this time
+    for other in sorted(set(kept) - set(NEW)):  # stand-ins of the rest the up creates
+        r.engine.docker(
+            "run", "-d", "--name", other, "--entrypoint", "sh", busybox_image, "-c", IDLE
+        )  # fmt: skip
+    problems = []
+    for app, urls in r.program.outputs["appConnectionStrings"].items():
+        for database, url in urls.items():
+            if r.psql(url, "SELECT 1").returncode != 0:
+                problems.append(f"{app}/{database}")
+    assert problems == [], "the retried up's apps cannot log in"
     r.operator.step("finish")
     assert not any(r.exists(r.hand_made.ids[n]) for n in kept)
     assert r.exists(UNDECLARED)
