@@ -86,6 +86,8 @@ COMMANDS = dict(README_COMMANDS)
 PROBE = "adoption-probe"
 SECOND_POSTGRES = "postgres-old"
 CREATED_BY_UP = "grafana"
+AS_ADMIN = "reports-as-postgres"
+"""An undeclared app of the hand-made server that logs in as postgres."""
 """A declared container the hand-made server does not have."""
 NEW = (POSTGRES, "skriptoteket-web")
 """The containers the rehearsed first up creates (the others are stand-ins' business)."""
@@ -271,6 +273,19 @@ def rehearsal(
         r.seen["running after prepare"] = {
             n: r.inspect(n)["State"]["Running"] for n in hand_made.ids
         }
+        # An app that logs in as postgres would lose its login before the outage.
+        engine.docker(
+            "run", "-d", "--name", AS_ADMIN, "--network", NETWORK, "--entrypoint", "sh",
+            "-e", f"DATABASE_URL=postgresql://postgres:{OLD_ADMIN}@{POSTGRES}:5432/postgres",
+            busybox_image, "-c", IDLE,
+        )  # fmt: skip
+        r.outputs["admin-password with an app as postgres"] = operator.run(
+            COMMANDS["admin-password"], expect=2
+        ).stderr
+        r.seen["old admin after the refusal"] = r.psql(
+            database_url("postgres", OLD_ADMIN, "postgres"), "SELECT 1"
+        ).returncode
+        engine.docker("rm", "--force", AS_ADMIN)
         r.outputs["admin-password"] = operator.step("admin-password").stdout
         admin = str(program.outputs["postgresAdminPassword"])
         r.seen["old server, generated admin"] = r.psql(
@@ -312,7 +327,7 @@ def rehearsal(
         r.timings["up to ownership"] = time.monotonic() - started
         yield r
     finally:
-        hand_made.remove({*NEW, PROBE, SECOND_POSTGRES, CREATED_BY_UP})
+        hand_made.remove({*NEW, PROBE, SECOND_POSTGRES, CREATED_BY_UP, AS_ADMIN})
         ssh_server.ssh("rm -rf ~/.hemma-adoption", check=False)
         subprocess.run(["rm", "-rf", str(base)], check=False)
     for what, seconds in r.timings.items():
@@ -396,6 +411,13 @@ def test_prepare_builds_and_pulls_every_image_before_anything_stops(rehearsal: R
     assert not any(names[u]["type"] == "docker:index/container:Container" for u in targets)
     assert plain == [["up"]], "the one full up comes after the swap"
     assert r.seen["running after prepare"] == dict.fromkeys(r.hand_made.ids, True)
+
+
+def test_admin_password_refuses_while_an_app_logs_in_as_postgres(rehearsal: Rehearsal) -> None:
+    refused = rehearsal.outputs["admin-password with an app as postgres"]
+    assert f"{AS_ADMIN}: DATABASE_URL log in as postgres" in refused
+    assert OLD_ADMIN not in refused
+    assert rehearsal.seen["old admin after the refusal"] == 0, "nothing changed"
 
 
 def test_the_old_server_takes_the_generated_admin_password_before_the_swap(
