@@ -19,7 +19,7 @@ from components.backups.jobs import (
     host_metrics_job,
 )
 from components.backups.restic import Keep, restic_env
-from components.config.errors import ConfigError, redacted
+from components.config.errors import ConfigError, safe_message
 from components.config.reading import load_config
 from components.config.sources import source_digests
 from components.config.stack import NAMESPACE, OPERATOR_SECRETS, POSTGRES_PORT, StackConfig
@@ -112,7 +112,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     retired = config.retired_apps()
     digests, problems = source_digests(config, catalog, required=sources_required)
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError(safe_message(problems, config.secret_keys, config.secret_values))
     # Everything that is rendered from config (unit files, nginx files) is rendered
     # before the first resource: a value that no validator caught stops the run here,
     # with nothing half-declared.
@@ -123,8 +123,8 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
         if config.backups.enabled:
             restic_secrets(config)
     except ValueError as error:
-        reason = redacted(str(error), config.secret_values)
-        raise ConfigError(f"{NAMESPACE}: cannot render the stack: {reason}") from None
+        line = f"{NAMESPACE}: cannot render the stack: {error}"
+        raise ConfigError(safe_message([line], config.secret_keys, config.secret_values)) from None
     secret = keep_config_secrets(config.secret_values)
     defaults = ContainerDefaults(log_opts=config.log_opts)
     on_hemma = pulumi.ResourceOptions(
@@ -163,6 +163,17 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
         if app.database_role
     }
 
+    # A value of a key set as a secret is found in resources by its text, which a
+    # short value cannot be (it would match nearly anything): extraEnv is marked
+    # secret as a whole instead.
+    extra_env: dict[str, dict[str, pulumi.Input[str]]] = {
+        container: {
+            key: pulumi.Output.secret(value) if "extraEnv" in config.secret_keys else value
+            for key, value in variables.items()
+        }
+        for container, variables in config.extra_env.items()
+    }
+
     def app_stack(app: App, retire: bool = False) -> AppStack:
         db = databases.get(app.name)
         return AppStack(
@@ -188,7 +199,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 digests=digests,
                 operator_secrets={key: config.operator_secret(key) for key in OPERATOR_SECRETS},
                 image_overrides=config.image_overrides,
-                extra_env=config.extra_env,
+                extra_env=extra_env,
                 defaults=defaults,
                 import_ids=config.import_ids,
                 volume_names=config.volume_names,
@@ -211,6 +222,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 secret_content=(
                     pulumi.Output.secret(restic_secrets(config)) if group.secret_file else None
                 ),
+                secret_values=config.secret_values,
             ),
             opts=secret,
         )

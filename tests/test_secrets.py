@@ -14,6 +14,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pulumi.runtime import rpc
@@ -127,3 +128,57 @@ def test_no_error_line_echoes_a_value_of_a_secret_key() -> None:
     assert config["hostnames"]["grafana"] not in message, "a collision line echoes the value"
     assert "hemma:extraEnv.grafana.GF_LOG_FILTERS" in message
     assert program.declared == []
+
+
+def test_a_secret_only_a_unit_file_holds_makes_its_install_command_secret() -> None:
+    """The unit files travel base64-encoded inside the install command, where the
+    resource-wide marking cannot see them: the unit component looks itself."""
+    config = site_config()
+    config["dockerPath"] = f"/opt/{MARK}bin/docker"
+    program = run_program(config, OPERATOR_SECRETS | {"dockerPath"})
+    installs = [r for r in program.declared if r.name.endswith("-install")]
+    holding = [r for r in installs if MARK in decoded(r.inputs["create"])]
+    assert len(holding) >= 5
+    assert [r.name for r in holding if not r.secret_input("create")] == []
+    plain = run_program(config, OPERATOR_SECRETS)
+    assert not plain.named(holding[0].name).secret_input("create"), "only when set as a secret"
+
+
+def test_a_short_extra_env_value_of_a_secret_key_is_secret_too() -> None:
+    config = site_config()
+    config["extraEnv"] = {"jaeger": {"LOG_LEVEL": "MK1"}}
+    program = run_program(config, OPERATOR_SECRETS | {"extraEnv"})
+    jaeger = program.container("jaeger")
+    assert "LOG_LEVEL=MK1" in jaeger.inputs["envs"] and jaeger.secret_input("envs")
+
+
+def test_error_lines_of_a_secret_key_hold_no_fragment_of_its_value() -> None:
+    config = site_config()
+    config["backups"] = {**config["backups"], "schedule": f"{MARK}day,Mon *-*-* 03:15:00"}
+    message, program = run_expecting_error(config, OPERATOR_SECRETS | {"backups"})
+    assert message == "hemma:backups.schedule: invalid (not shown: backups is set as a secret)"
+    assert program.declared == []
+
+
+def test_a_secret_source_path_is_not_in_the_missing_dockerfile_line(tmp_path: Path) -> None:
+    (tmp_path / f"{MARK}empty").mkdir()
+    config = site_config()
+    config["appSources"] = {**config["appSources"], "skriptoteket": str(tmp_path / f"{MARK}empty")}
+    message, program = run_expecting_error(config, OPERATOR_SECRETS | {"appSources"})
+    assert message.startswith("hemma:appSources.skriptoteket: ") and MARK not in message
+    assert program.declared == []
+
+
+def test_a_reserved_backup_variable_is_refused_by_its_key_without_its_value() -> None:
+    config = site_config()
+    config["backupStorageEnv"] = {"RESTIC_PASSWORD": f"{MARK}-restic"}
+    message, program = run_expecting_error(config, OPERATOR_SECRETS | {"backupStorageEnv"})
+    assert message.startswith("hemma:backupStorageEnv.RESTIC_PASSWORD: ") and MARK not in message
+    assert program.declared == []
+
+
+def test_a_backup_variable_that_would_steer_the_root_shell_is_refused_by_its_key() -> None:
+    config = site_config()
+    config["backupStorageEnv"] = {"BASH_ENV": "/tmp/x.sh"}
+    message, _ = run_expecting_error(config, OPERATOR_SECRETS | {"backupStorageEnv"})
+    assert message.startswith("hemma:backupStorageEnv.BASH_ENV: it would change how the root")

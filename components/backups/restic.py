@@ -36,7 +36,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # restic takes these from restic_env's own arguments; names that would change how
 # the sourcing root shell itself behaves are refused outright.
-_RESERVED = frozenset(
+RESERVED = frozenset(
     {
         "RESTIC_REPOSITORY",
         "RESTIC_REPOSITORY_FILE",
@@ -87,7 +87,7 @@ def restic_env(repository: str, password: str, extra: Mapping[str, str]) -> str:
     for name, value in extra.items():
         if not _ENV_NAME.match(name):
             raise ValueError(f"not an environment variable name: {name!r}")
-        if name in _RESERVED:
+        if name in RESERVED:
             raise ValueError(f"{name} cannot be set through extra")
         pairs.append((name, value))
     for name, value in pairs:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.backups.restic import RESERVED as RESTIC_RESERVED
+from components.config.errors import ValueFree
 from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
 from components.model.app import SHARED_NETWORK, App, OperatorSecret, network_names
@@ -142,6 +144,22 @@ def check_site(config: StackConfig) -> list[str]:
         for container in what:
             if container not in containers:
                 problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name")
+    for name in sorted(config.backup_storage_env):
+        # The names are plain env names (the model checks them); no value is shown.
+        if name.startswith("RESTIC_REPOSITORY") or name.startswith("RESTIC_PASSWORD"):
+            problems.append(
+                ValueFree(
+                    f"{NAMESPACE}:backupStorageEnv.{name}: backups.repository and "
+                    "resticPassword set it; remove it here"
+                )
+            )
+        elif name in RESTIC_RESERVED:
+            problems.append(
+                ValueFree(
+                    f"{NAMESPACE}:backupStorageEnv.{name}: it would change how the root shell "
+                    "that reads the backup env file behaves; remove it"
+                )
+            )
     services = {s.container: (app, s) for app in catalog for s in app.services}
     for container, variables in config.extra_env.items():
         if container not in services:
@@ -149,7 +167,15 @@ def check_site(config: StackConfig) -> list[str]:
         app, service = services[container]
         owned = {*service.env, *service.secret_env}
         for name in sorted(variables):
-            if name in owned:
+            # Images that read NAME_FILE or NAME__FILE (postgres, Grafana) take it over NAME.
+            base = name.removesuffix("__FILE") if name.endswith("__FILE") else name
+            base = base.removesuffix("_FILE")
+            if base != name and base in owned:
+                problems.append(
+                    f"{NAMESPACE}:extraEnv.{container}.{name}: the {app.name} app sets {base}, "
+                    "which this would override; extraEnv cannot override it"
+                )
+            elif name in owned:
                 problems.append(
                     f"{NAMESPACE}:extraEnv.{container}.{name}: the {app.name} app sets it; "
                     "extraEnv cannot override it"

@@ -69,6 +69,61 @@ def redacted(line: str, secret_values: Iterable[str]) -> str:
     return line
 
 
+MAX_LINE = 240
+"""No line is longer: a long value is cited by a short prefix at most."""
+_LINE_KEY = re.compile(
+    re.escape(NAMESPACE) + r":(?P<key>[A-Za-z0-9_]+)(?:\.[A-Za-z0-9_@/-]+|\[[0-9]+\])*"
+)
+
+
+def _value_free(template: str) -> str:
+    return re.escape(template).replace(r"\{ge\}", "-?[0-9]+").replace(r"\{le\}", "-?[0-9]+")
+
+
+_VALUE_FREE = re.compile(
+    "|".join(_value_free(m) for m in _MESSAGES.values())
+    + "|must be set as a secret \\(pulumi config set --secret [A-Za-z]+ \\.\\.\\.\\)"
+)
+"""Reasons that hold nothing of the value."""
+
+
+class ValueFree(str):
+    """A problem line that holds nothing of any value (only key names and the
+    program's own words): shown as it is, whatever is secret."""
+
+    __slots__ = ()
+
+
+def safe_line(line: str, secret_keys: Iterable[str], secret_values: Iterable[str]) -> str:
+    """A problem line as it may be shown.
+
+    A line about a key the operator set as a secret keeps its key path and a
+    reason that holds nothing of the value; any other reason is replaced, since
+    it may quote a fragment of the value (a bad weekday, a path). Every other
+    line has the secret values taken out, and is cut to ``MAX_LINE``.
+    """
+    found = _LINE_KEY.match(line)
+    if isinstance(line, ValueFree):
+        return str(line)
+    if found is not None and found["key"] in set(secret_keys):
+        rest = line[found.end() :]
+        path = found[0] if rest.startswith(": ") else f"{NAMESPACE}:{found['key']}"
+        reason = rest[2:] if rest.startswith(": ") else ""
+        if not _VALUE_FREE.fullmatch(reason):
+            reason = f"invalid (not shown: {found['key']} is set as a secret)"
+        return f"{path}: {reason}"
+    line = redacted(line, secret_values)
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+def safe_message(
+    lines: Iterable[str], secret_keys: Iterable[str], secret_values: Iterable[str]
+) -> str:
+    """Safe lines, each once, in order."""
+    keys = frozenset(secret_keys)
+    return "\n".join(dict.fromkeys(safe_line(line, keys, secret_values) for line in lines))
+
+
 def problem_line(error: Mapping[str, Any], secrets: set[str]) -> str:
     """One pydantic error as ``hemma:KEY: what is wrong (got VALUE)``; never a secret value."""
     loc = tuple(error["loc"])

@@ -13,6 +13,7 @@ from components.model.values import (
     AbsolutePath,
     BodySize,
     BridgeAddress,
+    CleanedDirectory,
     Days,
     DockerName,
     EnvName,
@@ -96,7 +97,7 @@ class SmartLogsConfig(Model):
 
     enabled: Flag = True
     schedule: Schedule = "daily"
-    directory: AbsolutePath = "/root/logs"
+    directory: CleanedDirectory = "/root/logs"
     keep_days: Days = 30
 
 

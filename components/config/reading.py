@@ -17,7 +17,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from components.config.checks import check_site, missing_operator_secrets
-from components.config.errors import ConfigError, problem_line, redacted
+from components.config.errors import ConfigError, problem_line, safe_line, safe_message
 from components.config.sources import absent_checkouts
 from components.config.stack import NAMESPACE, SECRET_KEYS, StackConfig, object_keys
 
@@ -88,8 +88,12 @@ def _decode(key: str, value: str, structured: frozenset[str]) -> tuple[Any, str 
     except json.JSONDecodeError:
         return None, f"{NAMESPACE}:{key}: must be an object"
     except RecursionError:
-        decoded = None
-    if decoded is None or _depth(decoded) > MAX_DEPTH:
+        return None, f"{NAMESPACE}:{key}: is nested too deeply"
+    except ValueError:  # a number with more digits than Python converts
+        return None, f"{NAMESPACE}:{key}: holds a number too long to read"
+    if decoded is None:
+        return None, f"{NAMESPACE}:{key}: must be an object"
+    if _depth(decoded) > MAX_DEPTH:
         return None, f"{NAMESPACE}:{key}: is nested too deeply"
     return decoded, None
 
@@ -135,10 +139,9 @@ def parse(values: Mapping[str, str], secrets: set[str] | None = None) -> StackCo
             config.leave_out(absent_checkouts(config))
         problems.extend(check_site(config))
     if problems:
-        unique = dict.fromkeys(redacted(line, secret_values) for line in problems)
-        raise ConfigError("\n".join(unique))
+        raise ConfigError(safe_message(problems, secrets, secret_values))
     assert config is not None
-    config.mark_secret(secret_values)
+    config.mark_secret(secret_values, frozenset(secrets))
     return config
 
 
@@ -146,8 +149,12 @@ def load_config() -> StackConfig:
     """Read and validate the whole stack config. Call before declaring any resource."""
     values, secrets = raw_config()
     config = parse(values, secrets)
+    secret_keys, secret_values = config.secret_keys, config.secret_values
     for app, why in sorted(config.left_out.items()):
-        pulumi.log.warn(f"{NAMESPACE}: the {app} app is left out: {why}")
+        if "appSources" in secret_keys:
+            why = "its source checkout is not here (appSources is set as a secret)"
+        line = f"{NAMESPACE}: the {app} app is left out: {why}"
+        pulumi.log.warn(safe_line(line, secret_keys, secret_values))
     if config.local:
         for key, container in sorted(missing_operator_secrets(config, config.apps()).items()):
             pulumi.log.warn(f"{NAMESPACE}:{key}: not set; {container} runs without it")

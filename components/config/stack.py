@@ -121,6 +121,7 @@ class _StackConfig(Model):
     """App volume -> the name it already has on Hemma (compose prefixes its project)."""
 
     _secret_values: frozenset[str] = PrivateAttr(default=frozenset())
+    _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
     _left_out: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def leave_out(self, apps: Mapping[str, str]) -> None:
@@ -132,9 +133,15 @@ class _StackConfig(Model):
         """App -> why it is left out: its source checkout is not here."""
         return self._left_out
 
-    def mark_secret(self, values: frozenset[str]) -> None:
-        """Record the values of every key the operator set as a secret."""
+    def mark_secret(self, values: frozenset[str], keys: frozenset[str] = frozenset()) -> None:
+        """Record every key the operator set as a secret, and their values."""
         self._secret_values = values
+        self._secret_keys = keys
+
+    @property
+    def secret_keys(self) -> frozenset[str]:
+        """The top-level keys the operator set with ``--secret``."""
+        return self._secret_keys
 
     @property
     def secret_values(self) -> frozenset[str]:

@@ -165,6 +165,24 @@ def _absolute_path(value: str) -> str:
     return value
 
 
+_SYSTEM_TREES = frozenset(
+    {"bin", "boot", "dev", "etc", "proc", "run", "sbin", "snap", "sys", "usr"}
+)
+
+
+def _cleaned_directory(value: str) -> str:
+    """A directory a cleanup job may delete files under: not the root, not a tree of
+    the system, at least two levels deep (``/root/logs``)."""
+    _absolute_path(value)
+    parts = [p for p in value.split("/") if p]
+    if len(parts) < 2 or parts[0] in _SYSTEM_TREES or parts[0].startswith("lib"):
+        raise ValueError(
+            "must be a directory two or more levels deep, outside the system's own trees "
+            "(a cleanup job deletes files under it)"
+        )
+    return value
+
+
 def _executable(value: str) -> str:
     _absolute_path(value)
     if value.endswith("/"):
@@ -234,6 +252,7 @@ Secret = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 """An operator-held secret that becomes an env value."""
 Schedule = Annotated[str, AfterValidator(_schedule)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+CleanedDirectory = Annotated[str, AfterValidator(_cleaned_directory)]
 ExecutablePath = Annotated[str, AfterValidator(_executable)]
 UnitName = Annotated[
     str,
