@@ -34,6 +34,7 @@ SSH_STUB = """
 args="$*"
 case "$1" in
   -G) printf 'hostname hemma\\ncontrolmaster %s\\ncontrolpersist %s\\n' {master} {persist}
+      [ -z "{path}" ] || printf 'controlpath %s\\n' "{path}"
       exit 0;;
 esac
 [ "$1" = -n ] || {{ echo "ssh without -n would read the caller's stdin" >&2; exit 97; }}
@@ -52,6 +53,7 @@ def run_script(
     sudo: int = 0,
     master: str = "auto",
     persist: str = "600",
+    path: str = "/home/op/.ssh/cm-0123abcd",
     stdin: str = "",
     env_extra: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -70,7 +72,7 @@ def run_script(
     stub(
         bin_dir,
         "ssh",
-        SSH_STUB.format(master=master, persist=persist, docker=docker, sudo=sudo),
+        SSH_STUB.format(master=master, persist=persist, path=path, docker=docker, sudo=sudo),
     )
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -132,11 +134,21 @@ def test_up_stops_before_changing_anything_without_passwordless_sudo(tmp_path: P
     assert not any(call.startswith("up") for call in pulumi_calls(bin_dir))
 
 
-@pytest.mark.parametrize(("master", "persist"), [("no", "600"), ("auto", "no")])
-def test_preview_stops_unless_ssh_is_multiplexed(tmp_path: Path, master: str, persist: str) -> None:
-    done, bin_dir = run_script(tmp_path, master=master, persist=persist)
+@pytest.mark.parametrize(
+    ("master", "persist", "path", "missing"),
+    [
+        ("no", "600", "/home/op/.ssh/cm-0123abcd", "ControlMaster"),
+        ("auto", "no", "/home/op/.ssh/cm-0123abcd", "ControlPersist"),
+        ("auto", "600", "", "ControlPath"),  # `ssh -G` prints none when it is unset
+        ("auto", "600", "none", "ControlPath"),
+    ],
+)
+def test_preview_stops_unless_ssh_is_multiplexed(
+    tmp_path: Path, master: str, persist: str, path: str, missing: str
+) -> None:
+    done, bin_dir = run_script(tmp_path, master=master, persist=persist, path=path)
     assert done.returncode != 0
-    assert "ControlPersist" in done.stderr
+    assert missing in done.stderr
     assert not any(call.startswith("preview") for call in pulumi_calls(bin_dir))
 
 
