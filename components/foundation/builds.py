@@ -9,6 +9,13 @@ Dockerfile reads: the Dockerfile, its build arguments, and the files its
 tag is known during preview, so a change to one service previews as that
 service, and an unchanged image is not rebuilt. The build itself is ``docker
 build`` against Hemma's daemon, run where Pulumi runs.
+
+Where the Dockerfile reads the context in a way this cannot follow (a ``COPY``
+source holding a ``$`` variable, a ``RUN --mount`` that binds from the context)
+the digest covers the whole context, less ``.dockerignore``: such an image
+rebuilds on any edit, but never misses one. A new base image under the same
+``FROM`` tag is not seen at all (the digest reads no registry): change the tag,
+or a build argument, to rebuild on one.
 """
 
 from __future__ import annotations
@@ -63,6 +70,20 @@ def copy_sources(dockerfile: str) -> list[str]:
         paths = [w for w in words if not w.startswith("--")]
         sources += [p for p in paths[:-1] if "://" not in p]
     return sources
+
+
+_RUN_MOUNT = re.compile(r"^\s*RUN\b.*--mount=\S*type=bind", re.IGNORECASE)
+
+
+def reads_beyond_its_copies(dockerfile: str) -> bool:
+    """Whether the Dockerfile reads context files its COPY/ADD sources do not name."""
+    for line in _logical_lines(dockerfile):
+        match = _INSTRUCTION.match(line)
+        if match is not None and "$" in match.group(2):
+            return True
+        if _RUN_MOUNT.match(line) and "from=" not in line.lower():
+            return True
+    return False
 
 
 def _ignore_patterns(context: Path) -> list[tuple[bool, str]]:
@@ -149,7 +170,8 @@ def source_digest(checkout: str, spec: Build) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([text, sorted(spec.args.items()), PLATFORM]).encode())
     seen: set[str] = set()
-    for source in copy_sources(text):
+    sources = ["."] if reads_beyond_its_copies(text) else copy_sources(text)
+    for source in sources:
         for path in _files(context, source):
             relative = path.relative_to(context).as_posix()
             if relative in seen or _ignored(relative, patterns):
