@@ -26,6 +26,8 @@ URLS = [
 ALERTS = {
     "BackupStale",
     "RestoreDrillFailed",
+    "RestoreDrillStale",
+    "BackupCheckStale",
     "BackupCheckFailed",
     "DiskAlmostFull",
     "CertificateExpiresSoon",

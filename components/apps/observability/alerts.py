@@ -19,6 +19,8 @@ BLACKBOX_JOB = "blackbox-http"
 BLACKBOX_EXPORTER = "blackbox_exporter:9115"
 RULES_PATH = "/etc/prometheus/hemma-alerts.yml"
 RECEIVER = "hemma"
+STALE_WEEKLY_DAYS = 8
+"""The drill and the check run weekly (backups.drillSchedule, backups.checkSchedule)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ def rules(public_urls: Sequence[str], backup_max_age_hours: int = 26) -> list[Ru
              f"time() - max(hemma_backup_last_success_timestamp_seconds) > {hours} * 3600"
              # absent_over_time: a missed scrape or a restart is not "no backups".
              " or absent_over_time(hemma_backup_last_success_timestamp_seconds[1h])"),
+        # The drill and the check run weekly: a week and a day without a good one
+        # means one was missed or failed, or the timer is gone.
+        Rule(backups, "RestoreDrillStale", "1h", "warning",
+             f"No restore drill has succeeded in the last {STALE_WEEKLY_DAYS} days",
+             f"time() - max(hemma_drill_last_success_timestamp_seconds)"
+             f" > {STALE_WEEKLY_DAYS} * 86400"
+             " or absent_over_time(hemma_drill_last_success_timestamp_seconds[1h])"),
+        Rule(backups, "BackupCheckStale", "1h", "warning",
+             f"No restic check has succeeded in the last {STALE_WEEKLY_DAYS} days",
+             f"time() - max(hemma_backup_check_last_success_timestamp_seconds)"
+             f" > {STALE_WEEKLY_DAYS} * 86400"
+             " or absent_over_time(hemma_backup_check_last_success_timestamp_seconds[1h])"),
         Rule(backups, "RestoreDrillFailed", "10m", "warning",
              "The last restore drill failed: the backups may not restore",
              "hemma_drill_last_run_success == 0"),
@@ -126,6 +140,8 @@ def _cases(urls: Sequence[str], hours: int) -> dict[str, tuple[Case, ...]]:
     # promtool's clock starts at 0, so the stale backup succeeded "before" it started.
     stale, recent = f"{-(hours + 1) * 3600}x60", f"{-(hours - 1) * 3600}x60"
     backup = "hemma_backup_last_success_timestamp_seconds"
+    drill = "hemma_drill_last_success_timestamp_seconds"
+    check = "hemma_backup_check_last_success_timestamp_seconds"
     host_run = "hemma_host_metrics_last_run_timestamp_seconds"
     errors = 'hemma_host_metrics_errors{source="docker"}'
     avail = 'hemma_filesystem_avail_bytes{mountpoint="/"}'
@@ -143,6 +159,16 @@ def _cases(urls: Sequence[str], hours: int) -> dict[str, tuple[Case, ...]]:
             _case("40m", {backup: stale}, {}),
             _case("2h", {"hemma_backup_last_run_success": "0x5"}, {}),
             _case("40m", {backup: recent}),
+        ),
+        "RestoreDrillStale": (
+            _case("2h", {drill: f"{-9 * 86400}x120"}, {}),
+            _case("2h", {"hemma_drill_last_run_success": "1x120"}, {}),
+            _case("2h", {drill: f"{-2 * 86400}x120"}),
+        ),
+        "BackupCheckStale": (
+            _case("2h", {check: f"{-9 * 86400}x120"}, {}),
+            _case("2h", {"hemma_backup_check_last_run_success": "1x120"}, {}),
+            _case("2h", {check: f"{-2 * 86400}x120"}),
         ),
         "RestoreDrillFailed": (
             _case(
