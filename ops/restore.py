@@ -1,7 +1,7 @@
 """Restore a database or a volume on Hemma from the nightly restic snapshots.
 
-    scripts/restore database DB [--snapshot ID] [--into NAME] [--stop CONTAINER]...
-                                [--production --yes]
+    scripts/restore database DB [--snapshot ID] [--into NAME]
+                                [--production --yes (--stop CONTAINER... | --keep-running)]
     scripts/restore volume NAME [--snapshot ID] [--into NAME] [--production --yes]
 
 Run from the operator's machine; every step is one shell command sent over ssh.
@@ -116,6 +116,11 @@ def parser() -> argparse.ArgumentParser:
                 metavar="CONTAINER",
                 help="stopped while the live database is overwritten",
             )
+            sub.add_argument(
+                "--keep-running",
+                action="store_true",
+                help="overwrite the live database with no container stopped",
+            )
         sub.add_argument("--docker", default="docker", help="docker on Hemma")
         sub.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL container")
         sub.add_argument("--env", default=ENV_FILE, help="restic's env file on Hemma")
@@ -146,6 +151,15 @@ def check(args: argparse.Namespace) -> str:
     for container in getattr(args, "stop", []):
         if not _NAME.match(container):
             raise Refused(f"bad container name: {container!r}")
+    if kind == "database" and args.production:
+        if not args.stop and not args.keep_running:
+            raise Refused(
+                f"name the containers that use {name} with --stop (the `containers` output "
+                "lists each app's), or say --keep-running: an app writing during the "
+                "overwrite loses what it wrote"
+            )
+        if args.stop and args.keep_running:
+            raise Refused("--stop and --keep-running contradict each other")
     return str(into)
 
 

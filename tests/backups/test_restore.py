@@ -76,6 +76,8 @@ def printed_steps(stdout: str) -> list[str]:
         ["database", "skriptoteket", "--production"],
         ["database", "skriptoteket", "--yes"],
         ["database", "skriptoteket", "--into", "skriptoteket", "--production", "--yes"],
+        ["database", "skriptoteket", "--production", "--yes"],  # what keeps writing?
+        ["database", "skriptoteket", "--production", "--yes", "--keep-running", "--stop", "x"],
         ["volume", "classhub-media", "--production"],
         ["volume", "classhub-media", "--into", "classhub-media"],
         ["database", "skriptoteket; rm -rf /"],
@@ -200,6 +202,7 @@ def test_a_database_restores_into_scratch_then_over_the_live_one(hemma: Hemma) -
             "restore_tutoring_2",
             "--production",
             "--yes",
+            "--keep-running",
             *local_args(hemma),
             mode="local",
         )
