@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,6 +114,30 @@ def test_the_committed_schemas_are_those_of_the_pinned_providers() -> None:
         "pulumi-postgresql": "3.18.2",
         "pulumi-random": "4.21.4",
     }
+
+
+UPSTREAM_COMMAND = json.loads(
+    (Path(__file__).resolve().parents[1] / "schemas" / "pulumi-command-v1.2.1.json").read_text()
+)
+"""pulumi-command's own schema.json at the pinned tag, trimmed (its ``source`` says where
+from): the one provider whose tag of that version is in reach here."""
+_UPSTREAM_SCALARS = {"string", "integer", "number", "boolean"}
+
+
+def test_the_sdk_derived_copy_matches_pulumi_commands_own_schema_json() -> None:
+    """The copy is read from the SDKs, which codegen writes from schema.json; where the
+    upstream schema.json of the pinned version is at hand, the two must agree."""
+    for token, upstream in UPSTREAM_COMMAND["resources"].items():
+        derived = SCHEMA["resources"][token]
+        assert sorted(derived["properties"]) == sorted(upstream["inputProperties"]), token
+        assert sorted(derived["required"]) == sorted(upstream["requiredInputs"]), token
+        for name, spec in upstream["inputProperties"].items():
+            if spec.get("type") in _UPSTREAM_SCALARS:
+                assert derived["properties"][name] == spec["type"], f"{token}.{name}"
+            elif spec.get("type") == "array":
+                assert "array" in derived["properties"][name], f"{token}.{name}"
+            elif spec.get("type") == "object":
+                assert "map" in derived["properties"][name], f"{token}.{name}"
 
 
 def test_every_declared_resource_fits_its_providers_schema(program: Program) -> None:
