@@ -38,6 +38,10 @@ SCANNER_LOCATIONS = (
 )
 
 
+PROXY_CONF_PATH = "proxy.conf"
+"""/etc/nginx/proxy.conf: when it exists, nginx-proxy 1.6's nginx.tmpl includes it at
+http level instead of its own proxy headers (``{{ if (exists "/etc/nginx/proxy.conf") }}``)."""
+
 UNKNOWN_HOSTS_PATH = "conf.d/hemma-unknown-hosts.conf"
 """Relative to /etc/nginx; nginx-proxy's nginx.conf includes conf.d/*.conf at http level."""
 
@@ -76,6 +80,37 @@ def unknown_hosts() -> str:
     )
 
 
+def proxy_conf() -> str:
+    """nginx-proxy 1.6's own proxy headers, but X-Forwarded-For is the client's address
+    alone.
+
+    The template appends the client to any X-Forwarded-For the client sent
+    (``$proxy_add_x_forwarded_for``), whatever TRUST_DOWNSTREAM_PROXY says. An app
+    that trusts the proxy's network takes the rightmost untrusted address, which is
+    the real one for IPv4; a client over IPv6 reaches nginx through Docker's
+    userland proxy, from the bridge gateway, a trusted address, and the app would
+    take the address the client wrote. Nothing stands in front of nginx-proxy, so
+    no X-Forwarded-For it receives is worth keeping. The other headers and the
+    variables they use are the template's own (its maps, rendered there).
+    """
+    return (
+        "# nginx-proxy is the edge: the client's address is the only one forwarded.\n"
+        "proxy_http_version 1.1;\n"
+        "proxy_set_header Host $host$host_port;\n"
+        "proxy_set_header Upgrade $http_upgrade;\n"
+        "proxy_set_header Connection $proxy_connection;\n"
+        "proxy_set_header X-Real-IP $remote_addr;\n"
+        "proxy_set_header X-Forwarded-For $remote_addr;\n"
+        "proxy_set_header X-Forwarded-Host $proxy_x_forwarded_host;\n"
+        "proxy_set_header X-Forwarded-Proto $proxy_x_forwarded_proto;\n"
+        "proxy_set_header X-Forwarded-Ssl $proxy_x_forwarded_ssl;\n"
+        "proxy_set_header X-Forwarded-Port $proxy_x_forwarded_port;\n"
+        "proxy_set_header X-Original-URI $request_uri;\n"
+        "# Mitigate httpoxy (as the template does).\n"
+        'proxy_set_header Proxy "";\n'
+    )
+
+
 def edge_hardening() -> str:
     """Server-level rules that drop scanner traffic without an answer (444)."""
     lines = [
@@ -98,6 +133,7 @@ def proxy_files(policies: list[HostPolicy], default_max_body_size: str) -> dict[
     files = {
         EDGE_HARDENING_PATH: edge_hardening(),
         UNKNOWN_HOSTS_PATH: unknown_hosts(),
+        PROXY_CONF_PATH: proxy_conf(),
         "vhost.d/default": vhost_server_snippet(default_max_body_size),
     }
     for policy in policies:

@@ -44,14 +44,31 @@ http {
     fastcgi_temp_path $root/fastcgi;
     uwsgi_temp_path $root/uwsgi;
     scgi_temp_path $root/scgi;
+$template_maps
+    include proxy.conf;
     server {
         listen 127.0.0.1:$upstream;
         location / { return 200 "upstream ok\\n"; }
+        location = /headers {
+            return 200 "xff=$$http_x_forwarded_for proto=$$http_x_forwarded_proto\\n";
+        }
     }
 $servers
 }
 """
 )
+TEMPLATE_MAPS = """
+    map $http_x_forwarded_proto $proxy_x_forwarded_proto { default $scheme; '' $scheme; }
+    map $http_x_forwarded_host $proxy_x_forwarded_host { default $host; '' $host; }
+    map $http_x_forwarded_port $proxy_x_forwarded_port { default $server_port; '' $server_port; }
+    map $scheme $proxy_x_forwarded_ssl { default off; https on; }
+    map $server_port $host_port { default :$server_port; 80 ''; 443 ''; }
+    map $http_upgrade $proxy_connection { default upgrade; '' $proxy_connection_noupgrade; }
+    map $upstream_keepalive $proxy_connection_noupgrade { default close; true ''; }
+    map "" $upstream_keepalive { default false; }
+"""
+"""The maps nginx-proxy 1.6.0's nginx.tmpl renders at http level with
+TRUST_DOWNSTREAM_PROXY=false, which the proxy.conf the program uploads relies on."""
 
 
 def free_port() -> int:
@@ -131,7 +148,9 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     user = "user root root;" if os.geteuid() == 0 else ""
     servers = "".join(server_block(h, port, upstream, root) for h in hosts)
     (root / "nginx.conf").write_text(
-        NGINX_CONF.substitute(user=user, root=root, upstream=upstream, servers=servers)
+        NGINX_CONF.substitute(
+            user=user, root=root, upstream=upstream, servers=servers, template_maps=TEMPLATE_MAPS
+        )
     )
     config = ["-p", str(root), "-c", str(root / "nginx.conf")]
     checked = subprocess.run([nginx, "-t", *config], capture_output=True, text=True)
@@ -224,3 +243,15 @@ def test_a_body_within_the_limit_passes(edge: Edge) -> None:
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     assert status(edge.request(OPEN, head, body)) == 200
+
+
+def test_a_client_cannot_choose_the_forwarded_address_or_scheme(edge: Edge) -> None:
+    """nginx-proxy's own template would append the client to an X-Forwarded-For the
+    client sent; the uploaded proxy.conf forwards the client's address alone."""
+    head = (
+        "GET /headers HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 6.6.6.6\r\n"
+        "X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"
+    )
+    response = edge.request(OPEN, head)
+    assert status(response) == 200
+    assert response.endswith(b"xff=127.0.0.1 proto=http\n"), response
