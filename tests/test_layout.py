@@ -61,7 +61,7 @@ def test_an_upward_import_breaks_the_contract(tree: Path) -> None:
 
 
 def test_two_parts_of_one_layer_may_not_import_each_other(tree: Path) -> None:
-    add_import(tree, "components.host.units", "import components.postgres.backups")
+    add_import(tree, "components.host.units", "import components.postgres.server")
     done = lint_imports(tree)
     assert done.returncode != 0
     assert "Imports only go downward BROKEN" in done.stdout
