@@ -1,6 +1,6 @@
 """Open the SSH port-forwards to Hemma's localhost-only services.
 
-    python -m ops.tunnel                 # every tunnel in sshTunnels, until Ctrl-C
+    python -m ops.tunnel                 # every tunnel in sshTunnels and postgresTunnel
     python -m ops.tunnel tabby --print   # just show the command
 
 Each forward is ``ssh -N ... -L LOCAL:REMOTE sshTarget``, with ``-p sshPort`` when
@@ -10,6 +10,7 @@ that is not 22. autossh, when it is on PATH, brings a dropped tunnel back by its
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import shutil
 import signal
@@ -53,11 +54,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+POSTGRES = "shared-postgres"
+_POSTGRES_FORWARD = re.compile(r"-L ([0-9]{1,5}):(127\.0\.0\.1:[0-9]{1,5}) ")
+
+
+def postgres_tunnel(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """shared-postgres's forward, read from ``postgresTunnel`` (null on the local stack)."""
+    command = data.get("postgresTunnel")
+    if command is None:
+        return {}
+    if not isinstance(command, str):
+        raise BadInput("outputs postgresTunnel should be a string or null")
+    found = _POSTGRES_FORWARD.search(command)
+    if found is None:
+        raise BadInput("outputs postgresTunnel holds no -L LOCAL:127.0.0.1:PORT forward")
+    return {POSTGRES: {"localPort": int(found[1]), "remote": found[2]}}
+
+
 def commands(
     data: dict[str, Any], names: list[str], target: str, autossh: bool, port: int = 22
 ) -> list[tuple[str, list[str]]]:
     """(name, argv) for each chosen tunnel, in the order asked, or all of them by name."""
-    tunnels: dict[str, Any] = need(data, "sshTunnels", dict)
+    tunnels: dict[str, Any] = {**need(data, "sshTunnels", dict), **postgres_tunnel(data)}
     unknown = [name for name in names if name not in tunnels]
     if unknown:
         known = ", ".join(sorted(tunnels)) or "none"

@@ -81,6 +81,7 @@ def test_print_shows_plain_ssh_without_autossh(
     assert lines == [
         f"ssh {OPTIONS} -L 19000:127.0.0.1:9000 {TARGET}",
         f"ssh {OPTIONS} -L 18085:127.0.0.1:8085 {TARGET}",
+        f"ssh {OPTIONS} -L 15432:127.0.0.1:5432 {TARGET}",  # postgresTunnel
     ]
 
 
@@ -144,7 +145,7 @@ def test_an_unknown_name_is_one_line_listing_the_known_ones(
     assert (code, lines) == (2, [])
     assert err == (
         "tunnel: no tunnel named tabby; known: "
-        "huleedu_essay_embed_offload, huleedu_language_tool_service\n"
+        "huleedu_essay_embed_offload, huleedu_language_tool_service, shared-postgres\n"
     )
 
 
@@ -195,6 +196,7 @@ def start_tunnels(
     log = tmp_path / "ssh.log"
     data = sample(
         sshPort=port,
+        postgresTunnel=None,  # as on the local stack
         sshTunnels={
             name: {"localPort": local, "remote": f"127.0.0.1:{echo_port}"}
             for name, local in names.items()
@@ -277,3 +279,13 @@ def test_a_tunnel_that_dies_is_reported_and_fails_the_run(
     assert process.returncode == 1
     assert "tunnel: lang exited with status 3" in err
     assert len(read_log(log)) == 1
+
+
+@pytest.mark.parametrize("command", [7, "ssh -N hemma", "ssh -N -L 15432:0.0.0.0:5432 hemma"])
+def test_a_postgres_tunnel_in_another_form_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bare_path: Path, command: object
+) -> None:
+    path = write(tmp_path, sample(postgresTunnel=command))
+    code, lines, err = printed(capsys, "--outputs", str(path), "--print")
+    assert (code, lines) == (2, [])
+    assert err.startswith("tunnel: outputs postgresTunnel ")
