@@ -125,7 +125,11 @@ class Report:
             ]
             for host, route in routes.items()
         ]
-        return ["Routes (nginx-proxy, HTTPS):", *_table(rows)]
+        checks = self.output("healthChecks")
+        public = checks.get("public") if isinstance(checks, dict) else None
+        urls = [u for u in (public or {}).values() if isinstance(u, str)]
+        scheme = "HTTP" if urls and all(u.startswith("http://") for u in urls) else "HTTPS"
+        return [f"Routes (nginx-proxy, {scheme}):", *_table(rows)]
 
     def image(self, container: Mapping[str, Any]) -> str:
         """What a container runs: the pulled reference, or the tag a build command makes."""

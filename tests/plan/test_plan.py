@@ -174,6 +174,10 @@ def test_the_plan_reads_the_stack_file_and_prints_every_section(fresh: Path) -> 
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert routes_in(out) == ROUTES
+    assert "Routes (nginx-proxy, HTTPS):" in out
+    local = plan(fresh, "--stack", "local")
+    assert local.returncode == 0, local.stderr
+    assert "Routes (nginx-proxy, HTTP):" in local.stdout, "the local stack has no TLS"
     for section in (
         "Routes",
         "Containers:",
