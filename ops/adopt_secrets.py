@@ -22,6 +22,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ops.adopt_plan import ADMIN_PASSWORD, PASSWORD
 from ops.adopt_shell import Refused
@@ -46,17 +47,23 @@ def _json_text(text: str) -> str:
     return text[start + 1 :] if start >= 0 else text
 
 
-def export_password(text: str, name: str = ADMIN_PASSWORD) -> str:
-    """The ``result`` of the RandomPassword ``name`` in a stack export."""
+def export_resources(text: str) -> list[Any]:
+    """The resources of a stack export (``deployment.resources``)."""
     try:
         data = json.loads(_json_text(text))
     except json.JSONDecodeError as error:
         raise Refused(f"the stack export is not JSON: {error.msg}") from None
     deployment = data.get("deployment") if isinstance(data, dict) else None
     resources = deployment.get("resources") if isinstance(deployment, dict) else None
+    return resources if isinstance(resources, list) else []
+
+
+def export_password(text: str, name: str = ADMIN_PASSWORD) -> str:
+    """The ``result`` of the RandomPassword ``name`` in a stack export."""
+    resources = export_resources(text)
     found = [
         r
-        for r in resources or []
+        for r in resources
         if isinstance(r, dict)
         and r.get("type") == PASSWORD
         and str(r.get("urn", "")).endswith(f"::{name}")
@@ -148,14 +155,9 @@ ROLE = "postgresql:index/role:Role"
 def export_role_passwords(text: str) -> dict[str, str]:
     """Role name -> the password the stack's state holds for it (none before the
     first full up). Only generated passwords are taken; anything else is refused."""
-    try:
-        data = json.loads(_json_text(text))
-    except json.JSONDecodeError as error:
-        raise Refused(f"the stack export is not JSON: {error.msg}") from None
-    deployment = data.get("deployment") if isinstance(data, dict) else None
-    resources = deployment.get("resources") if isinstance(deployment, dict) else None
+    resources = export_resources(text)
     found: dict[str, str] = {}
-    for r in resources or []:
+    for r in resources:
         if not isinstance(r, dict) or r.get("type") != ROLE:
             continue
         outputs = r.get("outputs")
