@@ -35,10 +35,10 @@ from components.model.app import (
 from components.model.site import Site
 from components.model.values import (
     AbsolutePath,
-    Argument,
     GroupId,
     Hostname,
     Image,
+    LoginName,
     Model,
     Port,
 )
@@ -56,7 +56,7 @@ class Settings(Model):
 
     smtp_host: Hostname = "mail.privateemail.com"
     smtp_port: Port = 587
-    smtp_username: Argument = "noreply@hule.education"
+    smtp_username: LoginName = "noreply@hule.education"
     offload_base_image: Image = "rocm/pytorch:latest"
     offload_torch_device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] = "cuda"
     offload_devices: list[AbsolutePath] = Field(default_factory=lambda: ["/dev/kfd", "/dev/dri"])

@@ -230,6 +230,12 @@ def _nonempty(value: str) -> str:
     return value
 
 
+def _one_word(value: str) -> str:
+    if any(c.isspace() for c in value):
+        raise ValueError("must not hold a space")
+    return value
+
+
 Number = BeforeValidator(_no_booleans)
 Flag = Annotated[bool, BeforeValidator(_flag)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
@@ -276,6 +282,10 @@ EnvName = Annotated[
 ]
 EnvValue = Annotated[str, AfterValidator(_printable)]
 Argument = Annotated[str, AfterValidator(_nonempty), AfterValidator(_printable)]
+LoginName = Annotated[
+    str, AfterValidator(_nonempty), AfterValidator(_printable), AfterValidator(_one_word)
+]
+"""A user name a server logs in with (SMTP): no space, which would only be a typo."""
 Days = Annotated[int, Number, Field(ge=1, le=3650)]
 Count = Annotated[int, Number, Field(ge=1, le=3600)]
 Seconds = Annotated[float, Number, Field(gt=0, le=600)]

@@ -335,6 +335,11 @@ HOSTILE: list[tuple[str, Any, str]] = [
         + "x" * 165
         + "…",
     ),
+    (
+        "huleedu.smtpUsername",
+        "no reply@hule.education",
+        "hemma:huleedu.smtpUsername: must not hold a space (got 'no reply@hule.education')",
+    ),
 ]
 
 

@@ -18,6 +18,7 @@ ends one of two ways:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import re
@@ -251,11 +252,24 @@ def rejected_cleanly(error: ConfigError, path: str, value: str) -> None:
 # --- what an accepted value reaches, checked with the tools that read it --------
 
 
+@functools.cache
+def base_unit_files() -> dict[str, str]:
+    """Every unit file of the base config, by path."""
+    config = run_parse(base_config())
+    return {f.path: f.content for g in host_units(config, config.apps()) for f in g.files}
+
+
 def groups_holding(config: Any, value: str) -> list[UnitGroup]:
+    """The groups the value reached: a file that holds it and differs from the base
+    config's (a value such as a space is in every unit without coming from config)."""
+    base = base_unit_files()
     return [
         g
         for g in host_units(config, config.apps())
-        if any(value in f.content or value in f.path for f in g.files)
+        if any(
+            (value in f.content or value in f.path) and base.get(f.path) != f.content
+            for f in g.files
+        )
     ]
 
 

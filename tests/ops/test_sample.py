@@ -90,12 +90,14 @@ def test_each_tunnel_is_the_command_the_stack_exports(name: str, port: int | Non
         data["sshPort"] = port
         for entry in data["sshTunnels"].values():
             entry["command"] = entry["command"].replace("ssh -N ", f"ssh -N -p {port} ", 1)
+        data["postgresTunnel"] = data["postgresTunnel"].replace("ssh -N ", f"ssh -N -p {port} ")
     target, ssh_port = outputs.ssh_target(data, None), outputs.ssh_port(data, None)
     found = dict(tunnel.commands(data, [], target, False, ssh_port))
-    assert sorted(found) == sorted(data["sshTunnels"])
+    exported = {name: entry["command"] for name, entry in data["sshTunnels"].items()}
+    exported[tunnel.POSTGRES] = data["postgresTunnel"]
+    assert sorted(found) == sorted(exported)
     for tunnel_name, argv in found.items():
-        exported = shlex.split(data["sshTunnels"][tunnel_name]["command"])
-        assert without_options(argv) == exported
+        assert without_options(argv) == shlex.split(exported[tunnel_name])
 
 
 def scripts_writing(file: str) -> list[Path]:

@@ -183,6 +183,10 @@ def reaper() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
     for pid in pids:
+        # The tunnel tool leads its own process group (start_tunnels): its ssh children
+        # go with it, even those a failed assert never got to list.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
@@ -209,6 +213,7 @@ def start_tunnels(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     return process, log
 

@@ -31,7 +31,15 @@ from components.model.app import (
     Step,
 )
 from components.model.site import Site
-from components.model.values import Argument, Email, Hostname, Image, Model, Port, WebhookUrl
+from components.model.values import (
+    Email,
+    Hostname,
+    Image,
+    LoginName,
+    Model,
+    Port,
+    WebhookUrl,
+)
 
 
 class Settings(Model):
@@ -52,7 +60,7 @@ class Settings(Model):
     """A webhook that takes Alertmanager's JSON, instead of mail."""
     alert_smtp_host: Hostname = "mail.privateemail.com"
     alert_smtp_port: Port = 587
-    alert_smtp_username: Argument = "noreply@hule.education"
+    alert_smtp_username: LoginName = "noreply@hule.education"
     """Sends the mail, with the password ``smtpPassword`` (HuleEdu's mail server)."""
 
 
