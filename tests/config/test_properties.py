@@ -10,23 +10,29 @@ ends one of two ways:
   field's among them, and none carrying a line end; or
 - accepted, and then every artifact it reaches reads as intended: each unit file
   passes ``systemd-analyze verify`` with the value one word of its Exec line,
-  each script passes ``bash -n``, the nginx files pass ``nginx -t``, and a
-  command string run with a stand-in ``docker`` hands the value over as one
-  argument.
+  each script passes ``bash -n``, the nginx files pass ``nginx -t``, a
+  migration step and a build command, run for real with a stand-in ``docker``,
+  hand the value over as one argument, and a real nginx reads the htpasswd file
+  made for a basic-auth user and lets that user in with its password only.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
 import os
 import re
 import shutil
+import socket
 import string
 import subprocess
+import time
 import types
 import typing
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,7 @@ from components.foundation.commands import as_command, exec_step
 from components.host.unit_files import UnitGroup, install_script, remove_script
 from components.main import host_units
 from components.model.app import Build
+from components.proxy.htpasswd import htpasswd
 from components.proxy.nginx_files import host_policies, proxy_files
 from tests.harness import TEST_HOST_KEY, as_cli_value, site_config
 from tests.host.test_units import MANAGED_GPU
@@ -376,8 +383,95 @@ def reaches_intact(config: Any, path: str, value: str, tmp: Path) -> None:
         nginx_accepts(files, tmp / "nginx")
     script = exec_step(config.docker_path, "skriptoteket-web", ("pdm", "run", value))
     bash_parses(as_command(script))
+    sandboxed = exec_step(str(docker_stand_in(tmp)), "skriptoteket-web", ("pdm", "run", value))
+    assert exec_argv(sandboxed, tmp) == ["exec", "skriptoteket-web", "pdm", "run", value]
     build = build_command(config.docker_host, str(tmp), Build("web", args={"ARG": value}), "w:1")
     assert argv_of(build, tmp)[-2] == f"ARG={value}", "a build argument stays one argument"
+    if path == "proxy.basicAuthUser":
+        nginx_lets_in(value, tmp / "htpasswd")
+
+
+DOCKER_STAND_IN = """#!/bin/sh
+case "$1" in
+  inspect) case "$3" in *Health*) echo healthy ;; *) echo "true false" ;; esac ;;
+  exec) for word in "$@"; do printf '%s\\0' "$word"; done > "$DOCKER_LOG" ;;
+esac
+"""
+"""Answers a migration step's inspects as a running, healthy container would, and
+records the exec's argv, NUL-separated (no accepted value holds a NUL)."""
+
+
+def docker_stand_in(tmp: Path) -> Path:
+    stub = tmp / "stand-in" / "docker"
+    stub.parent.mkdir(parents=True, exist_ok=True)
+    stub.write_text(DOCKER_STAND_IN)
+    stub.chmod(0o755)
+    return stub
+
+
+def exec_argv(script: str, tmp: Path) -> list[str]:
+    """Run a migration step's command string for real, against the stand-in."""
+    log = tmp / "stand-in" / "exec.log"
+    log.unlink(missing_ok=True)
+    done = subprocess.run(
+        ["bash", "-c", as_command(script)],
+        capture_output=True, text=True, timeout=30,
+        env={**os.environ, "DOCKER_LOG": str(log)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return log.read_text().split("\0")[:-1]
+
+
+def nginx_lets_in(user: str, root: Path) -> None:
+    """nginx reads the htpasswd file the program writes for ``user``: the user and its
+    password get in, another password does not."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "htpasswd").write_text(htpasswd(user, "the-password", "s4ltS4lt"))
+    # A file, not `return`: return runs in the rewrite phase, before auth_basic does.
+    (root / "www").mkdir()
+    (root / "www" / "index.html").write_text("ok\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Workers drop to nobody when started as root, and pytest's tmp dirs are private.
+    run_as = "user root root; " if os.geteuid() == 0 else ""
+    (root / "nginx.conf").write_text(
+        f"{run_as}pid {root}/nginx.pid; error_log {root}/error.log; events {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {root}/body; server {{ "
+        f"listen 127.0.0.1:{port}; location / {{ auth_basic on; "
+        f"auth_basic_user_file {root}/htpasswd; root {root}/www; }} }} }}\n"
+    )
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    config = ["-p", str(root), "-c", str(root / "nginx.conf")]
+    server = subprocess.Popen([nginx, *config, "-g", "daemon off;"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else b""
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.02)
+
+        def status(password: str) -> int:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/", headers={"Authorization": f"Basic {token}"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as error:
+                return int(error.code)
+
+        assert status("the-password") == 200, user
+        assert status("another-password") == 401, user
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 Check = Callable[[str], None]
