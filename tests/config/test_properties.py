@@ -28,7 +28,6 @@ import shutil
 import socket
 import string
 import subprocess
-import time
 import types
 import typing
 import urllib.error
@@ -54,6 +53,7 @@ from components.proxy.htpasswd import htpasswd
 from components.proxy.nginx_files import host_policies, proxy_files
 from tests.harness import TEST_HOST_KEY, as_cli_value, site_config
 from tests.host.test_units import MANAGED_GPU
+from tests.proxy.nginx import start_nginx, stop_nginx
 
 pytestmark = pytest.mark.tools
 
@@ -442,19 +442,8 @@ def nginx_lets_in(user: str, root: Path) -> None:
         f"listen 127.0.0.1:{port}; location / {{ auth_basic on; "
         f"auth_basic_user_file {root}/htpasswd; root {root}/www; }} }} }}\n"
     )
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    config = ["-p", str(root), "-c", str(root / "nginx.conf")]
-    server = subprocess.Popen([nginx, *config, "-g", "daemon off;"], stderr=subprocess.PIPE)
+    server = start_nginx(root, port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else b""
-                assert time.monotonic() < deadline, "nginx did not start"
-                time.sleep(0.02)
 
         def status(password: str) -> int:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -470,8 +459,7 @@ def nginx_lets_in(user: str, root: Path) -> None:
         assert status("the-password") == 200, user
         assert status("another-password") == 401, user
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop_nginx(server)
 
 
 Check = Callable[[str], None]

@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from string import Template
 import pytest
 
 from tests.harness import Program, run_program
+from tests.proxy.nginx import start_nginx, stop_nginx
 
 pytestmark = pytest.mark.tools
 
@@ -155,19 +155,9 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     config = ["-p", str(root), "-c", str(root / "nginx.conf")]
     checked = subprocess.run([nginx, "-t", *config], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
-    server = subprocess.Popen([nginx, *config, "-g", "daemon off;"], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "nginx did not start listening"
-            time.sleep(0.05)
+    server = start_nginx(root, port)
     yield Edge(port=port, program=program, root=root)
-    server.terminate()
-    server.wait(timeout=10)
+    stop_nginx(server)
 
 
 def basic(user: str, password: str) -> str:
