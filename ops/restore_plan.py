@@ -99,6 +99,13 @@ def _stop_start(remote: Remote, containers: Sequence[str]) -> tuple[list[Step], 
     return [stop], [start]
 
 
+def _cleanup(work: str, first: Step) -> Step:
+    """The work directory goes whatever happened, once the first step has run."""
+    return Step(
+        f"remove {work}", shlex.join(["sudo", "rm", "-rf", work]), always=True, after=first.what
+    )
+
+
 def database_plan(
     remote: Remote,
     db: str,
@@ -144,15 +151,7 @@ def database_plan(
             ),
             *starts,
         ]
-    steps.append(
-        Step(
-            f"remove {work}",
-            shlex.join(["sudo", "rm", "-rf", work]),
-            always=True,
-            after=steps[0].what,
-        )
-    )
-    return steps
+    return [*steps, _cleanup(work, steps[0])]
 
 
 def volume_plan(
@@ -188,12 +187,4 @@ def volume_plan(
             Step(f"OVERWRITE the live volume {name}", "sudo " + sh(_REPLACE_TREE, live, restored)),
             *starts,
         ]
-    steps.append(
-        Step(
-            f"remove {work}",
-            shlex.join(["sudo", "rm", "-rf", work]),
-            always=True,
-            after=steps[0].what,
-        )
-    )
-    return steps
+    return [*steps, _cleanup(work, steps[0])]

@@ -18,13 +18,14 @@ import runpy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import yaml
 from pulumi.runtime import rpc
-from pulumi.runtime.mocks import MockMonitor
 
+from components.plan.runner import RecordingMonitor as PlanRecorder
+from components.plan.runner import Registered, engine_urn, unwrap
 from tests.sources import checkouts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,17 +129,6 @@ def _secret(value: Any) -> bool:
     return rpc.is_rpc_secret(value)
 
 
-def unwrap(value: Any) -> Any:
-    """Inputs as plain values, secrets unwrapped."""
-    if rpc.is_rpc_secret(value):
-        return unwrap(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
-
-
 def contains_secret(value: Any) -> bool:
     if rpc.is_rpc_secret(value):
         return True
@@ -149,30 +139,8 @@ def contains_secret(value: Any) -> bool:
     return False
 
 
-@dataclass
-class Declared:
-    """One resource as the engine received it."""
-
-    type: str
-    name: str
-    urn: str
-    raw_inputs: dict[str, Any]
-    parent: str
-    provider: str
-    providers: dict[str, str]
-    protect: bool
-    retain_on_delete: bool
-    delete_before_replace: bool
-    import_id: str
-    ignore_changes: list[str]
-    dependencies: list[str]
-    additional_secret_outputs: list[str]
-    state: dict[str, Any]
-    """What the (mock) provider returned, inputs and computed outputs."""
-    aliases: list[str] = field(default_factory=list)
-    """URNs this resource was known by before, resolved the way the engine resolves them."""
-    id: str = ""
-    """The ID the (mock) provider gave it."""
+class Declared(Registered):
+    """One resource as the engine received it (components/plan/runner.py records it)."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -230,76 +198,29 @@ class _Collect(logging.Handler):
         self.into.append(record.getMessage())
 
 
-class RecordingMonitor(MockMonitor):
+class RecordingMonitor(PlanRecorder):
+    """The offline plan's recorder (engine URNs, every registration kept as a
+    ``Declared``), and what the program logged with ``pulumi.log.warn``."""
+
+    record = Declared
+
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
-        self.declared: list[Declared] = []
         self.warnings: list[str] = []
-        """What the program logged with ``pulumi.log.warn``, in order."""
         self.logger = logging.getLogger(f"hemma-test-{id(self)}")
         self.logger.propagate = False
         self.logger.addHandler(_Collect(self.warnings))
 
-    def make_urn(self, parent: str, type_: str, name: str) -> str:
-        """The engine's URN, not the SDK mock's: the mock keeps only the parent's last
-        type, the engine the parent's whole type chain (pulumi pkg/resource/deploy
-        deployment.go, generateURN), so a grandchild's URN differs between the two."""
-        return resource_urn(name, type_, parent, pulumi.get_stack(), pulumi.get_project())
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.declared.append(
-                Declared(
-                    type=request.type,
-                    name=request.name,
-                    urn=response.urn,
-                    raw_inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
-                    parent=request.parent,
-                    provider=request.provider,
-                    providers=dict(request.providers),
-                    protect=request.protect,
-                    retain_on_delete=request.retainOnDelete,
-                    delete_before_replace=request.deleteBeforeReplace,
-                    import_id=request.importId,
-                    ignore_changes=list(request.ignoreChanges),
-                    dependencies=list(request.dependencies),
-                    additional_secret_outputs=list(request.additionalSecretOutputs),
-                    state=unwrap(self.resources[response.urn].state),
-                    id=response.id,
-                    aliases=[
-                        *request.aliasURNs,
-                        *(self._alias_urn(request, alias) for alias in request.aliases),
-                    ],
-                )
-            )
-        return response
-
-    def _alias_urn(self, request: Any, alias: Any) -> str:
-        """An alias as the engine reads it: a URN, or a spec of what differs from now."""
-        if alias.urn:
-            return str(alias.urn)
-        spec = alias.spec
-        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
-        return resource_urn(
-            spec.name or request.name,
-            spec.type or request.type,
-            parent,
-            stack=spec.stack or pulumi.get_stack(),
-            project=spec.project or pulumi.get_project(),
-        )
+    @property
+    def declared(self) -> list[Declared]:
+        return cast(list[Declared], self.registered)
 
 
 def resource_urn(
     name: str, type_: str, parent: str, stack: str = "hemma", project: str = "hemma"
 ) -> str:
-    """The URN the engine gives a resource: its parent's whole type chain, then its own
-    type and name. The root stack is left out of the chain (generateURN skips
-    ``resource.RootStackType``)."""
-    qualified = type_
-    if parent and parent.split("::")[2] != "pulumi:pulumi:Stack":
-        qualified = f"{parent.split('::')[2]}${type_}"
-    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
+    """The URN the engine gives a resource (pulumi deployment.go, generateURN)."""
+    return engine_urn(stack, project, parent, type_, name)
 
 
 @dataclass

@@ -9,6 +9,7 @@ initdb and pg_ctl as the postgres user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -110,40 +111,29 @@ def as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-def running_server() -> Iterator[Server]:
-    """Start a server, apply the program's database model, yield, stop and clean up."""
-    program = run_program()
+@contextlib.contextmanager
+def cluster(prefix: str, password: str | None = None) -> Iterator[int]:
+    """A PostgreSQL 15 cluster on 127.0.0.1, run by the postgres user from a temp dir;
+    yields its port. With ``password`` the superuser has it and logins need SCRAM,
+    without one every local login is trusted."""
     # Not under pytest's tmp dir: its parents are private to root, and the server
     # runs as the postgres user.
-    base = Path(tempfile.mkdtemp(prefix="hemma-postgres-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     data, sockets, pwfile = base / "data", base / "sockets", base / "pwfile"
     sockets.mkdir()
-    pwfile.write_text(ADMIN_PASSWORD + "\n")
+    auth = ["-A", "trust"]
+    if password is not None:
+        pwfile.write_text(password + "\n")
+        auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
     if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-        shutil.chown(pwfile, "postgres")
+        for path in (base, sockets, *([pwfile] if password is not None else [])):
+            shutil.chown(path, "postgres")
         base.chmod(0o755)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    init = subprocess.run(
-        as_postgres_user(
-            [
-                pg_tool("initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "scram-sha-256",
-                f"--pwfile={pwfile}",
-                "--no-sync",
-            ]
-        ),
-        capture_output=True,
-        text=True,
-    )
+        port = int(s.getsockname()[1])
+    initdb = [pg_tool("initdb"), "-D", str(data), "-U", "postgres", *auth, "--no-sync"]
+    init = subprocess.run(as_postgres_user(initdb), capture_output=True, text=True)
     assert init.returncode == 0, init.stderr
     options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off"
     pg_ctl = [pg_tool("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options]
@@ -151,8 +141,18 @@ def running_server() -> Iterator[Server]:
         as_postgres_user([*pg_ctl, "-w", "start"]), capture_output=True, text=True
     )
     assert started.returncode == 0, started.stderr + (base / "log").read_text()
-    pg = Server(port=port, program=program)
     try:
+        yield port
+    finally:
+        subprocess.run(as_postgres_user([*pg_ctl, "-m", "fast", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def running_server() -> Iterator[Server]:
+    """Start a server, apply the program's database model, yield, stop and clean up."""
+    program = run_program()
+    with cluster("hemma-postgres-", ADMIN_PASSWORD) as port:
+        pg = Server(port=port, program=program)
         for role in program.of_type("postgresql:index/role:Role"):
             pg.admin(role_sql(role))
         for database in program.of_type("postgresql:index/database:Database"):
@@ -160,6 +160,3 @@ def running_server() -> Iterator[Server]:
         for grant in program.of_type("postgresql:index/grant:Grant"):
             pg.admin(grant_sql(grant))
         yield pg
-    finally:
-        subprocess.run(as_postgres_user([*pg_ctl, "-m", "fast", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)

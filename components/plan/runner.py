@@ -65,6 +65,9 @@ class Registered:
     state: dict[str, Any]
     """What the mock provider returned (inputs and computed outputs), secrets unwrapped."""
     aliases: list[str] = field(default_factory=list)
+    """URNs this resource was known by before, resolved the way the engine resolves them."""
+    providers: dict[str, str] = field(default_factory=dict)
+    """Package -> provider reference, as the ``providers`` option passed them."""
 
 
 @dataclass
@@ -139,6 +142,9 @@ class PlanMocks(pulumi.runtime.Mocks):
 class RecordingMonitor(MockMonitor):
     """The SDK's mock monitor, with engine URNs, that keeps every registration."""
 
+    record: type[Registered] = Registered
+    """What each registration is kept as (a subclass may add helpers)."""
+
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.registered: list[Registered] = []
@@ -152,7 +158,7 @@ class RecordingMonitor(MockMonitor):
         if request.type == STACK_TYPE:
             return response
         self.registered.append(
-            Registered(
+            self.record(
                 type=request.type,
                 name=request.name,
                 urn=response.urn,
@@ -178,6 +184,7 @@ class RecordingMonitor(MockMonitor):
                     *request.aliasURNs,
                     *(self._alias_urn(request, alias) for alias in request.aliases),
                 ],
+                providers=dict(request.providers),
             )
         )
         return response

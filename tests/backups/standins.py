@@ -15,16 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.postgres_server import PG_BIN, as_postgres_user, pg_tool
+from tests.postgres_server import PG_BIN, cluster, pg_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "components" / "backups" / "files"
@@ -55,35 +53,8 @@ class Postgres:
 
 def running_postgres() -> Iterator[Postgres]:
     """PostgreSQL 15 on 127.0.0.1 with trust auth, as the postgres user, in a temp dir."""
-    base = Path(tempfile.mkdtemp(prefix="hemma-backups-pg-"))
-    data, sockets = base / "data", base / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        for path in (base, sockets):
-            shutil.chown(path, "postgres")
-        base.chmod(0o755)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    init = subprocess.run(
-        as_postgres_user(
-            [pg_tool("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]
-        ),
-        capture_output=True,
-        text=True,
-    )
-    assert init.returncode == 0, init.stderr
-    options = f"-h 127.0.0.1 -p {port} -k {sockets} -c fsync=off"
-    pg_ctl = [pg_tool("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-o", options]
-    started = subprocess.run(
-        as_postgres_user([*pg_ctl, "-w", "start"]), capture_output=True, text=True
-    )
-    assert started.returncode == 0, started.stderr + (base / "log").read_text()
-    try:
+    with cluster("hemma-backups-pg-") as port:
         yield Postgres(port)
-    finally:
-        subprocess.run(as_postgres_user([*pg_ctl, "-m", "fast", "stop"]), capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 DOCKER = r"""#!@PYTHON@
