@@ -16,7 +16,6 @@ from ops.adopt_shell import Failed, Hemma, name, quote_literal, sh
 
 PROJECT = "com.docker.compose.project"
 COMPOSE_VOLUME = "com.docker.compose.volume"
-COMPOSE_SERVICE = "com.docker.compose.service"
 SUFFIX = "-pre-hemma"
 
 CONTAINER_FORMAT = (

@@ -102,9 +102,9 @@ def safe_line(line: str, secret_keys: Iterable[str], secret_values: Iterable[str
     it may quote a fragment of the value (a bad weekday, a path). Every other
     line has the secret values taken out, and is cut to ``MAX_LINE``.
     """
-    found = _LINE_KEY.match(line)
     if isinstance(line, ValueFree):
         return str(line)
+    found = _LINE_KEY.match(line)
     if found is not None and found["key"] in set(secret_keys):
         rest = line[found.end() :]
         path = found[0] if rest.startswith(": ") else f"{NAMESPACE}:{found['key']}"

@@ -73,9 +73,6 @@ class PlanConfig:
     left_unset: list[str] = field(default_factory=list)
     """Operator-held keys whose value is an object: left at the program's default."""
 
-    def placeholder_values(self) -> list[str]:
-        return [self.values[key] for key in self.placeholders]
-
 
 def _project(root: Path) -> dict[str, Any]:
     path = root / "Pulumi.yaml"

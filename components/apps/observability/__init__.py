@@ -142,13 +142,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 after_start=(
                     Step(
                         "reset-admin-password",
-                        (
-                            "grafana",
-                            "cli",
-                            "admin",
-                            "reset-admin-password",
-                            "--password-from-stdin",
-                        ),
+                        GRAFANA_PASSWORD_RESET,
                         stdin=Generated("grafana-admin-password"),
                         rerun="container",
                     ),
