@@ -34,6 +34,8 @@ BRIDGE_CIDR = f"{BRIDGE_IP}/24"
 SOCKET_GROUP = "docker"
 BRIDGE = "docker0"
 READY_TIMEOUT = 30.0
+# A clean shutdown stops every container (--shutdown-timeout each) first.
+RESTART_TIMEOUT = 90.0
 # Every private engine uses the one docker0 bridge and the one sudoers file of the
 # SSH part; two sessions at once would hand out the same container addresses.
 LOCK = Path("/tmp/hemma-dockerd.lock")
@@ -259,22 +261,32 @@ class Engine:
         except OSError:
             return ""
 
-    def _terminate(self) -> None:
+    def _terminate(self, timeout: float = 30) -> bool:
+        """True if dockerd had to be killed."""
         if self.process is None:
-            return
-        terminate(self.process)
+            return False
+        killed = terminate(self.process, timeout=timeout)
         # Only after a SIGKILL would dockerd's own containerd still be up.
         kill_pidfile(self.root / "exec" / "containerd" / "containerd.pid")
         self.process = None
+        return killed
 
     def restart(self) -> None:
         """Stop the daemon by PID (SIGTERM) and start it on the same data root.
 
         Containers are stopped the way a host reboot or a package upgrade stops
-        them, so restart policies apply on the way back up.
+        them, so restart policies apply on the way back up. A daemon that has to be
+        killed leaves its network endpoints behind (libnetwork cleans them up only on
+        a clean shutdown), which is not what a reboot does: that fails here, with the
+        daemon's log, instead of in a later removal.
         """
-        self._terminate()
+        killed = self._terminate(timeout=RESTART_TIMEOUT)
+        tail = self._log_tail()
         self._launch()
+        if killed:
+            raise RuntimeError(
+                f"dockerd did not stop within {RESTART_TIMEOUT:.0f}s of SIGTERM:\n{tail}"
+            )
 
     def stop(self) -> None:
         """Remove every container, stop the daemon by PID, remove its files."""

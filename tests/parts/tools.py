@@ -84,16 +84,18 @@ def wait_until(
         time.sleep(interval)
 
 
-def terminate(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM by PID, wait; SIGKILL only if it will not go."""
+def terminate(process: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    """SIGTERM by PID, wait; SIGKILL only if it will not go. True if it took a SIGKILL."""
     if process.poll() is not None:
-        return
+        return False
     os.kill(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+        return True
+    return False
 
 
 def kill_pidfile(pidfile: Path) -> None:

@@ -201,6 +201,8 @@ def _labels(items: list[dict[str, Any]] | None) -> dict[str, str]:
 class DockerError(RuntimeError):
     def __init__(self, method: str, path: str, status: int, message: str) -> None:
         super().__init__(f"{method} {path}: {status} {message}")
+        self.method = method
+        self.path = path
         self.status = status
         self.message = message
 
@@ -555,8 +557,16 @@ class Replayed:
     # --- create -------------------------------------------------------------
 
     def create_networks(self) -> None:
+        # The 20.10 engine creates a second network of a taken name (the provider
+        # sends no CheckDuplicate); one left by an earlier replay would make every
+        # later connect "ambiguous", so it stops the replay here, by name.
+        taken = {n["Name"] for n in self.api.call("GET", "/networks")}
         for network in self.program.of_type(NETWORK):
             body = network_body(network)
+            if body["Name"] in taken:
+                raise RuntimeError(
+                    f"network {body['Name']} is left on the engine by an earlier replay"
+                )
             self.api.call("POST", "/networks/create", body)
             self.networks.append(body["Name"])
 
@@ -653,6 +663,38 @@ class Replayed:
             if error.status != 404:
                 raise
 
+    def _remove_network(self, name: str, tries: int = 5) -> None:
+        """``DELETE /networks/NAME``. An endpoint that outlived its container (the
+        engine drops it a moment after the removal, or a daemon restart left it) is
+        force-disconnected, as ``docker network disconnect -f`` does, and the delete
+        tried again; what still holds the network is named in the error."""
+        for attempt in range(tries):
+            try:
+                self.api.call("DELETE", f"/networks/{name}")
+                return
+            except DockerError as error:
+                if error.status == 404:
+                    return
+                if "active endpoints" not in error.message:
+                    raise
+                if attempt == tries - 1:
+                    held = self.api.call("GET", f"/networks/{name}").get("Containers") or {}
+                    names = sorted(e.get("Name", cid) for cid, e in held.items())
+                    raise DockerError(
+                        error.method, error.path, error.status,
+                        f"{error.message}; still attached: {', '.join(names) or 'none listed'}",
+                    ) from None  # fmt: skip
+            held = self.api.call("GET", f"/networks/{name}").get("Containers") or {}
+            for cid, endpoint in held.items():
+                print(f"rehearsal: {name}: force-disconnecting {endpoint.get('Name') or cid}")
+                with contextlib.suppress(DockerError):
+                    self.api.call(
+                        "POST",
+                        f"/networks/{name}/disconnect",
+                        {"Container": endpoint.get("Name") or cid, "Force": True},
+                    )
+            time.sleep(1)
+
     def remove(self, parallel: int = 8) -> None:
         """Containers first (stop with their grace, then remove), then networks and
         volumes; every step is tried, and the first failure raised at the end."""
@@ -665,10 +707,9 @@ class Replayed:
                     errors.append(error)
         for network in self.networks:
             try:
-                self.api.call("DELETE", f"/networks/{network}")
+                self._remove_network(network)
             except DockerError as error:
-                if error.status != 404:
-                    errors.append(error)
+                errors.append(error)
         for volume in self.volumes:
             try:
                 self.api.call("DELETE", f"/volumes/{volume}", query={"force": "1"})

@@ -156,9 +156,12 @@ def provider_sql(program: Program, port: int, admin: str, sql: str) -> str:
     return done.stdout.strip()
 
 
-def create_containers(engine: Engine, program: Program, pg_image: str, app_image: str) -> None:
-    """The declared shared-postgres and skriptoteket-web, created as the provider does."""
-    host_root = Path(tempfile.mkdtemp(prefix="hemma-adoption-host-"))
+def create_containers(
+    engine: Engine, program: Program, pg_image: str, app_image: str, base: Path
+) -> None:
+    """The declared shared-postgres and skriptoteket-web, created as the provider does;
+    their host paths live under ``base``, which the rehearsal removes."""
+    host_root = Path(tempfile.mkdtemp(prefix="host-", dir=base))
     replay = Replayed(
         engine=engine, program=program, api=DockerApi(engine.socket), host_root=host_root
     )
@@ -173,9 +176,9 @@ def create_containers(engine: Engine, program: Program, pg_image: str, app_image
     wait_ready(engine, POSTGRES)
 
 
-def first_up(engine: Engine, program: Program, pg_image: str, app_image: str) -> None:
+def first_up(engine: Engine, program: Program, pg_image: str, app_image: str, base: Path) -> None:
     """What the first successful up does to shared-postgres, its data and one app."""
-    create_containers(engine, program, pg_image, app_image)
+    create_containers(engine, program, pg_image, app_image, base)
     admin = str(program.outputs["postgresAdminPassword"])
     port = next(int(p["external"]) for p in program.container(POSTGRES).inputs["ports"])
     roles = set(provider_sql(program, port, admin, "SELECT rolname FROM pg_roles;").split())
@@ -211,6 +214,7 @@ class Rehearsal:
     config: dict[str, Any]
     pg_image: str
     printed: list[list[str]]
+    base: Path
     outputs: dict[str, str] = field(default_factory=dict)
     seen: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -266,7 +270,7 @@ def rehearsal(
         operator.step("replan")
         operator.step("preview")
         r = Rehearsal(
-            engine, operator, hand_made, program, config, pg_image, printed, timings=timings
+            engine, operator, hand_made, program, config, pg_image, printed, base, timings=timings
         )
         r.outputs["survey"] = surveyed
         r.outputs["prepare"] = operator.step("prepare").stdout
@@ -314,7 +318,7 @@ def rehearsal(
         )
         operator.step("up")
         up_started = time.monotonic()
-        first_up(engine, program, pg_image, busybox_image)
+        first_up(engine, program, pg_image, busybox_image, base)
         # One the up creates under a name Hemma did not have (a stand-in of it).
         engine.docker(
             "run", "-d", "--name", CREATED_BY_UP, "--restart", "always", "--entrypoint", "sh",
@@ -641,7 +645,7 @@ def test_a_retry_after_a_rollback_logs_the_apps_in_and_finish_removes_only_the_k
     kept = [c["name"] for c in r.seen["record"]["containers"]]
     assert all(r.exists(f"{n}-pre-hemma") for n in kept)
     r.operator.step("up")
-    create_containers(r.engine, r.program, r.pg_image, busybox_image)  # no SQL this time
+    create_containers(r.engine, r.program, r.pg_image, busybox_image, r.base)  # no SQL
     for other in sorted(set(kept) - set(NEW)):  # stand-ins of the rest the up creates
         r.engine.docker(
             "run", "-d", "--name", other, "--entrypoint", "sh", busybox_image, "-c", IDLE
