@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ops import remote
-from ops.outputs import BadInput, host_port, need
+from ops.outputs import BadInput, host_port, need, postgres_tunnel
 
 # Report order: from what the world sees inwards.
 KINDS = ("https", "cert", "internal", "tunnel", "backup")
@@ -287,8 +287,11 @@ def internal_checks(data: dict[str, Any]) -> list[Check]:
 
 
 def tunnel_checks(data: dict[str, Any]) -> list[Check]:
+    """Each forward ``tunnel`` opens, shared-postgres's included: its remote end must
+    accept a connection on Hemma."""
     checks = []
-    for name, entry in need(data, "sshTunnels", dict).items():
+    tunnels: dict[str, Any] = {**need(data, "sshTunnels", dict), **postgres_tunnel(data)}
+    for name, entry in tunnels.items():
         where = f"sshTunnels.{name}"
         if not isinstance(entry, dict):
             raise BadInput(f"outputs {where} should be an object")

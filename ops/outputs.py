@@ -216,3 +216,20 @@ class Redactor:
         if len(text) > self._width:
             text = text[: self._width - 1] + "…"
         return text
+
+
+POSTGRES = "shared-postgres"
+_POSTGRES_FORWARD = re.compile(r"-L ([0-9]{1,5}):(127\.0\.0\.1:[0-9]{1,5}) ")
+
+
+def postgres_tunnel(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """shared-postgres's forward, read from ``postgresTunnel`` (null on the local stack)."""
+    command = data.get("postgresTunnel")
+    if command is None:
+        return {}
+    if not isinstance(command, str):
+        raise BadInput("outputs postgresTunnel should be a string or null")
+    found = _POSTGRES_FORWARD.search(command)
+    if found is None:
+        raise BadInput("outputs postgresTunnel holds no -L LOCAL:127.0.0.1:PORT forward")
+    return {POSTGRES: {"localPort": int(found[1]), "remote": found[2]}}

@@ -10,7 +10,6 @@ that is not 22. autossh, when it is on PATH, brings a dropped tunnel back by its
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import shutil
 import signal
@@ -21,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from ops import outputs, remote
-from ops.outputs import BadInput, host_port, need
+from ops.outputs import BadInput, host_port, need, postgres_tunnel
 
 # ServerAlive* notices a dead link within ~90 s; ExitOnForwardFailure turns a
 # taken local port into an exit instead of a tunnel that silently is not there.
@@ -52,23 +51,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ssh-port", metavar="PORT", help="Hemma's ssh port (default: sshPort)")
     parser.add_argument("--print", action="store_true", help="print the commands, run nothing")
     return parser.parse_args(argv)
-
-
-POSTGRES = "shared-postgres"
-_POSTGRES_FORWARD = re.compile(r"-L ([0-9]{1,5}):(127\.0\.0\.1:[0-9]{1,5}) ")
-
-
-def postgres_tunnel(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """shared-postgres's forward, read from ``postgresTunnel`` (null on the local stack)."""
-    command = data.get("postgresTunnel")
-    if command is None:
-        return {}
-    if not isinstance(command, str):
-        raise BadInput("outputs postgresTunnel should be a string or null")
-    found = _POSTGRES_FORWARD.search(command)
-    if found is None:
-        raise BadInput("outputs postgresTunnel holds no -L LOCAL:127.0.0.1:PORT forward")
-    return {POSTGRES: {"localPort": int(found[1]), "remote": found[2]}}
 
 
 def commands(

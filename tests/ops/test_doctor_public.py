@@ -25,6 +25,7 @@ def public(*hosts: str) -> dict[str, Any]:
     return sample(
         healthChecks={"public": {h: f"https://{h}/healthz" for h in hosts}, "internal": {}},
         sshTunnels={},
+        postgresTunnel=None,
     )
 
 

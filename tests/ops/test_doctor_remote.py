@@ -167,6 +167,8 @@ def test_internal_and_tunnel_checks_follow_the_remote_exit_status(
         "open": {"localPort": 18085, "remote": f"127.0.0.1:{listener.getsockname()[1]}"},
         "closed": {"localPort": 19000, "remote": f"127.0.0.1:{closed_port}"},
     }
+    # shared-postgres's forward is checked as the one scripts/tunnel opens from it.
+    data["postgresTunnel"] = f"ssh -N -L 15432:127.0.0.1:{closed_port} {data['sshTarget']}"
     code, out = run(capsys, fake_ssh, write(tmp_path, data))
     listener.close()
     assert statuses(out) == {
@@ -174,6 +176,7 @@ def test_internal_and_tunnel_checks_follow_the_remote_exit_status(
         "internal:web": "ok",
         "tunnel:closed": "FAIL",
         "tunnel:open": "ok",
+        "tunnel:shared-postgres": "FAIL",
         "backup:last": "off",
         "backup:drill": "off",
         "backup:check": "off",
@@ -181,6 +184,7 @@ def test_internal_and_tunnel_checks_follow_the_remote_exit_status(
     rows = table(out)
     assert rows["internal:sick"]["DETAIL"] == "probe failed (exit 1): unhealthy"
     assert rows["tunnel:closed"]["DETAIL"] == "does not accept connections: Connection refused"
+    assert rows["tunnel:shared-postgres"]["TARGET"] == f"127.0.0.1:{closed_port}"
     assert code == 1
 
 

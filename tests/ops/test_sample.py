@@ -58,7 +58,9 @@ def test_the_doctor_builds_every_check_from_the_real_outputs(name: str) -> None:
     kinds = [c.kind for c in found]
     assert kinds.count("https") == kinds.count("cert") == len(data["healthChecks"]["public"])
     assert kinds.count("internal") == len(data["healthChecks"]["internal"])
-    assert kinds.count("tunnel") == len(data["sshTunnels"])
+    tunnels = [c.name for c in found if c.kind == "tunnel"]
+    forwards = [*data["sshTunnels"], *([outputs.POSTGRES] if data["postgresTunnel"] else [])]
+    assert sorted(tunnels) == sorted(f"tunnel:{name}" for name in forwards)
     backup = [c for c in found if c.kind == "backup"]
     assert [c.name for c in backup] == ["backup:last", "backup:drill", "backup:check"]
     assert all(c.needs_ssh for c in backup) == data["backups"]["enabled"]
@@ -94,7 +96,7 @@ def test_each_tunnel_is_the_command_the_stack_exports(name: str, port: int | Non
     target, ssh_port = outputs.ssh_target(data, None), outputs.ssh_port(data, None)
     found = dict(tunnel.commands(data, [], target, False, ssh_port))
     exported = {name: entry["command"] for name, entry in data["sshTunnels"].items()}
-    exported[tunnel.POSTGRES] = data["postgresTunnel"]
+    exported[outputs.POSTGRES] = data["postgresTunnel"]
     assert sorted(found) == sorted(exported)
     for tunnel_name, argv in found.items():
         assert without_options(argv) == shlex.split(exported[tunnel_name])
