@@ -4,6 +4,7 @@ the tools that read them: promtool, amtool and blackbox_exporter."""
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.apps.observability import alert_config, alerts
+from components.apps.observability import alert_config, alerts, grafana
 from tests.harness import ROOT
 
 pytestmark = pytest.mark.tools
@@ -235,3 +236,58 @@ def test_the_module_imports_only_the_standard_library_and_yaml() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert imported - {"yaml"} <= set(sys.stdlib_module_names)
+
+
+def test_grafanas_alert_view_shows_what_fires_and_how_old_the_backups_are(
+    tmp_path: Path,
+) -> None:
+    """The overview dashboard's alert panels, run by promtool over the real rules: a
+    backup 28 hours old fires BackupStale, and the firing-alerts table lists it; the
+    age panel reads each job's own hours."""
+    promtool = tool("promtool", "prometheus")
+    panels = {p["title"]: p for p in json.loads(grafana.overview_dashboard())["panels"]}
+    firing = panels["Firing alerts"]["targets"][0]["expr"]
+    ages = {
+        t["legendFormat"]: t["expr"]
+        for t in panels["Hours since the last good backup, drill and check"]["targets"]
+    }
+    assert set(ages) == {"backup", "drill", "backup_check"}
+    # promtool's clock starts at 0; evaluated at 30 h, each job last succeeded at
+    # 2 h (backup), 0 h (drill) and 10 h (check).
+    series = {
+        "hemma_backup_last_success_timestamp_seconds": 2 * 3600,
+        "hemma_drill_last_success_timestamp_seconds": 0,
+        "hemma_backup_check_last_success_timestamp_seconds": 10 * 3600,
+    }
+    tests = {
+        "rule_files": ["hemma-alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": name, "values": f"{value}+0x1900"} for name, value in series.items()
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f'{firing} and on (alertname) ALERTS{{alertname="BackupStale"}}',
+                        "eval_time": "30h",
+                        "exp_samples": [
+                            {
+                                "labels": 'ALERTS{alertname="BackupStale",'
+                                'alertstate="firing",severity="critical"}',
+                                "value": 1,
+                            }
+                        ],
+                    },
+                    *(
+                        {"expr": ages[job], "eval_time": "30h", "exp_samples": [{"value": hours}]}
+                        for job, hours in (("backup", 28), ("drill", 30), ("backup_check", 20))
+                    ),
+                ],
+            }
+        ],
+    }
+    write(tmp_path, alerts.alert_rules(URLS), yaml.safe_dump(tests))
+    tested = run([promtool, "test", "rules", "hemma-alerts.test.yml"], tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -8,6 +8,7 @@ dashboard provider points at a folder of dashboard JSON files.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -52,15 +53,27 @@ def dashboard_provider() -> str:
     return yaml.safe_dump({"apiVersion": 1, "providers": [provider]}, sort_keys=False)
 
 
-def _panel(index: int, title: str, kind: str, source: str, expr: str) -> dict[str, Any]:
+def _panel(
+    index: int, title: str, kind: str, source: str, expr: str | Mapping[str, str]
+) -> dict[str, Any]:
+    """One panel of one query, or of one query per legend."""
+    queries = {"": expr} if isinstance(expr, str) else expr
+    targets = [
+        {"refId": chr(ord("A") + i), "expr": e, **({"legendFormat": legend} if legend else {})}
+        for i, (legend, e) in enumerate(queries.items())
+    ]
     return {
         "id": index,
         "title": title,
         "type": kind,
         "datasource": {"type": source, "uid": source},
         "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},
-        "targets": [{"refId": "A", "expr": expr}],
+        "targets": targets,
     }
+
+
+def _hours_since(metric: str) -> str:
+    return f"(time() - max({metric})) / 3600"
 
 
 def overview_dashboard() -> str:
@@ -81,6 +94,19 @@ def overview_dashboard() -> str:
             "timeseries",
             "loki",
             'sum by (vhost) (count_over_time({container="/nginx-proxy", status=~"5.."}[5m]))',
+        ),
+        # The alert view: what fires now (Prometheus's own ALERTS series, the same the
+        # Alertmanager datasource groups under Alerting), and the backups' age.
+        _panel(4, "Firing alerts", "table", "prometheus", 'ALERTS{alertstate="firing"}'),
+        _panel(
+            5,
+            "Hours since the last good backup, drill and check",
+            "stat",
+            "prometheus",
+            {
+                job: _hours_since(f"hemma_{job}_last_success_timestamp_seconds")
+                for job in ("backup", "drill", "backup_check")
+            },
         ),
     ]
     dashboard = {
