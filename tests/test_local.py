@@ -99,7 +99,10 @@ def test_apps_whose_checkout_is_absent_are_left_out_with_a_line() -> None:
     assert sorted(program.outputs["containers"]) == ["observability"]
     assert program.outputs["appDatabases"] == {}
     prometheus = program.container("prometheus")
-    assert [n["name"] for n in prometheus.inputs["networksAdvanced"]] == ["hule-network"]
+    assert [n["name"] for n in prometheus.inputs["networksAdvanced"]] == [
+        "hule-network",
+        "observability_internal_network",
+    ]
     scraped = yaml.safe_load(
         next(u["content"] for u in prometheus.inputs["uploads"] if u["file"].endswith(".yml"))
     )

@@ -157,6 +157,21 @@ def test_prometheus_scrapes_the_apps_metrics_on_networks_it_shares(program: Prog
             assert networks(by_name[host]) & networks(prometheus), target
 
 
+def test_alertmanager_and_the_exporters_share_a_network_with_prometheus_and_grafana_only(
+    program: Program,
+) -> None:
+    alerting = {"alertmanager", "blackbox_exporter", "node_exporter"}
+    on_it = {
+        c.inputs["name"]: networks(c)
+        for c in program.containers
+        if "observability_internal_network" in networks(c)
+    }
+    assert set(on_it) == alerting | {"prometheus", "grafana"}
+    for name in alerting:
+        assert on_it[name] == {"observability_internal_network"}, name
+    assert "hule-network" in on_it["prometheus"] & on_it["grafana"]
+
+
 @pytest.mark.parametrize(("line", "labels"), ACCESS_LOG_LINES)
 def test_promtail_labels_nginx_proxy_access_logs(
     program: Program, line: str, labels: dict[str, str]

@@ -40,10 +40,11 @@ def program() -> Program:
 
 def test_the_shared_and_internal_networks_exist_with_the_runbook_names(program: Program) -> None:
     names = sorted(n.inputs["name"] for n in program.of_type(NETWORK))
-    assert names == ["hule-network", "huleedu_internal_network"]
+    assert names == ["hule-network", "huleedu_internal_network", "observability_internal_network"]
     assert program.outputs["networks"] == {
         "hule-network": "hule-network",
         "huleedu_internal_network": "huleedu_internal_network",
+        "observability_internal_network": "observability_internal_network",
     }
 
 

@@ -65,6 +65,7 @@ STACK = stack_file_config()
 PROXY = str(STACK["proxy"]["containerName"])
 POSTGRES = str(STACK["postgres"]["containerName"])
 PUBLIC_NETWORK = "hule-network"
+ALERTING_NETWORK = "observability_internal_network"
 INTERNAL_NETWORK = "huleedu_internal_network"
 # The runbooks' network table: these answer on the internal network and nowhere else.
 INTERNAL_SERVICES = {("kafka", 9092), ("redis", 6379)}
@@ -376,6 +377,30 @@ def test_kafka_and_redis_answer_inside_the_internal_network_only(
         for client in (outside, PROXY):
             if can_resolve(healthy, client, host):
                 problems.append(f"{host} resolves from {client}, only on {PUBLIC_NETWORK}")
+    assert not problems, "\n".join(problems)
+
+
+def test_alertmanager_and_the_exporters_answer_prometheus_and_grafana_only(
+    healthy: Replayed, probes: Probes
+) -> None:
+    """Alertmanager's API takes silences from anyone who reaches it: no container on
+    hule-network, nginx-proxy included, even resolves it or the exporters."""
+    alerting = {"alertmanager": 9093, "blackbox_exporter": 9115, "node_exporter": 9100}
+    only_there = [
+        c.inputs["name"]
+        for c in healthy.program.containers
+        if set(networks_of(c)) == {ALERTING_NETWORK}
+    ]
+    assert sorted(only_there) == sorted(alerting)
+    outside = probes.on(PUBLIC_NETWORK)
+    problems = []
+    for name, port in sorted(alerting.items()):
+        for client in ("prometheus", "grafana"):
+            if not tcp_answers(healthy, client, name, port):
+                problems.append(f"{name}:{port} does not answer {client}")
+        for client in (outside, PROXY, "skriptoteket-web"):
+            if can_resolve(healthy, client, name):
+                problems.append(f"{name} resolves from {client} on {PUBLIC_NETWORK}")
     assert not problems, "\n".join(problems)
 
 

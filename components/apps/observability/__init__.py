@@ -2,7 +2,8 @@
 
 Grafana is public; Prometheus and Jaeger sit behind basic auth. Prometheus
 scrapes every service of the apps declared before it that has a metrics path,
-by its network alias, so it joins hule-network and HuleEdu's internal network.
+by its network alias, so it joins hule-network and HuleEdu's internal network;
+it and Grafana also join the alerting services' network (``alerting.py``).
 Promtail reads nginx-proxy's access log from Docker and labels each line with
 ``vhost``, ``client_ip``, ``method`` and ``status`` (runbook 003).
 """
@@ -14,6 +15,7 @@ from typing import Annotated
 from pydantic import Field
 
 from components.apps.huleedu import NETWORK as HULEEDU_NETWORK
+from components.apps.observability.alerting import NETWORK as ALERTING_NETWORK
 from components.apps.observability.alerting import alerting_services, receiver
 from components.apps.observability.alerts import RULES_PATH, alert_rules
 from components.apps.observability.grafana import grafana_provisioning
@@ -114,6 +116,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
     hosts = [site.hostname(r.id) for r in routes]
     return App(
         name="observability",
+        internal_network=ALERTING_NETWORK,
         generated=("grafana-admin-password",),
         services=(
             Service(
@@ -121,7 +124,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 container="grafana",
                 image=Pull(settings.grafana_image),
                 port=3000,
-                networks=(SHARED_NETWORK,),
+                networks=(SHARED_NETWORK, ALERTING_NETWORK),
                 route=OWN_ROUTES[0],
                 uploads=grafana_provisioning(),
                 env={
@@ -153,7 +156,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 container="prometheus",
                 image=Pull(settings.prometheus_image),
                 port=9090,
-                networks=networks,
+                networks=(*networks, ALERTING_NETWORK),
                 route=OWN_ROUTES[1],
                 volumes={"prometheus-data": "/prometheus"},
                 volume_backups={"prometheus-data": "skip"},

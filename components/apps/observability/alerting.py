@@ -1,6 +1,10 @@
 """The services the alerts need: Alertmanager, blackbox-exporter and node-exporter.
 
-None is published: Prometheus reaches them on hule-network. blackbox-exporter
+None is published, and none is on hule-network: Alertmanager's API takes silences
+from anyone who reaches it, and node-exporter serves the host's disks, units and
+containers, so the apps' containers must not reach them. They share
+``observability_internal_network`` with Prometheus, which scrapes them and sends
+Alertmanager the alerts, and Grafana, which reads Alertmanager. blackbox-exporter
 probes the public URLs through nginx-proxy's own published ports: each public
 hostname resolves, inside it, to the host (host-gateway), so a probe needs no
 way out of the home network and back (which a router may not allow).
@@ -19,9 +23,10 @@ from components.apps.observability.alert_config import (
     alertmanager_config,
     blackbox_config,
 )
-from components.model.app import SHARED_NETWORK, HttpProbe, OperatorSecret, Pull, Service
+from components.model.app import HttpProbe, OperatorSecret, Pull, Service
 from components.model.site import Site
 
+NETWORK = "observability_internal_network"
 SMTP_PASSWORD_FILE = "/etc/alertmanager/smtp-password"
 TEXTFILE_DIR = "/textfile"
 
@@ -60,7 +65,7 @@ def alerting_services(
             container="alertmanager",
             image=Pull(alertmanager_image),
             port=9093,
-            networks=(SHARED_NETWORK,),
+            networks=(NETWORK,),
             volumes={"alertmanager-data": "/alertmanager"},
             volume_backups={"alertmanager-data": "skip"},
             uploads={"/etc/alertmanager/alertmanager.yml": alertmanager_config(to)},
@@ -78,7 +83,7 @@ def alerting_services(
             container="blackbox_exporter",
             image=Pull(blackbox_image),
             port=9115,
-            networks=(SHARED_NETWORK,),
+            networks=(NETWORK,),
             uploads={"/etc/blackbox_exporter/config.yml": blackbox_config()},
             command=("--config.file=/etc/blackbox_exporter/config.yml",),
             gateway_names=tuple(sorted(set(public_hosts))),
@@ -89,7 +94,7 @@ def alerting_services(
             container="node_exporter",
             image=Pull(node_image),
             port=9100,
-            networks=(SHARED_NETWORK,),
+            networks=(NETWORK,),
             binds={site.metrics_dir: TEXTFILE_DIR},
             command=(
                 "--collector.disable-defaults",
