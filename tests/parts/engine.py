@@ -34,7 +34,9 @@ BRIDGE_CIDR = f"{BRIDGE_IP}/24"
 SOCKET_GROUP = "docker"
 BRIDGE = "docker0"
 READY_TIMEOUT = 30.0
-# A clean shutdown stops every container (--shutdown-timeout each) first.
+# A clean shutdown first stops every container at once, each with its own
+# StopTimeout, 10 s when unset (moby v20.10.24 container.StopTimeout,
+# daemon.shutdownContainer); the program declares none.
 RESTART_TIMEOUT = 90.0
 # Every private engine uses the one docker0 bridge and the one sudoers file of the
 # SSH part; two sessions at once would hand out the same container addresses.

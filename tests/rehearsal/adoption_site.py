@@ -24,6 +24,7 @@ from components.apps.huleedu import DATABASES as HULEEDU_DATABASES
 from tests.harness import ROOT
 from tests.parts.engine import Engine
 from tests.parts.ssh import SshServer
+from tests.rehearsal.replay import DockerApi, remove_network
 
 POSTGRES = "shared-postgres"
 NETWORK = "hule-network"
@@ -165,7 +166,9 @@ class HandMade:
         present = set(self.engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split())
         if names & present:
             self.engine.docker("rm", "--force", *sorted(names & present), check=False)
-        self.engine.docker("network", "rm", NETWORK, check=False)
+        # After the rehearsal's daemon restart an endpoint may outlive its container;
+        # a network left behind would stop the next replay.
+        remove_network(DockerApi(self.engine.socket), NETWORK)
         self.engine.docker("volume", "rm", "--force", *COMPOSE_VOLUMES, check=False)
 
 

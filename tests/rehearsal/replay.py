@@ -271,6 +271,44 @@ class DockerApi:
         return result
 
 
+def remove_network(api: DockerApi, name: str, tries: int = 5) -> None:
+    """``DELETE /networks/NAME``, gone already counts as done.
+
+    An endpoint that outlived its container (a daemon restart can leave one) keeps
+    the network: the 20.10 engine lists it under ``ep-<id>`` with the container's name
+    (moby daemon/network.go, ``buildNetworkResource``), and a forced disconnect by that
+    name deletes it (``DisconnectContainerFromNetwork`` falls back to
+    ``ForceEndpointDelete``), as ``docker network disconnect -f`` does. Only such
+    stale endpoints are removed; a container still attached is named in the error.
+    """
+    for attempt in range(tries):
+        try:
+            api.call("DELETE", f"/networks/{name}")
+            return
+        except DockerError as error:
+            if error.status == 404:
+                return
+            if "active endpoints" not in error.message:
+                raise
+            held: dict[str, Any] = api.call("GET", f"/networks/{name}").get("Containers") or {}
+            stale = {k: e for k, e in held.items() if k.startswith("ep-")}
+            if attempt == tries - 1 or len(stale) < len(held):
+                names = sorted(str(e.get("Name") or k) for k, e in held.items())
+                raise DockerError(
+                    error.method, error.path, error.status,
+                    f"{error.message}; still attached: {', '.join(names) or 'none listed'}",
+                ) from None  # fmt: skip
+        for key, endpoint in stale.items():
+            print(f"rehearsal: {name}: removing stale endpoint {endpoint.get('Name') or key}")
+            with contextlib.suppress(DockerError):
+                api.call(
+                    "POST",
+                    f"/networks/{name}/disconnect",
+                    {"Container": endpoint.get("Name") or key, "Force": True},
+                )
+        time.sleep(1)
+
+
 @dataclass
 class ContainerPlan:
     """One container's API calls, worked out before anything is sent."""
@@ -663,38 +701,6 @@ class Replayed:
             if error.status != 404:
                 raise
 
-    def _remove_network(self, name: str, tries: int = 5) -> None:
-        """``DELETE /networks/NAME``. An endpoint that outlived its container (the
-        engine drops it a moment after the removal, or a daemon restart left it) is
-        force-disconnected, as ``docker network disconnect -f`` does, and the delete
-        tried again; what still holds the network is named in the error."""
-        for attempt in range(tries):
-            try:
-                self.api.call("DELETE", f"/networks/{name}")
-                return
-            except DockerError as error:
-                if error.status == 404:
-                    return
-                if "active endpoints" not in error.message:
-                    raise
-                if attempt == tries - 1:
-                    held = self.api.call("GET", f"/networks/{name}").get("Containers") or {}
-                    names = sorted(e.get("Name", cid) for cid, e in held.items())
-                    raise DockerError(
-                        error.method, error.path, error.status,
-                        f"{error.message}; still attached: {', '.join(names) or 'none listed'}",
-                    ) from None  # fmt: skip
-            held = self.api.call("GET", f"/networks/{name}").get("Containers") or {}
-            for cid, endpoint in held.items():
-                print(f"rehearsal: {name}: force-disconnecting {endpoint.get('Name') or cid}")
-                with contextlib.suppress(DockerError):
-                    self.api.call(
-                        "POST",
-                        f"/networks/{name}/disconnect",
-                        {"Container": endpoint.get("Name") or cid, "Force": True},
-                    )
-            time.sleep(1)
-
     def remove(self, parallel: int = 8) -> None:
         """Containers first (stop with their grace, then remove), then networks and
         volumes; every step is tried, and the first failure raised at the end."""
@@ -707,7 +713,7 @@ class Replayed:
                     errors.append(error)
         for network in self.networks:
             try:
-                self._remove_network(network)
+                remove_network(self.api, network)
             except DockerError as error:
                 errors.append(error)
         for volume in self.volumes:
@@ -789,6 +795,7 @@ __all__ = [
     "Replayed",
     "go_duration_ns",
     "plan_container",
+    "remove_network",
     "replayed",
     "upload_bytes",
     "upload_mode",
