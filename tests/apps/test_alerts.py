@@ -242,23 +242,29 @@ def test_grafanas_alert_view_shows_what_fires_and_how_old_the_backups_are(
     tmp_path: Path,
 ) -> None:
     """The overview dashboard's alert panels, run by promtool over the real rules: a
-    backup 28 hours old fires BackupStale, and the firing-alerts table lists it; the
-    age panel reads each job's own hours."""
+    backup 28 hours old fires BackupStale, and the firing-alerts table lists it, not
+    DiskAlmostFull, which is still pending; the age panel reads each job's own hours."""
     promtool = tool("promtool", "prometheus")
     panels = {p["title"]: p for p in json.loads(grafana.overview_dashboard())["panels"]}
-    firing = panels["Firing alerts"]["targets"][0]["expr"]
+    table = panels["Firing alerts"]["targets"][0]
+    assert (table["instant"], table["format"]) == (True, "table")  # what promtool runs
+    firing = table["expr"]
     ages = {
         t["legendFormat"]: t["expr"]
         for t in panels["Hours since the last good backup, drill and check"]["targets"]
     }
     assert set(ages) == {"backup", "drill", "backup_check"}
     # promtool's clock starts at 0; evaluated at 30 h, each job last succeeded at
-    # 2 h (backup), 0 h (drill) and 10 h (check).
+    # 2 h (backup), 0 h (drill) and 10 h (check); the disk is 90 % full since 29 h 55
+    # min, less than DiskAlmostFull's 15 minutes.
     series = {
-        "hemma_backup_last_success_timestamp_seconds": 2 * 3600,
-        "hemma_drill_last_success_timestamp_seconds": 0,
-        "hemma_backup_check_last_success_timestamp_seconds": 10 * 3600,
+        "hemma_backup_last_success_timestamp_seconds": f"{2 * 3600}+0x1900",
+        "hemma_drill_last_success_timestamp_seconds": "0+0x1900",
+        "hemma_backup_check_last_success_timestamp_seconds": f"{10 * 3600}+0x1900",
+        'hemma_filesystem_size_bytes{mountpoint="/"}': "100+0x1900",
+        'hemma_filesystem_avail_bytes{mountpoint="/"}': "50+0x1794 10+0x100",
     }
+    both = 'ALERTS{alertname=~"BackupStale|DiskAlmostFull"}'
     tests = {
         "rule_files": ["hemma-alerts.yml"],
         "evaluation_interval": "1m",
@@ -266,11 +272,25 @@ def test_grafanas_alert_view_shows_what_fires_and_how_old_the_backups_are(
             {
                 "interval": "1m",
                 "input_series": [
-                    {"series": name, "values": f"{value}+0x1900"} for name, value in series.items()
+                    {"series": name, "values": values} for name, values in series.items()
                 ],
                 "promql_expr_test": [
+                    {  # the two are there, one firing and one pending
+                        "expr": f"count by (alertname, alertstate) ({both})",
+                        "eval_time": "30h",
+                        "exp_samples": [
+                            {
+                                "labels": '{alertname="BackupStale",alertstate="firing"}',
+                                "value": 1,
+                            },
+                            {
+                                "labels": '{alertname="DiskAlmostFull",alertstate="pending"}',
+                                "value": 1,
+                            },
+                        ],
+                    },
                     {
-                        "expr": f'{firing} and on (alertname) ALERTS{{alertname="BackupStale"}}',
+                        "expr": f"{firing} and on (alertname) {both}",
                         "eval_time": "30h",
                         "exp_samples": [
                             {

@@ -380,12 +380,12 @@ def test_kafka_and_redis_answer_inside_the_internal_network_only(
     assert not problems, "\n".join(problems)
 
 
-def test_alertmanager_and_the_exporters_answer_prometheus_and_grafana_only(
+def test_alertmanager_and_node_exporter_answer_prometheus_and_grafana_only(
     healthy: Replayed, probes: Probes
 ) -> None:
     """Alertmanager's API takes silences from anyone who reaches it: no container on
-    hule-network, nginx-proxy included, even resolves it or the exporters."""
-    alerting = {"alertmanager": 9093, "blackbox_exporter": 9115, "node_exporter": 9100}
+    hule-network, nginx-proxy included, even resolves it or node-exporter."""
+    alerting = {"alertmanager": 9093, "node_exporter": 9100}
     only_there = [
         c.inputs["name"]
         for c in healthy.program.containers

@@ -1,10 +1,14 @@
 """The services the alerts need: Alertmanager, blackbox-exporter and node-exporter.
 
-None is published, and none is on hule-network: Alertmanager's API takes silences
-from anyone who reaches it, and node-exporter serves the host's disks, units and
-containers, so the apps' containers must not reach them. They share
-``observability_internal_network`` with Prometheus, which scrapes them and sends
-Alertmanager the alerts, and Grafana, which reads Alertmanager. blackbox-exporter
+None is published. Alertmanager's API takes silences from anyone who reaches it,
+and node-exporter serves the host's disks, units and containers, so the apps'
+containers must not reach them: the two are on ``observability_internal_network``
+only, with Prometheus, which scrapes them and sends Alertmanager the alerts, and
+Grafana, which reads Alertmanager. blackbox-exporter stays on hule-network, the
+proxy's own bridge: from another bridge, a probe to a published port through
+host-gateway is DNATed across bridges, and Docker before 28 drops that forward in
+its DOCKER-ISOLATION chains (moby#38784; v20.10.24 libnetwork iptables.go's DNAT
+rule excludes only the proxy's own bridge). blackbox-exporter
 probes the public URLs through nginx-proxy's own published ports: each public
 hostname resolves, inside it, to the host (host-gateway), so a probe needs no
 way out of the home network and back (which a router may not allow).
@@ -23,7 +27,7 @@ from components.apps.observability.alert_config import (
     alertmanager_config,
     blackbox_config,
 )
-from components.model.app import HttpProbe, OperatorSecret, Pull, Service
+from components.model.app import SHARED_NETWORK, HttpProbe, OperatorSecret, Pull, Service
 from components.model.site import Site
 
 NETWORK = "observability_internal_network"
@@ -83,7 +87,7 @@ def alerting_services(
             container="blackbox_exporter",
             image=Pull(blackbox_image),
             port=9115,
-            networks=(NETWORK,),
+            networks=(SHARED_NETWORK,),
             uploads={"/etc/blackbox_exporter/config.yml": blackbox_config()},
             command=("--config.file=/etc/blackbox_exporter/config.yml",),
             gateway_names=tuple(sorted(set(public_hosts))),

@@ -56,10 +56,19 @@ def dashboard_provider() -> str:
 def _panel(
     index: int, title: str, kind: str, source: str, expr: str | Mapping[str, str]
 ) -> dict[str, Any]:
-    """One panel of one query, or of one query per legend."""
+    """One panel of one query, or of one query per legend. A Prometheus table shows
+    the series of now, with their labels as columns: an instant query in table
+    format (a range query would give one frame per series, and list what fired
+    hours ago)."""
     queries = {"": expr} if isinstance(expr, str) else expr
+    now = {"instant": True, "range": False, "format": "table"}
     targets = [
-        {"refId": chr(ord("A") + i), "expr": e, **({"legendFormat": legend} if legend else {})}
+        {
+            "refId": chr(ord("A") + i),
+            "expr": e,
+            **({"legendFormat": legend} if legend else {}),
+            **(now if (kind, source) == ("table", "prometheus") else {}),
+        }
         for i, (legend, e) in enumerate(queries.items())
     ]
     return {
@@ -95,8 +104,8 @@ def overview_dashboard() -> str:
             "loki",
             'sum by (vhost) (count_over_time({container="/nginx-proxy", status=~"5.."}[5m]))',
         ),
-        # The alert view: what fires now (Prometheus's own ALERTS series, the same the
-        # Alertmanager datasource groups under Alerting), and the backups' age.
+        # The alert view: what fires now (Prometheus's own ALERTS series; Alerting,
+        # with the Alertmanager datasource, groups the same alerts), and the backups' age.
         _panel(4, "Firing alerts", "table", "prometheus", 'ALERTS{alertstate="firing"}'),
         _panel(
             5,
