@@ -166,10 +166,10 @@ class HandMade:
         present = set(self.engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split())
         if names & present:
             self.engine.docker("rm", "--force", *sorted(names & present), check=False)
+        self.engine.docker("volume", "rm", "--force", *COMPOSE_VOLUMES, check=False)
         # After the rehearsal's daemon restart an endpoint may outlive its container;
         # a network left behind would stop the next replay.
         remove_network(DockerApi(self.engine.socket), NETWORK)
-        self.engine.docker("volume", "rm", "--force", *COMPOSE_VOLUMES, check=False)
 
 
 @dataclass

@@ -275,11 +275,12 @@ def remove_network(api: DockerApi, name: str, tries: int = 5) -> None:
     """``DELETE /networks/NAME``, gone already counts as done.
 
     An endpoint that outlived its container (a daemon restart can leave one) keeps
-    the network: the 20.10 engine lists it under ``ep-<id>`` with the container's name
-    (moby daemon/network.go, ``buildNetworkResource``), and a forced disconnect by that
-    name deletes it (``DisconnectContainerFromNetwork`` falls back to
-    ``ForceEndpointDelete``), as ``docker network disconnect -f`` does. Only such
-    stale endpoints are removed; a container still attached is named in the error.
+    the network: the 20.10 engine lists it under ``ep-<id>`` with the container's
+    name (moby daemon/network.go, ``buildDetailedNetworkResources``), and a forced
+    disconnect by that name deletes it (``DisconnectContainerFromNetwork`` falls
+    back to ``ForceEndpointDelete``), as ``docker network disconnect -f`` does. Only
+    such stale endpoints are removed; a container still attached is named in the
+    error.
     """
     for attempt in range(tries):
         try:

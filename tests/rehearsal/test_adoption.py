@@ -18,6 +18,7 @@ is, through the published port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -246,6 +247,14 @@ def rehearsal(
     state.mkdir()
     checkout = make_checkout(base)
     hand_made = HandMade(engine)
+
+    def clean_up() -> None:
+        try:
+            hand_made.remove({*NEW, PROBE, SECOND_POSTGRES, CREATED_BY_UP, AS_ADMIN})
+        finally:
+            ssh_server.ssh("rm -rf ~/.hemma-adoption", check=False)
+            subprocess.run(["rm", "-rf", str(base)], check=False)
+
     try:
         hand_made.build(pg_image, busybox_image)
         env = operator_env(ssh_server, state, work / "plan.json", checkout.stack_file, admin="")
@@ -330,10 +339,12 @@ def rehearsal(
         r.outputs["ownership-apply"] = operator.step("ownership-apply").stdout
         r.timings["up to ownership"] = time.monotonic() - started
         yield r
-    finally:
-        hand_made.remove({*NEW, PROBE, SECOND_POSTGRES, CREATED_BY_UP, AS_ADMIN})
-        ssh_server.ssh("rm -rf ~/.hemma-adoption", check=False)
-        subprocess.run(["rm", "-rf", str(base)], check=False)
+    except BaseException:
+        # The failure that stopped the set-up is the one to see, not one of the clean-up.
+        with contextlib.suppress(Exception):
+            clean_up()
+        raise
+    clean_up()
     for what, seconds in r.timings.items():
         print(f"adoption rehearsal: {what}: {seconds:.1f} s")
     for line, seconds in operator.ran:
