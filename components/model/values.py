@@ -63,7 +63,12 @@ _IMAGE_RE = re.compile(
 _SIZE_RE = re.compile(r"[0-9]{1,9}[kKmMgG]?")
 _SSH_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _HTPASSWD_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_UNIT_NAME_RE = re.compile(r"[A-Za-z0-9:_.@-]{1,200}\.(?:service|socket|target|mount)")
+# systemd's unit_name_is_valid (src/basic/unit-name.c) for a unit a dependency can
+# name: a non-empty prefix of [A-Za-z0-9:_.-], then at most an "@instance" that is not
+# empty (a template, "name@.service", is no unit to start), then the type.
+_UNIT_NAME_RE = re.compile(
+    r"[A-Za-z0-9:_.-]{1,200}(?:@[A-Za-z0-9:_.@-]{1,50})?\.(?:service|socket|target|mount)"
+)
 _ABSOLUTE_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._@+-]+)+/?|/")
 _PATH_RE = re.compile(r"[A-Za-z0-9._@+/-]{1,1024}")
 _UNIT_WORD_RE = re.compile(r"[A-Za-z0-9._:/=,+@-]{1,256}")

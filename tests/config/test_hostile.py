@@ -145,6 +145,16 @@ HOSTILE: list[tuple[str, Any, str]] = [
         "snap.docker.dockerd.service\nExecStartPre=/bin/id",
         "hemma:dockerService: must be a systemd unit name such as docker.service (got 'snap.docker.dockerd.service\\nExecStartP... (48 characters))",
     ),
+    (  # systemd: "Failed to add dependency on @snap.docker.dockerd.service ... Invalid argument"
+        "dockerService",
+        "@snap.docker.dockerd.service",
+        "hemma:dockerService: must be a systemd unit name such as docker.service (got '@snap.docker.dockerd.service')",
+    ),
+    (  # a template is no unit to start
+        "dockerService",
+        "docker@.service",
+        "hemma:dockerService: must be a systemd unit name such as docker.service (got 'docker@.service')",
+    ),
     (
         "hostnames.grafana",
         "grafana.hemma.hule.education\n",
