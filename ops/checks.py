@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ops import remote
-from ops.outputs import BadInput, host_port, need, postgres_tunnel
+from ops.outputs import BadInput, host_port, need, tunnels
 
 # Report order: from what the world sees inwards.
 KINDS = ("https", "cert", "internal", "tunnel", "backup")
@@ -290,8 +290,7 @@ def tunnel_checks(data: dict[str, Any]) -> list[Check]:
     """Each forward ``tunnel`` opens, shared-postgres's included: its remote end must
     accept a connection on Hemma."""
     checks = []
-    tunnels: dict[str, Any] = {**need(data, "sshTunnels", dict), **postgres_tunnel(data)}
-    for name, entry in tunnels.items():
+    for name, entry in tunnels(data).items():
         where = f"sshTunnels.{name}"
         if not isinstance(entry, dict):
             raise BadInput(f"outputs {where} should be an object")

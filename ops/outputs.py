@@ -233,3 +233,8 @@ def postgres_tunnel(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if found is None:
         raise BadInput("outputs postgresTunnel holds no -L LOCAL:127.0.0.1:PORT forward")
     return {POSTGRES: {"localPort": int(found[1]), "remote": found[2]}}
+
+
+def tunnels(data: dict[str, Any]) -> dict[str, Any]:
+    """Every forward by name: ``sshTunnels`` and shared-postgres's."""
+    return {**need(data, "sshTunnels", dict), **postgres_tunnel(data)}

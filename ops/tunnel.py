@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from ops import outputs, remote
-from ops.outputs import BadInput, host_port, need, postgres_tunnel
+from ops.outputs import BadInput, host_port, need
 
 # ServerAlive* notices a dead link within ~90 s; ExitOnForwardFailure turns a
 # taken local port into an exit instead of a tunnel that silently is not there.
@@ -57,7 +57,7 @@ def commands(
     data: dict[str, Any], names: list[str], target: str, autossh: bool, port: int = 22
 ) -> list[tuple[str, list[str]]]:
     """(name, argv) for each chosen tunnel, in the order asked, or all of them by name."""
-    tunnels: dict[str, Any] = {**need(data, "sshTunnels", dict), **postgres_tunnel(data)}
+    tunnels = outputs.tunnels(data)
     unknown = [name for name in names if name not in tunnels]
     if unknown:
         known = ", ".join(sorted(tunnels)) or "none"
