@@ -28,6 +28,7 @@ from components.foundation.networks import Networks, NetworksArgs
 from components.foundation.providers import docker_provider, ssh_connection
 from components.foundation.secrets import keep_config_secrets, secret_where_tainted
 from components.foundation.shell import HostShell
+from components.host.repository import backup_repository
 from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
 from components.host.unit_files import UnitGroup
 from components.host.units import host_unit_groups
@@ -229,6 +230,16 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
         for group in groups
         if ssh is not None
     ]
+    backup_units = [unit for unit in units if unit.group_name == "hemma-backup"]
+    if ssh is not None and backup_units:
+        backup_repository(
+            "hemma-backup-repository",
+            ssh,
+            config.backups.repository or "",
+            config.backups.system_disk,
+            after=backup_units[0].install,
+            opts=pulumi.ResourceOptions(parent=backup_units[0]).merge(secret),
+        )
 
     routes = outputs.routing_table(config, catalog)
     return {

@@ -5,11 +5,13 @@
     scripts/restore volume NAME [--snapshot ID] [--into NAME] [--production --yes]
 
 Run from the operator's machine; every step is one shell command sent over ssh.
-The snapshot is always restored into a scratch target first (``restore_DB`` or
-``restore_NAME``), which must not exist yet, so that step can never overwrite
-anything. The live database or volume is replaced only with both --production
-and --yes, after a copy of it has been kept on Hemma. The plan is printed in full
-before the first command runs.
+The snapshot (``latest``: the latest complete nightly one) is always restored into
+a scratch target first (``restore_DB`` or ``restore_NAME``), which must not exist
+yet, so that step can never overwrite anything. The live database or volume is
+replaced only with both --production and --yes: a database by the restored copy
+taking its place, the live one kept whole as ``DB_before_STAMP``; a volume after a
+copy of it has been kept on Hemma. The plan is printed in full before the first
+command runs.
 
 Standard library only, like the other operator tools.
 """
@@ -27,9 +29,12 @@ from datetime import UTC, datetime
 from ops.restore_plan import (
     _NAME,
     _SNAPSHOT,
+    CACHE_DIR,
     DUMPS_DIR,
     ENV_FILE,
     KEEP_DIR,
+    LIB,
+    LOCK_FILE,
     POSTGRES,
     SNAPSHOT_TAG,
     SSH_OPTIONS,
@@ -39,6 +44,7 @@ from ops.restore_plan import (
     Remote,
     Step,
     database_plan,
+    kept_name,
     volume_plan,
 )
 
@@ -114,12 +120,12 @@ def parser() -> argparse.ArgumentParser:
                 action="append",
                 default=[],
                 metavar="CONTAINER",
-                help="stopped while the live database is overwritten",
+                help="stopped while the restored copy takes the live database's place",
             )
             sub.add_argument(
                 "--keep-running",
                 action="store_true",
-                help="overwrite the live database with no container stopped",
+                help="swap the live database with no container stopped",
             )
         sub.add_argument("--docker", default="docker", help="docker on Hemma")
         sub.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL container")
@@ -127,7 +133,10 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--dumps", default=DUMPS_DIR, help="the dump directory in the snapshots")
         sub.add_argument("--volume-root", default=VOLUME_ROOT)
         sub.add_argument("--work", default=WORK_DIR, help="scratch space on Hemma")
-        sub.add_argument("--keep", default=KEEP_DIR, help="where the live copy is kept")
+        sub.add_argument("--keep", default=KEEP_DIR, help="where the live volume's copy is kept")
+        sub.add_argument("--lib", default=LIB, help="the backup's installed files on Hemma")
+        sub.add_argument("--cache", default=CACHE_DIR, help="restic's cache on Hemma")
+        sub.add_argument("--lock", default=LOCK_FILE, help="the backup jobs' turn lock on Hemma")
     return main
 
 
@@ -178,13 +187,26 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
         return ssh_argv(ssh_command, target, command)
 
     remote = Remote(
-        args.docker, args.postgres, args.env, args.dumps, args.volume_root, args.work, args.keep
+        args.docker,
+        args.postgres,
+        args.env,
+        args.dumps,
+        args.volume_root,
+        args.work,
+        args.keep,
+        args.lib,
+        args.cache,
+        args.lock,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     if args.kind == "database":
-        steps = database_plan(
-            remote, args.name, args.snapshot, into, args.production, args.stop, stamp
-        )
+        try:
+            steps = database_plan(
+                remote, args.name, args.snapshot, into, args.production, args.stop, stamp
+            )
+        except Refused as refused:
+            print(f"hemma restore: {refused}; nothing was run", file=sys.stderr)
+            return 2
     else:
         users: list[str] = []
         if args.production:
@@ -212,6 +234,13 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
         return 0
     if not run_plan(steps, ssh, runner):
         return 1
+    if args.kind == "database" and args.production:
+        kept = kept_name(args.name, stamp)
+        drop = f"{args.docker} exec {args.postgres} dropdb -U postgres {kept}"
+        print(f"hemma restore: done. {args.name} is the restored copy; the old one is {kept}.")
+        print("hemma restore: run the app's migration if its code is newer than the dump.")
+        print(f"hemma restore: drop the old one when done: ssh {target} {shlex.quote(drop)}")
+        return 0
     look = (
         f"{args.docker} exec {args.postgres} psql -U postgres -d {into} -c '\\dt'"
         if args.kind == "database"

@@ -11,30 +11,52 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# Where the host scripts put things; the same values as components/backups/restic.py.
+# Where the host scripts put things; the same values as components/backups/restic.py
+# and jobs.py.
 ENV_FILE = "/etc/hemma/restic.env"
 DUMPS_DIR = "/var/backups/hemma/dumps"
 VOLUME_ROOT = "/var/snap/docker/common/var-lib-docker/volumes"
+LIB = "/usr/local/lib/hemma"
+CACHE_DIR = "/var/cache/hemma-restic"
+LOCK_FILE = "/run/lock/hemma-restic.lock"
+LOCK_WAIT = 1800
+"""Seconds a restore waits for a backup job to finish with the repository."""
 SNAPSHOT_TAG = "hemma-nightly"
+COMPLETE_TAG = "complete"
+HOST = "hemma"
 WORK_DIR = "/var/tmp/hemma-restore"
 KEEP_DIR = "/var/backups/hemma/before-restore"
 POSTGRES = "shared-postgres"
+MAX_NAME = 63
+"""PostgreSQL's longest database name (NAMEDATALEN - 1)."""
 
 SSH_OPTIONS = ("-o", "BatchMode=yes")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SNAPSHOT = re.compile(r"^(latest|[0-9a-f]{8,64})$")
 
 # The restic env file is root-only: restic runs under sudo with it sourced, and the
-# file's path is the only thing that travels.
-_RESTIC = 'set -a; . "$1"; set +a; shift; exec restic "$@"'
+# file's path is the only thing that travels. It runs with the jobs' one cache, in
+# its turn on the repository (flock, as the jobs take theirs), after clearing the
+# stale locks a killed run left (restic unlock removes only those).
+_RESTIC = (
+    'set -a; . "$1"; set +a; RESTIC_CACHE_DIR=$2; export RESTIC_CACHE_DIR; shift 2; '
+    'restic unlock >/dev/null 2>&1; exec restic "$@"'
+)
 _NEW_VOLUME = (
     'if "$1" volume inspect "$2" >/dev/null 2>&1; then '
     'echo "volume $2 exists: remove it first ($1 volume rm $2)" >&2; exit 1; fi; '
     'exec "$1" volume create "$2"'
 )
-_KEEP_DUMP = (
-    'umask 077; mkdir -p "$(dirname "$4")" && '
-    '"$1" exec "$2" pg_dump -U postgres --format=custom "$3" > "$4"'
+# The app's drill probes (DB:SQL lines), run against the database now in place; a
+# probe passes as in the drill: its first line is neither empty, 0 nor f.
+_PROBES = (
+    'status=0; n=0; while IFS= read -r line || [ -n "$line" ]; do case $line in "$3":*) '
+    "n=$((n + 1)); "
+    'if answer=$("$1" exec "$2" psql -U postgres -d "$3" -At -v ON_ERROR_STOP=1 '
+    '-c "${line#*:}") && first=$(printf "%s\\n" "$answer" | head -n 1) && '
+    '[ -n "$first" ] && [ "$first" != 0 ] && [ "$first" != f ]; '
+    'then echo "probe $n on $3 passed"; else echo "probe $n on $3 failed" >&2; status=1; fi ;; '
+    'esac; done < "$4"; [ "$n" -gt 0 ] || echo "no probes of $3 in $4"; exit "$status"'
 )
 _KEEP_TREE = 'umask 077; mkdir -p "$2" && cp -a "$1/." "$2/"'
 _REPLACE_TREE = 'find "$1" -mindepth 1 -delete && cp -a "$2/." "$1/"'
@@ -61,6 +83,9 @@ class Remote:
     volume_root: str
     work: str
     keep: str
+    lib: str = LIB
+    cache: str = CACHE_DIR
+    lock: str = LOCK_FILE
 
 
 def sh(script: str, *args: str) -> str:
@@ -68,22 +93,50 @@ def sh(script: str, *args: str) -> str:
     return shlex.join(["sh", "-c", script, "sh", *args])
 
 
-def restic(remote: Remote, snapshot: str, *args: str) -> str:
-    tag = ["--tag", SNAPSHOT_TAG] if snapshot == "latest" else []
-    return "sudo " + sh(_RESTIC, remote.env, "restore", snapshot, *tag, *args)
+def restic(remote: Remote, snapshot: str, path: str, *args: str) -> str:
+    """``restic restore``; ``latest`` is the latest complete nightly snapshot holding
+    ``path`` (a night whose dump of a database failed keeps that database's older
+    dump, and is tagged incomplete)."""
+    latest = ["--tag", f"{SNAPSHOT_TAG},{COMPLETE_TAG}", "--host", HOST, "--path", path]
+    where = latest if snapshot == "latest" else []
+    turn = ["sudo", "flock", "-w", str(LOCK_WAIT), remote.lock]
+    return (
+        shlex.join(turn)
+        + " "
+        + sh(_RESTIC, remote.env, remote.cache, "restore", snapshot, *where, *args)
+    )
 
 
-def _restore_from_snapshot(remote: Remote, snapshot: str, work: str, path: str, test: str) -> Step:
+def _restore_from_snapshot(
+    remote: Remote, snapshot: str, work: str, path: str, within: str, test: str
+) -> Step:
+    """``path`` out of the snapshot that holds ``within`` (one of the snapshot's paths)."""
     return Step(
         f"restore {path} from snapshot {snapshot} into {work} on Hemma",
         " && ".join(
             [
                 shlex.join(["sudo", "install", "-d", "-m", "0700", work]),
-                restic(remote, snapshot, "--target", work, "--include", path),
+                restic(remote, snapshot, within, "--target", work, "--include", path),
                 shlex.join(["sudo", "test", test, work + path]),
             ]
         ),
     )
+
+
+def _psql(remote: Remote, database: str, *args: str, stdin: bool = False) -> list[str]:
+    flags = ["-i"] if stdin else []
+    return [
+        remote.docker, "exec", *flags, remote.postgres,
+        "psql", "-U", "postgres", "-d", database, "-q", "-At", "-v", "ON_ERROR_STOP=1", *args,
+    ]  # fmt: skip
+
+
+def kept_name(db: str, stamp: str) -> str:
+    """Where the live database goes when a restore takes its place."""
+    name = f"{db}_before_{stamp.replace('T', '').rstrip('Z')}"
+    if len(name) > MAX_NAME:
+        raise Refused(f"{db}: the kept copy's name {name} is longer than {MAX_NAME} characters")
+    return name
 
 
 def _stop_start(remote: Remote, containers: Sequence[str]) -> tuple[list[Step], list[Step]]:
@@ -115,17 +168,20 @@ def database_plan(
     stop: Sequence[str],
     stamp: str,
 ) -> list[Step]:
+    """Into the scratch ``into``; with ``production``, ``into`` then takes the live
+    database's place and the live one is kept whole as ``DB_before_STAMP``."""
     work = f"{remote.work}/{stamp}"
     dump = f"{work}{remote.dumps}/{db}.dump"
     pg_restore = [remote.docker, "exec", "-i", remote.postgres, "pg_restore", "-U", "postgres"]
+    create = (
+        shlex.join(_psql(remote, "postgres", "-v", f"live={db}", "-v", f"copy={into}", stdin=True))
+        + f" < {shlex.quote(remote.lib + '/hemma-create-copy.sql')}"
+    )
     steps = [
-        _restore_from_snapshot(remote, snapshot, work, f"{remote.dumps}/{db}.dump", "-s"),
-        Step(
-            f"create the scratch database {into} (fails if it exists)",
-            shlex.join(
-                [remote.docker, "exec", remote.postgres, "createdb", "-U", "postgres", into]
-            ),
+        _restore_from_snapshot(
+            remote, snapshot, work, f"{remote.dumps}/{db}.dump", remote.dumps, "-s"
         ),
+        Step(f"create the scratch database {into} (fails if it exists)", create),
         Step(
             f"restore the dump into {into}",
             f"{shlex.join(['sudo', 'cat', dump])} | "
@@ -133,23 +189,41 @@ def database_plan(
         ),
     ]
     if production:
-        kept = f"{remote.keep}/{db}-{stamp}.dump"
-        last = ["--exit-on-error", "-d", db]
+        kept = kept_name(db, stamp)
         stops, starts = _stop_start(remote, stop)
+        swap = Step(
+            f"put {into} in the place of {db}, keeping the live one as {kept}",
+            shlex.join(
+                _psql(
+                    remote,
+                    "postgres",
+                    *("-v", f"live={db}", "-v", f"copy={into}", "-v", f"kept={kept}"),
+                    stdin=True,
+                )
+            )
+            + f" < {shlex.quote(remote.lib + '/hemma-swap-database.sql')}",
+        )
         steps += [
             Step(
-                f"keep a dump of the live {db} in {kept}",
-                "sudo " + sh(_KEEP_DUMP, remote.docker, remote.postgres, db, kept),
+                f"hand {into} and everything in it to the owner of {db}",
+                shlex.join(_psql(remote, into, "-v", f"live={db}", stdin=True))
+                + f" < {shlex.quote(remote.lib + '/hemma-hand-over.sql')}",
             ),
             *stops,
+            swap,
             Step(
-                f"OVERWRITE the live database {db} (one transaction: all or nothing)",
-                f"{shlex.join(['sudo', 'cat', dump])} | "
-                + shlex.join(
-                    [*pg_restore, "--clean", "--if-exists", "--single-transaction", *last]
+                f"let connections into {db} again",
+                shlex.join(
+                    _psql(remote, "postgres", "-c", f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
                 ),
+                always=True,
+                after=swap.what,
             ),
             *starts,
+            Step(
+                f"run the app's probes of {db}",
+                sh(_PROBES, remote.docker, remote.postgres, db, f"{remote.lib}/drill-probes"),
+            ),
         ]
     return [*steps, _cleanup(work, steps[0])]
 
@@ -168,7 +242,7 @@ def volume_plan(
     restored = f"{work}{live}"
     scratch = f"{remote.volume_root}/{into}/_data"
     steps = [
-        _restore_from_snapshot(remote, snapshot, work, live, "-d"),
+        _restore_from_snapshot(remote, snapshot, work, live, live, "-d"),
         Step(
             f"create the scratch volume {into} (fails if it exists)",
             sh(_NEW_VOLUME, remote.docker, into),

@@ -19,19 +19,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from components.backups.install import RESTIC_FILES, restic_version_check, script_text
 from components.backups.restic import (
-    BACKUP_SCRIPT,
-    CHECK_SCRIPT,
     DRILL_SCRATCH,
-    DRILL_SCRIPT,
     ENV_FILE,
     HOST_METRICS_SCRIPT,
     LIB,
     Keep,
     backup_argv,
+    check_argv,
     drill_argv,
     host_metrics_argv,
-    script_text,
 )
 from components.model.app import App
 from components.model.host import HostFile, Job
@@ -129,15 +127,23 @@ def backup_jobs(plan: BackupPlan) -> list[Job]:
         plan.volumes,
     )
     drill = drill_argv(
-        plan.docker, plan.postgres, ENV_FILE, plan.metrics, DRILL_SCRATCH, (), plan.drill_sample
+        plan.docker,
+        plan.postgres,
+        ENV_FILE,
+        plan.metrics,
+        DRILL_SCRATCH,
+        plan.dumps,
+        (),
+        plan.drill_sample,
     )
     probes = "".join(f"{db}:{sql}\n" for db, sql in plan.probes)
     checks = checks_file(plan.checks)
-    scripts = (
-        HostFile(BACKUP_SCRIPT, script_text("hemma-backup.sh"), mode="0755"),
-        HostFile(CHECK_SCRIPT, script_text("hemma-backup-check.sh"), mode="0755"),
-        HostFile(DRILL_SCRIPT, script_text("hemma-drill.sh"), mode="0755"),
+    scripts = tuple(
+        HostFile(path, script_text(path.rsplit("/", 1)[-1]), mode=mode)
+        for path, mode in RESTIC_FILES.items()
     )
+    # Each restic job checks restic on its own install: the three install in parallel.
+    preflight = restic_version_check()
     return [
         Job(
             name="hemma-backup",
@@ -148,23 +154,24 @@ def backup_jobs(plan: BackupPlan) -> list[Job]:
             requires=requires,
             extra_files=scripts,
             secret_file=ENV_FILE,
+            preflight=preflight,
         ),
         Job(
             name="hemma-backup-check",
             description="Check the restic repository's integrity",
             what="the backup repository check",
-            exec_start=((CHECK_SCRIPT, "--env", ENV_FILE, "--metrics", plan.metrics),),
+            exec_start=(tuple(check_argv(ENV_FILE, plan.metrics)),),
             schedule=plan.check_schedule,
+            preflight=preflight,
         ),
         Job(
             name="hemma-restore-drill",
             description="Restore the latest backup into scratch and check it",
             what="the restore drill",
-            exec_start=(
-                (*drill, "--dumps", plan.dumps, "--probes", PROBES_FILE, "--checks", CHECKS_FILE),
-            ),
+            exec_start=((*drill, "--probes", PROBES_FILE, "--checks", CHECKS_FILE),),
             schedule=plan.drill_schedule,
             requires=requires,
+            preflight=preflight,
             extra_files=(
                 HostFile(PROBES_FILE, probes, mode="0644"),
                 HostFile(CHECKS_FILE, checks, mode="0644"),

@@ -10,13 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 
 LIB = "/usr/local/lib/hemma"
 BACKUP_SCRIPT = f"{LIB}/hemma-backup.sh"
 DRILL_SCRIPT = f"{LIB}/hemma-drill.sh"
 CHECK_SCRIPT = f"{LIB}/hemma-backup-check.sh"
 HOST_METRICS_SCRIPT = f"{LIB}/hemma-host-metrics.sh"
+REPOSITORY_SCRIPT = f"{LIB}/hemma-repository.sh"
+RESTIC_LIB = f"{LIB}/hemma-restic.sh"
+"""Sourced by the restic scripts, never run: how each of them reaches the repository."""
+HAND_OVER_SQL = f"{LIB}/hemma-hand-over.sql"
+SWAP_SQL = f"{LIB}/hemma-swap-database.sql"
+CREATE_COPY_SQL = f"{LIB}/hemma-create-copy.sql"
 
 ENV_FILE = "/etc/hemma/restic.env"
 DUMPS_DIR = "/var/backups/hemma/dumps"
@@ -27,6 +32,10 @@ VOLUME_ROOT = "/var/snap/docker/common/var-lib-docker/volumes"
 METRICS_DIR = "/var/snap/docker/common/hemma/metrics"
 SNAPSHOT_TAG = "hemma-nightly"
 HOST = "hemma"
+CACHE_DIR = "/var/cache/hemma-restic"
+"""restic's one cache, shared by the backup, the check and the drill."""
+LOCK_FILE = "/run/lock/hemma-restic.lock"
+"""The jobs take turns on the repository: each holds an flock on this file."""
 
 POLICIES = ("live", "stop")
 
@@ -43,6 +52,7 @@ RESERVED = frozenset(
         "RESTIC_PASSWORD",
         "RESTIC_PASSWORD_FILE",
         "RESTIC_PASSWORD_COMMAND",
+        "RESTIC_CACHE_DIR",
         "PATH",
         "IFS",
         "HOME",
@@ -76,7 +86,7 @@ def shell_quote(value: str) -> str:
 def restic_env(repository: str, password: str, extra: Mapping[str, str]) -> str:
     """The root-only (0600) env file the scripts read with ``set -a; . FILE; set +a``.
 
-    ``extra`` holds the backend's variables (AWS_ACCESS_KEY_ID, RESTIC_CACHE_DIR, ...).
+    ``extra`` holds the backend's variables (AWS_ACCESS_KEY_ID, B2_ACCOUNT_ID, ...).
     """
     if not repository:
         raise ValueError("the restic repository is empty")
@@ -115,6 +125,10 @@ def _count(what: str, value: int) -> str:
     return str(value)
 
 
+def _turns(cache: str, lock: str) -> list[str]:
+    return ["--cache", _absolute("--cache", cache), "--lock", _absolute("--lock", lock)]
+
+
 def volume_spec(name: str, policy: str, containers: Sequence[str]) -> str:
     """``NAME:live`` or ``NAME:stop:C1,C2`` as the backup script reads it."""
     _name("volume", name)
@@ -143,6 +157,8 @@ def backup_argv(
     script: str = BACKUP_SCRIPT,
     host: str = HOST,
     stop_timeout: int = 120,
+    cache: str = CACHE_DIR,
+    lock: str = LOCK_FILE,
 ) -> list[str]:
     """The backup's command line; ``volumes`` are (name, "live" | "stop", containers)."""
     if len(set(databases)) != len(databases):
@@ -164,6 +180,7 @@ def backup_argv(
         _absolute("--metrics", metrics),
         "--volume-root",
         _absolute("--volume-root", volume_root),
+        *_turns(cache, lock),
         "--keep-daily",
         _count("keep.daily", keep.daily),
         "--keep-weekly",
@@ -188,12 +205,14 @@ def drill_argv(
     env: str,
     metrics: str,
     scratch: str,
+    dumps: str,
     probes: Sequence[tuple[str, str]],
     sample: int = 20,
     *,
     script: str = DRILL_SCRIPT,
     host: str = HOST,
-    dumps: str | None = None,
+    cache: str = CACHE_DIR,
+    lock: str = LOCK_FILE,
 ) -> list[str]:
     """The drill's command line; ``probes`` are (database, SQL) pairs, in order."""
     argv = [
@@ -208,18 +227,52 @@ def drill_argv(
         _absolute("--metrics", metrics),
         "--scratch",
         _absolute("--scratch", scratch),
+        "--dumps",
+        _absolute("--dumps", dumps),
+        *_turns(cache, lock),
         "--sample",
         _count("sample", sample),
         "--host",
         _name("host", host),
     ]
-    if dumps is not None:
-        argv += ["--dumps", _absolute("--dumps", dumps)]
     for database, sql in probes:
         if not sql.strip():
             raise ValueError(f"the probe for {database} has no SQL")
         argv += ["--probe", f"{_name('database', database)}:{sql}"]
     return argv
+
+
+def check_argv(
+    env: str,
+    metrics: str,
+    *,
+    script: str = CHECK_SCRIPT,
+    cache: str = CACHE_DIR,
+    lock: str = LOCK_FILE,
+) -> list[str]:
+    """restic check's command line: the same repository, cache and turns as the backup."""
+    return [
+        _absolute("the script", script),
+        "--env",
+        _absolute("--env", env),
+        "--metrics",
+        _absolute("--metrics", metrics),
+        *_turns(cache, lock),
+    ]
+
+
+def repository_init_argv(
+    env: str,
+    *,
+    system_disk: bool = False,
+    script: str = REPOSITORY_SCRIPT,
+    cache: str = CACHE_DIR,
+    lock: str = LOCK_FILE,
+) -> list[str]:
+    """The one step that creates the repository (``hemma-repository.sh init``)."""
+    argv = [_absolute("the script", script), "init", "--env", _absolute("--env", env)]
+    argv += _turns(cache, lock)
+    return [*argv, "--system-disk"] if system_disk else argv
 
 
 def host_metrics_argv(docker: str, metrics: str, *, script: str = HOST_METRICS_SCRIPT) -> list[str]:
@@ -230,18 +283,3 @@ def host_metrics_argv(docker: str, metrics: str, *, script: str = HOST_METRICS_S
         "--metrics",
         _absolute("--metrics", metrics),
     ]
-
-
-def script_text(name: str) -> str:
-    """One of files/: hemma-backup.sh, hemma-drill.sh, hemma-host-metrics.sh."""
-    return resources.files("components.backups").joinpath("files", name).read_text()
-
-
-def host_scripts() -> dict[str, str]:
-    """Where each script is installed on Hemma (mode 0755, root-owned) -> its text."""
-    return {
-        BACKUP_SCRIPT: script_text("hemma-backup.sh"),
-        CHECK_SCRIPT: script_text("hemma-backup-check.sh"),
-        DRILL_SCRIPT: script_text("hemma-drill.sh"),
-        HOST_METRICS_SCRIPT: script_text("hemma-host-metrics.sh"),
-    }

@@ -157,6 +157,10 @@ class BackupsConfig(Model):
     repository: ResticRepository | None = None
     """The restic repository: another disk (``/mnt/...``), ``sftp:HOST:/PATH``,
     ``s3:https://HOST/BUCKET``, ``rest:https://...``. Its password is ``resticPassword``."""
+    system_disk: Flag = False
+    """A local repository may sit on the system disk (the filesystem of /). Off, the
+    repository's one-time creation and every job refuse it there: that is where a
+    backup disk that did not mount leaves its mount point."""
     schedule: Schedule = "*-*-* 03:15:00"
     keep_daily: Annotated[int, Number, Field(ge=1, le=1000)] = 7
     """Daily snapshots kept; at least one, so a prune never leaves the newest alone."""

@@ -38,6 +38,8 @@ class SystemdUnit(pulumi.ComponentResource):
     """The unit files it installs."""
     schedule: str | None
     """The timer's OnCalendar, None for a long-running service."""
+    install: command.remote.Command
+    """The command that installs the group: what a step needing its files waits for."""
 
     def __init__(
         self, name: str, args: SystemdUnitArgs, opts: pulumi.ResourceOptions | None = None
@@ -57,7 +59,7 @@ class SystemdUnit(pulumi.ComponentResource):
         install: pulumi.Input[str] = as_command(install_script(group))
         if holds_secret:
             install = pulumi.Output.secret(install)
-        command.remote.Command(
+        self.install = command.remote.Command(
             f"{name}-install",
             connection=connection,
             create=install,

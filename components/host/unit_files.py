@@ -37,6 +37,9 @@ class UnitGroup:
     secret_file: str | None = None
     """Path of a root-only file whose content arrives on the command's stdin."""
     description: str = ""
+    preflight: str = ""
+    """Shell the install runs first; it stops the install when what the units need
+    is missing on the host."""
 
     @property
     def unit_names(self) -> tuple[str, ...]:
@@ -114,6 +117,7 @@ def job_group(job: Job) -> UnitGroup:
         schedule=job.schedule,
         secret_file=job.secret_file,
         description=job.description,
+        preflight=job.preflight,
     )
 
 
@@ -211,7 +215,10 @@ put() {
 
 def install_script(group: UnitGroup) -> str:
     """Idempotent install: write what differs, reload, enable, restart only on change."""
-    lines = ["set -euo pipefail", _PUT]
+    lines = ["set -euo pipefail"]
+    if group.preflight:
+        lines.append(group.preflight.rstrip("\n"))
+    lines.append(_PUT)
     for f in group.files:
         # base64 has no character a shell could act on and no heredoc marker to
         # collide with: the file's bytes arrive as they are, whatever they hold.

@@ -34,6 +34,9 @@ class Job:
     extra_files: tuple[HostFile, ...] = ()
     secret_file: str | None = None
     """Path of a root-only file whose content arrives on the install command's stdin."""
+    preflight: str = ""
+    """Shell run before anything is installed; it stops the install (a tool the job
+    needs is missing or too old) with its own message."""
 
 
 @dataclass(frozen=True)

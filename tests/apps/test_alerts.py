@@ -26,6 +26,8 @@ URLS = [
 ]
 ALERTS = {
     "BackupStale",
+    "BackupFailed",
+    "BackupRepositoryUnavailable",
     "RestoreDrillFailed",
     "RestoreDrillStale",
     "BackupCheckStale",

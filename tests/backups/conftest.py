@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.backups.restic import Keep, backup_argv, drill_argv, restic_env
+from components.backups.restic import Keep, backup_argv, check_argv, drill_argv, restic_env
 from tests.backups.standins import FILES, RESTIC, Docker, Postgres, running_postgres
 
 # Every character the env file's quoting has to survive.
@@ -39,19 +39,41 @@ def postgres() -> Iterator[Postgres]:
         yield pg
 
 
+def init_repository(root: Path, repository: str, *more: str) -> subprocess.CompletedProcess[str]:
+    """hemma-repository.sh init, the one step that creates a repository, as `up` runs it."""
+    assert RESTIC, "restic is required (apt-get install restic)"
+    env_file = root / "init.env"
+    env_file.write_text(restic_env(repository, PASSWORD, {}))
+    env_file.chmod(0o600)
+    return subprocess.run(
+        [
+            "bash",
+            str(FILES / "hemma-repository.sh"),
+            "init",
+            "--env",
+            str(env_file),
+            "--cache",
+            str(root / "init-cache"),
+            "--lock",
+            str(root / "init.lock"),
+            *more,
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+        timeout=60,
+    )
+
+
 @pytest.fixture(scope="session")
 def initialised_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """restic init spends seconds calibrating its key derivation: once, then copied."""
-    assert RESTIC, "restic is required (apt-get install restic)"
-    repository = tmp_path_factory.mktemp("restic") / "repo"
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "RESTIC_REPOSITORY": str(repository),
-        "RESTIC_PASSWORD": PASSWORD,
-    }
-    done = subprocess.run([RESTIC, "init"], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return repository
+    """restic init spends seconds calibrating its key derivation: once, then copied.
+    The test machine has one filesystem, so the repository is on its "system disk",
+    made there on purpose (--system-disk) as an operator without a backup disk would."""
+    root = tmp_path_factory.mktemp("restic")
+    done = init_repository(root, str(root / "repo"), "--system-disk")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root / "repo"
 
 
 @dataclass
@@ -65,13 +87,26 @@ class Hemma:
     scratch: Path
     env_file: Path
     repository: Path
+    path_prefix: str = ""
+    """Directories put first on the jobs' PATH (an ssh that knows the test sshd)."""
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "restic-cache"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock" / "hemma-restic.lock"
 
     def env(self) -> dict[str, str]:
-        return {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(self.root / "home")}
+        path = "/usr/bin:/bin:/usr/sbin:/sbin"
+        return {
+            "PATH": f"{self.path_prefix}:{path}" if self.path_prefix else path,
+            "HOME": str(self.root / "home"),
+        }
 
     def write_env(self, repository: str, password: str = PASSWORD) -> None:
-        cache = {"RESTIC_CACHE_DIR": str(self.root / "restic-cache")}
-        self.env_file.write_text(restic_env(repository, password, cache))
+        self.env_file.write_text(restic_env(repository, password, {}))
         self.env_file.chmod(0o600)
 
     def volume(self, name: str) -> Path:
@@ -89,7 +124,15 @@ class Hemma:
         databases: tuple[str, ...] = DATABASES,
         volumes: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
     ) -> subprocess.CompletedProcess[str]:
-        argv = backup_argv(
+        return self.run(self.backup_argv(databases, volumes))
+
+    def backup_argv(
+        self,
+        databases: tuple[str, ...] = DATABASES,
+        volumes: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
+    ) -> list[str]:
+        """The unit's ExecStart in this world, as backup_argv renders it."""
+        return backup_argv(
             str(self.docker.path),
             "shared-postgres",
             str(self.dumps),
@@ -101,8 +144,9 @@ class Hemma:
             volumes,
             script=str(FILES / "hemma-backup.sh"),
             stop_timeout=5,
+            cache=str(self.cache),
+            lock=str(self.lock),
         )
-        return self.run(argv)
 
     def drill(
         self, probes: tuple[tuple[str, str], ...] = (), sample: int = 0
@@ -113,9 +157,22 @@ class Hemma:
             str(self.env_file),
             str(self.metrics),
             str(self.scratch),
+            str(self.dumps),
             probes,
             sample,
             script=str(FILES / "hemma-drill.sh"),
+            cache=str(self.cache),
+            lock=str(self.lock),
+        )
+        return self.run(argv)
+
+    def check(self) -> subprocess.CompletedProcess[str]:
+        argv = check_argv(
+            str(self.env_file),
+            str(self.metrics),
+            script=str(FILES / "hemma-backup-check.sh"),
+            cache=str(self.cache),
+            lock=str(self.lock),
         )
         return self.run(argv)
 
@@ -125,7 +182,7 @@ class Hemma:
             **self.env(),
             "RESTIC_REPOSITORY": str(self.repository),
             "RESTIC_PASSWORD": PASSWORD,
-            "RESTIC_CACHE_DIR": str(self.root / "restic-cache"),
+            "RESTIC_CACHE_DIR": str(self.root / "operator-cache"),
         }
         return subprocess.run([RESTIC, *args], capture_output=True, text=True, env=env, timeout=60)
 
@@ -155,5 +212,6 @@ def make_hemma(root: Path, postgres: Postgres, repository: Path) -> Hemma:
 
 @pytest.fixture
 def hemma(tmp_path: Path, postgres: Postgres, initialised_repository: Path) -> Hemma:
-    """A fresh world whose repository exists already (remove it to see the first night)."""
+    """A fresh world whose repository exists already (made with hemma-repository.sh
+    init --system-disk: this machine has no other disk)."""
     return make_hemma(tmp_path, postgres, initialised_repository)

@@ -58,7 +58,7 @@ def running_postgres() -> Iterator[Postgres]:
 
 
 DOCKER = r"""#!@PYTHON@
-import json, os, re, subprocess, sys
+import json, os, re, subprocess, sys, time
 from pathlib import Path
 
 STATE = Path("@STATE@")
@@ -115,7 +115,7 @@ def hook(c, event):
 state = load()
 args = sys.argv[1:]
 with open(STATE.parent / "docker.log", "a") as log:
-    log.write(json.dumps({"argv": args,
+    log.write(json.dumps({"argv": args, "time": time.time(),
         "secrets_in_env": any(k.startswith("RESTIC_PASSWORD") for k in os.environ)}) + "\n")
 command, args = args[0], args[1:]
 containers = state["containers"]

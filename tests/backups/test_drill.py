@@ -24,17 +24,19 @@ PROBES = (
 @pytest.fixture(scope="module")
 def nightly(
     tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, initialised_repository: Path
-) -> Path:
+) -> Hemma:
     """A repository holding one night of the two app databases, for drills that only read."""
     world = make_hemma(tmp_path_factory.mktemp("nightly"), postgres, initialised_repository)
     done = world.backup()
     assert done.returncode == 0, done.stderr
-    return world.repository
+    return world
 
 
-def from_nightly(hemma: Hemma, nightly: Path) -> Hemma:
+def from_nightly(hemma: Hemma, nightly: Hemma) -> Hemma:
+    """That night's repository, and its dump directory as the night's snapshot names it."""
     shutil.rmtree(hemma.repository)
-    shutil.copytree(nightly, hemma.repository)
+    shutil.copytree(nightly.repository, hemma.repository)
+    hemma.dumps = nightly.dumps
     return hemma
 
 
@@ -46,7 +48,7 @@ def no_scratch_databases(hemma: Hemma) -> bool:
     return not {d for d in hemma.pg.databases() if d.startswith("drill_")}
 
 
-def test_the_drill_restores_every_dump_and_its_probes_pass(hemma: Hemma, nightly: Path) -> None:
+def test_the_drill_restores_every_dump_and_its_probes_pass(hemma: Hemma, nightly: Hemma) -> None:
     from_nightly(hemma, nightly)
     done = hemma.drill(PROBES)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -70,7 +72,9 @@ def test_a_truncated_dump_fails_the_drill(hemma: Hemma) -> None:
     dump = hemma.dumps / "huleedu_content.dump"
     with dump.open("r+b") as f:
         f.truncate(dump.stat().st_size // 2)
-    taken = hemma.restic("backup", "--tag", "hemma-nightly", "--host", "hemma", str(hemma.dumps))
+    taken = hemma.restic(
+        "backup", "--tag", "hemma-nightly,complete", "--host", "hemma", str(hemma.dumps)
+    )
     assert taken.returncode == 0, taken.stderr
 
     done = hemma.drill(PROBES)
@@ -90,7 +94,7 @@ def drill_metrics_after(hemma: Hemma, probes: tuple[tuple[str, str], ...]) -> st
     return drill_metrics(hemma)["hemma_drill_last_success_timestamp_seconds"]
 
 
-def test_a_probe_that_answers_false_or_fails_fails_the_drill(hemma: Hemma, nightly: Path) -> None:
+def test_a_probe_that_answers_false_or_fails_fails_the_drill(hemma: Hemma, nightly: Hemma) -> None:
     from_nightly(hemma, nightly)
     done = hemma.drill(
         (
@@ -131,7 +135,7 @@ def test_sampled_volume_files_match_and_a_changed_old_file_fails(hemma: Hemma) -
     os.utime(data / "file 1.txt", (old, old))
     done = hemma.drill(sample=10)
     assert done.returncode == 1
-    assert "file 1.txt differs from its copy in the snapshot" in done.stderr
+    assert "file 1.txt differs from its copy in snapshot" in done.stderr
     samples = drill_metrics(hemma)
     assert samples['hemma_drill_sample_files{result="mismatch"}'] == "1"
     assert samples['hemma_drill_sample_files{result="skipped"}'] == "1"
@@ -141,7 +145,7 @@ def test_sampled_volume_files_match_and_a_changed_old_file_fails(hemma: Hemma) -
 def test_no_snapshot_fails_the_drill(hemma: Hemma) -> None:
     done = hemma.drill(PROBES)
     assert done.returncode == 1
-    assert "no hemma-nightly snapshot" in done.stderr
+    assert "no complete hemma-nightly snapshot" in done.stderr
     samples = drill_metrics(hemma)
     assert samples['hemma_drill_failures{check="snapshot"}'] == "1"
     assert samples["hemma_drill_last_success_timestamp_seconds"] == "0"

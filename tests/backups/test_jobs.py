@@ -9,18 +9,27 @@ from typing import Any
 
 import pytest
 
+from components.backups.install import restic_version_check
 from components.backups.jobs import checks_file
-from components.backups.restic import ENV_FILE, restic_env
+from components.backups.restic import (
+    CACHE_DIR,
+    ENV_FILE,
+    LOCK_FILE,
+    restic_env,
+)
 from components.config.reading import parse
 from components.config.stack import StackConfig
 from components.host.unit_files import UnitGroup, install_script
+from components.foundation.commands import as_command
 from components.main import backup_plan, host_units
+from tests.backups.standins import FILES
 from tests.harness import (
     BACKUP_REPOSITORY,
     OPERATOR_SECRETS,
     OPERATOR_VALUES,
     as_cli_value,
     run_expecting_error,
+    run_program,
     site_config,
     with_classhub,
 )
@@ -86,7 +95,7 @@ def test_the_drill_probes_every_database_it_restores() -> None:
     assert options(argv, "--dumps") == [config.backups.dumps_directory]
 
 
-def test_the_repository_check_runs_restic_check(sandbox: Sandbox) -> None:  # noqa: F811
+def test_the_repository_check_runs_restic_check() -> None:
     config = parsed(site_config())
     argv = exec_start(group(config, "hemma-backup-check"))
     assert argv == [
@@ -95,7 +104,30 @@ def test_the_repository_check_runs_restic_check(sandbox: Sandbox) -> None:  # no
         ENV_FILE,
         "--metrics",
         config.backups.metrics_directory,
+        "--cache",
+        CACHE_DIR,
+        "--lock",
+        LOCK_FILE,
     ]
+
+
+def test_the_restic_jobs_share_one_cache_and_take_turns_on_one_lock() -> None:
+    """One cache: the weekly check and drill start warm from the nightly's. One lock:
+    a backup and a check that systemd starts together wait for each other."""
+    config = parsed(site_config())
+    for name in ("hemma-backup", "hemma-backup-check", "hemma-restore-drill"):
+        argv = exec_start(group(config, name))
+        assert options(argv, "--cache") == [CACHE_DIR], name
+        assert options(argv, "--lock") == [LOCK_FILE], name
+        assert options(argv, "--env") == [ENV_FILE], name
+
+
+def test_every_restic_job_checks_restic_before_it_installs() -> None:
+    config = parsed(site_config())
+    for name in ("hemma-backup", "hemma-backup-check", "hemma-restore-drill"):
+        script = install_script(group(config, name))
+        assert script.index(restic_version_check()) < script.index("\nput "), name
+    assert restic_version_check() not in install_script(group(config, "hemma-host-metrics"))
 
 
 def test_the_repository_secrets_arrive_on_stdin_as_a_root_only_file(
@@ -142,3 +174,39 @@ def test_class_hubs_drill_migrates_and_checks_both_django_services() -> None:
 def test_a_check_the_file_cannot_carry_is_refused(word: str) -> None:
     with pytest.raises(ValueError, match="cannot be written"):
         checks_file([("classhub", "classhub_web", ("python", word))])
+
+
+def test_the_repository_is_created_once_by_up_and_never_by_a_job() -> None:
+    """A nightly `restic init` put a new, empty repository on the system disk when the
+    backup disk did not mount. One step of `up` creates it instead, once, after the
+    backup's files are installed, and nothing removes it."""
+    program = run_program(site_config())
+    step = program.named("hemma-backup-repository")
+    install = program.named("hemma-backup-install")
+    assert step.inputs["create"] == as_command(
+        "sudo -n /usr/local/lib/hemma/hemma-repository.sh init --env /etc/hemma/restic.env"
+        " --cache /var/cache/hemma-restic --lock /run/lock/hemma-restic.lock"
+    )
+    assert "update" not in step.inputs and "delete" not in step.inputs
+    assert install.urn in step.dependencies
+    assert step.parent == program.named("hemma-backup").urn
+    assert step.inputs["triggers"] == [BACKUP_REPOSITORY, False]
+    assert step.secret_input("triggers"), "the repository's name may hold credentials"
+
+    config = copy.deepcopy(site_config())
+    config["backups"] = {**config["backups"], "systemDisk": True}
+    chosen = run_program(config).named("hemma-backup-repository")
+    assert chosen.inputs["create"].endswith("--system-disk'")
+    assert chosen.inputs["triggers"] == [BACKUP_REPOSITORY, True]
+
+    for name in ("hemma-backup.sh", "hemma-backup-check.sh", "hemma-drill.sh"):
+        assert "restic_run init" not in (FILES / name).read_text(), name
+    assert "restic_run init" in (FILES / "hemma-repository.sh").read_text()
+
+
+def test_without_backups_no_repository_is_created() -> None:
+    config = copy.deepcopy(site_config())
+    config["backups"] = {"enabled": False}
+    del config["resticPassword"]
+    program = run_program(config, OPERATOR_SECRETS - {"resticPassword"})
+    assert not [r for r in program.declared if r.name == "hemma-backup-repository"]

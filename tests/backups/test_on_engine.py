@@ -68,6 +68,9 @@ class Night:
     def run(self, unit: str = "hemma-backup") -> subprocess.CompletedProcess[str]:
         """ExecStart in a fresh mount namespace, environment as systemd gives a root
         service without User= (no HOME), the unit's files where it names them."""
+        return self.run_argv(self.units[unit])
+
+    def run_argv(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         (self.root / "var-backups").mkdir(exist_ok=True)
         setup = ["set -eu"]
         for directory in HIDDEN_SYSTEM_DIRS[:2]:
@@ -75,13 +78,14 @@ class Night:
         setup.append(f"mount --bind {shlex.quote(str(self.root / 'var-backups'))} /var/backups")
         setup.append("mount -t tmpfs -o mode=0755 cache /var/cache")
         setup.append("mount -t tmpfs -o mode=1777 tmp /var/tmp")
+        setup.append("mount -t tmpfs -o mode=1777 lock /run/lock")
         for path, (mode, data) in self.files.items():
             encoded = base64.b64encode(data).decode()
             setup.append(
                 f"printf %s {encoded} | base64 -d > {shlex.quote(path)}; "
                 f"chmod {mode:o} {shlex.quote(path)}"
             )
-        setup.append("exec env -i PATH=" + SYSTEMD_PATH + " " + shlex.join(self.units[unit]))
+        setup.append("exec env -i PATH=" + SYSTEMD_PATH + " " + shlex.join(argv))
         return subprocess.run(
             ["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(setup)],
             capture_output=True,
@@ -138,6 +142,8 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
     config["backups"] = {
         **config["backups"],
         "repository": str(repository),
+        # This machine has one filesystem: the repository is on its system disk, on purpose.
+        "systemDisk": True,
         "metricsDirectory": str(tmp_path / "metrics"),
         "volumeRoot": str(engine.root / "data" / "volumes"),
     }
@@ -165,7 +171,11 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
         if ready.returncode == 0:
             break
         subprocess.run(["sleep", "0.5"], check=True)
-    assert restic(repository, "init").returncode == 0
+    # The one step of `up` that creates the repository, as the program declares it.
+    init = program.named("hemma-backup-repository").inputs["create"]
+    created = night.run_argv(["bash", "-c", init])
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert "created the repository" in created.stdout
     databases = program.outputs["backups"]["databases"]
     night.psql("".join(f'CREATE DATABASE "{db}";\n' for db in databases))
     night.psql(
@@ -227,7 +237,7 @@ def test_the_unit_dumps_every_database_the_dumps_restore_and_a_failing_one_keeps
     )  # fmt: skip
     assert restored.returncode == 0, restored.stderr
     assert night.psql("SELECT count(*) FROM tools", db="restore_check") == str(ROWS)
-    snapshot = restic(night.root / "repo", "ls", "latest")
+    snapshot = restic(night.root / "repo", "ls", "latest", "--path", "/var/backups/hemma/dumps")
     assert "/var/backups/hemma/dumps/skriptoteket.dump" in snapshot.stdout, snapshot.stderr
 
     # The next night, one database cannot be dumped: its old dump stays, the rest is

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from components.backups import restic
+from components.backups import install, restic
 from components.backups.restic import Keep, backup_argv, drill_argv, host_metrics_argv, restic_env
 from tests.backups.standins import FILES, ROOT
 
 HOSTILE = {
     "AWS_SECRET_ACCESS_KEY": 'it\'s "quoted" and $HOME and ${PATH} and `id` and $(touch pwned)',
     "B2_ACCOUNT_KEY": "back\\slash \\\\ double \\' and \\n not a newline",
-    "RESTIC_CACHE_DIR": "/var/cache/restic with spaces/",
+    "B2_ACCOUNT_ID": "/var/cache/restic with spaces/",
     "MULTI_LINE": "first line\nsecond line\n",
     "EMPTY": "",
     "DASHES": "-n -e --",
@@ -61,6 +61,8 @@ def test_restic_env_round_trips_hostile_values(tmp_path: Path, shell: str) -> No
         ({"RESTIC_PASSWORD_FILE": "/x"}, "cannot be set through extra"),
         ({"PATH": "/tmp"}, "cannot be set through extra"),
         ({"BASH_ENV": "/tmp/x"}, "cannot be set through extra"),
+        # The jobs share one cache (--cache); the check would otherwise start cold.
+        ({"RESTIC_CACHE_DIR": "/tmp/x"}, "cannot be set through extra"),
         ({"AWS_SECRET_ACCESS_KEY": "a\0b"}, "NUL"),
     ],
 )
@@ -99,6 +101,8 @@ def test_backup_argv_is_the_scripts_command_line() -> None:
         "--env", "/etc/hemma/restic.env",
         "--metrics", restic.METRICS_DIR,
         "--volume-root", "/var/snap/docker/common/var-lib-docker/volumes",
+        "--cache", "/var/cache/hemma-restic",
+        "--lock", "/run/lock/hemma-restic.lock",
         "--keep-daily", "7",
         "--keep-weekly", "4",
         "--keep-monthly", "6",
@@ -144,10 +148,13 @@ def test_drill_and_host_metrics_argv() -> None:
         restic.ENV_FILE,
         restic.METRICS_DIR,
         restic.DRILL_SCRATCH,
+        restic.DUMPS_DIR,
         [("skriptoteket", "SELECT count(*) > 0 FROM tools"), ("huleedu_content", "SELECT 1")],
         sample=25,
     )
     assert argv[0] == restic.DRILL_SCRIPT
+    assert argv[argv.index("--dumps") + 1] == restic.DUMPS_DIR
+    assert argv[argv.index("--cache") + 1] == restic.CACHE_DIR
     assert argv[argv.index("--sample") + 1] == "25"
     assert argv[-4:] == [
         "--probe",
@@ -157,7 +164,7 @@ def test_drill_and_host_metrics_argv() -> None:
     ]
     assert shlex.split(shlex.join(argv)) == argv
     with pytest.raises(ValueError, match="no SQL"):
-        drill_argv("d", "shared-postgres", "/e", "/m", "/s", [("skriptoteket", " ")])
+        drill_argv("d", "shared-postgres", "/e", "/m", "/s", "/d", [("skriptoteket", " ")])
     assert host_metrics_argv("/snap/bin/docker", restic.METRICS_DIR) == [
         restic.HOST_METRICS_SCRIPT,
         "--docker",
@@ -168,19 +175,28 @@ def test_drill_and_host_metrics_argv() -> None:
 
 
 def test_the_host_scripts_are_the_files_and_pass_shellcheck() -> None:
-    scripts = restic.host_scripts()
-    assert sorted(Path(p).name for p in scripts) == sorted(p.name for p in FILES.glob("*.sh"))
+    scripts = install.host_scripts()
+    assert sorted(Path(p).name for p in scripts) == sorted(p.name for p in FILES.iterdir())
     for path, text in scripts.items():
         assert text == (FILES / Path(path).name).read_text()
-        assert text.startswith("#!/usr/bin/env bash\n")
+        if path.endswith(".sh") and path != restic.RESTIC_LIB:
+            assert text.startswith("#!/usr/bin/env bash\n"), path
+            assert install.RESTIC_FILES.get(path, "0755") == "0755", path
+    assert install.RESTIC_FILES[restic.RESTIC_LIB] == "0644", "sourced, never run"
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is required (apt-get install shellcheck)"
     files = [*FILES.glob("*.sh"), ROOT / "scripts" / "restore"]
-    done = subprocess.run([shellcheck, *map(str, files)], capture_output=True, text=True)
+    # -x: each script is checked with the library it sources (paths from the root).
+    done = subprocess.run(
+        [shellcheck, "-x", *map(str, files)], capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 0, done.stdout
 
 
-@pytest.mark.parametrize("script", ["hemma-backup.sh", "hemma-drill.sh", "hemma-host-metrics.sh"])
+@pytest.mark.parametrize(
+    "script",
+    ["hemma-backup.sh", "hemma-drill.sh", "hemma-host-metrics.sh", "hemma-backup-check.sh"],
+)
 def test_the_scripts_refuse_unknown_or_missing_arguments(script: str) -> None:
     for args in (["--bogus", "x"], ["--docker"], []):
         done = subprocess.run(

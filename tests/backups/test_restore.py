@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from components.backups import install
 from components.backups import restic as host
-from ops import restore
+from components.backups.jobs import PROBES_FILE
+from ops import restore, restore_plan
 from tests.backups.conftest import Hemma
-from tests.backups.standins import ROOT
+from tests.backups.standins import FILES, ROOT
+from tests.postgres_server import pg_tool
 
 pytestmark = pytest.mark.tools
 
@@ -102,16 +107,31 @@ def test_a_scratch_restore_prints_the_plan_then_runs_exactly_it(tmp_path: Path) 
         call[:6] == ["-p", "2222", "-o", "BatchMode=yes", "hemma.test", call[5]] for call in calls
     )
     assert all(command in done.stdout[plan_at:first_run_at] for command in ran)
-    assert "createdb -U postgres restore_skriptoteket" in ran[1]
+    assert ran[1].endswith(
+        "-v live=skriptoteket -v copy=restore_skriptoteket"
+        " < /usr/local/lib/hemma/hemma-create-copy.sql"
+    )
     assert ran[2].endswith(
         "pg_restore -U postgres --no-owner --exit-on-error -d restore_skriptoteket"
     )
     assert not any("--clean" in command or "-d skriptoteket" in command for command in ran)
-    assert "--tag hemma-nightly" in ran[0]
+    assert not any("hemma-swap-database.sql" in command for command in ran)
+    # The latest complete snapshot of the dumps, in the jobs' turn and with their cache.
+    assert (
+        ran[0].startswith("sudo install -d -m 0700 /var/tmp/hemma-restore/")
+        and " && sudo flock -w 1800 /run/lock/hemma-restic.lock sh -c " in ran[0]
+    )
+    assert (
+        "restore latest --tag hemma-nightly,complete --host hemma"
+        " --path /var/backups/hemma/dumps --target" in ran[0]
+    )
+    assert "/etc/hemma/restic.env /var/cache/hemma-restic restore" in ran[0]
     assert ran[-1].startswith("sudo rm -rf /var/tmp/hemma-restore/")
 
 
-def test_production_stops_overwrites_and_always_starts_and_cleans_up(tmp_path: Path) -> None:
+def test_production_swaps_in_the_copy_and_always_starts_and_lets_connections_in(
+    tmp_path: Path,
+) -> None:
     done, calls = scripts_restore(
         tmp_path,
         "database",
@@ -122,20 +142,26 @@ def test_production_stops_overwrites_and_always_starts_and_cleans_up(tmp_path: P
         "skriptoteket-web",
         "--snapshot",
         "1a2b3c4d",
-        SSH_FAIL_ON="--clean",
+        SSH_FAIL_ON="hemma-swap-database.sql",
     )
     assert done.returncode == 1
     ran = [call[-1] for call in calls]
     assert ran == printed_steps(done.stdout)
-    overwrite = next(i for i, c in enumerate(ran) if "--clean" in c)
-    assert "pg_dump -U postgres --format=custom" in ran[overwrite - 2], "the live one is kept first"
-    assert ran[overwrite - 1] == "docker stop skriptoteket-web"
-    assert ran[overwrite].endswith(
-        "pg_restore -U postgres --clean --if-exists --single-transaction --exit-on-error"
-        " -d skriptoteket"
-    )
-    assert ran[overwrite + 1] == "docker start skriptoteket-web"
-    assert ran[-1].startswith("sudo rm -rf ")
+    swap = next(i for i, c in enumerate(ran) if "hemma-swap-database.sql" in c)
+    assert "-d restore_skriptoteket" in ran[swap - 2] and "hemma-hand-over.sql" in ran[swap - 2]
+    assert ran[swap - 1] == "docker stop skriptoteket-web"
+    assert re.search(
+        r"-v live=skriptoteket -v copy=restore_skriptoteket"
+        r" -v kept=skriptoteket_before_\d{14} < /usr/local/lib/hemma/hemma-swap-database.sql$",
+        ran[swap],
+    ), ran[swap]
+    # The swap failed: connections to the live database are let in again, the app
+    # starts again, the probes do not run, and the work directory goes.
+    assert ran[swap + 1].endswith("""-c 'ALTER DATABASE "skriptoteket" ALLOW_CONNECTIONS true'""")
+    assert ran[swap + 2] == "docker start skriptoteket-web"
+    assert ran[swap + 3].startswith("sudo rm -rf ")
+    assert len(ran) == swap + 4
+    assert not any("--clean" in command or "pg_dump" in command for command in ran)
     assert "restore 1a2b3c4d --target" in ran[0] and "--tag" not in ran[0]
 
 
@@ -154,9 +180,25 @@ def test_the_defaults_match_the_host_scripts() -> None:
     assert restore.DUMPS_DIR == host.DUMPS_DIR
     assert restore.VOLUME_ROOT == host.VOLUME_ROOT
     assert restore.SNAPSHOT_TAG == host.SNAPSHOT_TAG
+    assert restore_plan.LIB == host.LIB
+    assert restore_plan.CACHE_DIR == host.CACHE_DIR
+    assert restore_plan.LOCK_FILE == host.LOCK_FILE
+    assert restore_plan.HOST == host.HOST
+    for name in ("hemma-create-copy.sql", "hemma-hand-over.sql", "hemma-swap-database.sql"):
+        assert f"{host.LIB}/{name}" in install.RESTIC_FILES, name
+    assert f"{host.LIB}/drill-probes" == PROBES_FILE
 
 
-def local_args(hemma: Hemma) -> list[str]:
+def local_args(hemma: Hemma, probes: str = "") -> list[str]:
+    """The restore's paths in this world; its lib holds the backup's installed SQL
+    files and drill probes, as /usr/local/lib/hemma does on Hemma."""
+    lib = hemma.root / "lib"
+    lib.mkdir(exist_ok=True)
+    for path in install.RESTIC_FILES:
+        name = Path(path).name
+        if name.endswith(".sql"):
+            shutil.copy(FILES / name, lib / name)
+    (lib / "drill-probes").write_text(probes)
     return [
         "--docker",
         str(hemma.docker.path),
@@ -170,10 +212,117 @@ def local_args(hemma: Hemma) -> list[str]:
         str(hemma.root / "work"),
         "--keep",
         str(hemma.root / "kept"),
+        "--lib",
+        str(lib),
+        "--cache",
+        str(hemma.cache),
+        "--lock",
+        str(hemma.lock),
     ]
 
 
-def test_a_database_restores_into_scratch_then_over_the_live_one(hemma: Hemma) -> None:
+# An app's migrations as its own tool runs them (Alembic, Django): as the app's role,
+# recording each one in a table, applying those not recorded yet. The second adds a
+# table and alters the first one's, which takes owning it.
+MIGRATIONS = (
+    "CREATE TABLE notes (id int PRIMARY KEY, body text)",
+    "CREATE TABLE added_later (id int); ALTER TABLE notes ADD COLUMN author text",
+)
+
+
+def migrate(hemma: Hemma, db: str, role: str, upto: int) -> subprocess.CompletedProcess[str]:
+    script = [
+        "CREATE TABLE IF NOT EXISTS migrations (version int PRIMARY KEY);",
+        *(
+            f"SELECT NOT EXISTS (SELECT 1 FROM migrations WHERE version = {n}) AS due \\gset\n"
+            f"\\if :due\n{sql};\nINSERT INTO migrations VALUES ({n});\n\\endif"
+            for n, sql in enumerate(MIGRATIONS[:upto], 1)
+        ),
+    ]
+    return subprocess.run(
+        [pg_tool("psql"), "-U", role, "-d", db, "-v", "ON_ERROR_STOP=1", "-q", "-1"],
+        input="\n".join(script) + "\n",
+        capture_output=True,
+        text=True,
+        env=hemma.pg.env(),
+        timeout=30,
+    )
+
+
+def test_a_production_restore_swaps_in_the_copy_so_the_app_migrates_again(hemma: Hemma) -> None:
+    """The runbook's fault: pg_restore --clean over the live database drops only what
+    the dump holds. A table a later migration added survives while the migration
+    table rolls back, and the next migrate fails with "relation already exists"."""
+    pg = hemma.pg
+    pg.sql("CREATE ROLE tutor LOGIN")
+    pg.sql("CREATE DATABASE tutoring OWNER tutor")
+    pg.sql('REVOKE ALL PRIVILEGES ON DATABASE tutoring FROM "public"')  # as declared
+    kept: list[str] = []
+    try:
+        assert migrate(hemma, "tutoring", "tutor", 1).returncode == 0
+        pg.sql("INSERT INTO notes VALUES (1, 'one'), (2, 'two'), (3, 'three')", db="tutoring")
+        assert hemma.backup(databases=("tutoring",)).returncode == 0
+        # After the night: the app's next release migrates, and writes.
+        second = migrate(hemma, "tutoring", "tutor", 2)
+        assert second.returncode == 0, second.stderr
+        pg.sql("DELETE FROM notes WHERE id > 1; INSERT INTO added_later VALUES (7)", db="tutoring")
+
+        probes = "tutoring:SELECT count(*) FROM migrations\nskriptoteket:SELECT 0\n"
+        done, _ = scripts_restore(
+            hemma.root,
+            "database",
+            "tutoring",
+            "--production",
+            "--yes",
+            "--keep-running",
+            *local_args(hemma, probes),
+            mode="local",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "probe 1 on tutoring passed" in done.stdout
+        kept = sorted(d for d in pg.databases() if d.startswith("tutoring_before_"))
+        assert len(kept) == 1, pg.databases()
+        assert "restore_tutoring" not in pg.databases(), "the copy became the live one"
+
+        # The live database is the dump's, whole: nothing a later migration made.
+        assert pg.sql("SELECT count(*) FROM notes", db="tutoring") == "3"
+        assert pg.sql("SELECT count(*) FROM migrations", db="tutoring") == "1"
+        assert pg.sql("SELECT to_regclass('added_later') IS NULL", db="tutoring") == "t"
+        # Owned as declared: the database and everything in it by the app's role, and
+        # PUBLIC without CONNECT.
+        assert pg.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'tutoring'")
+        owners = pg.sql(
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+            db="tutoring",
+        )
+        assert owners == "tutor"
+        owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'tutoring'"
+        assert pg.sql(owner) == "tutor"
+        acl = pg.sql("SELECT datacl::text FROM pg_database WHERE datname = 'tutoring'")
+        assert acl == "{tutor=CTc/tutor}", "no privilege left for PUBLIC"
+        assert (
+            pg.sql(
+                "SELECT has_database_privilege('tutor', 'tutoring', 'CONNECT')"
+                " AND datallowconn FROM pg_database WHERE datname = 'tutoring'"
+            )
+            == "t"
+        )
+        # The old one is kept whole, and can be opened.
+        assert pg.sql("SELECT count(*) FROM added_later", db=kept[0]) == "1"
+        assert pg.sql("SELECT count(*) FROM notes", db=kept[0]) == "1"
+
+        again = migrate(hemma, "tutoring", "tutor", 2)
+        assert again.returncode == 0, again.stderr
+        assert pg.sql("SELECT count(*) FROM migrations", db="tutoring") == "2"
+        assert not list((hemma.root / "work").iterdir()), "the work dir is removed"
+    finally:
+        for db in ("tutoring", "restore_tutoring", *kept):
+            pg.sql(f"DROP DATABASE IF EXISTS {db}")
+        pg.sql("DROP ROLE IF EXISTS tutor")
+
+
+def test_a_database_restores_into_scratch_and_never_over_an_existing_one(hemma: Hemma) -> None:
     pg = hemma.pg
     pg.sql("CREATE DATABASE tutoring")
     try:
@@ -193,26 +342,8 @@ def test_a_database_restores_into_scratch_then_over_the_live_one(hemma: Hemma) -
         )
         assert again.returncode == 1, "an existing scratch database is never overwritten"
         assert "already exists" in again.stderr
-
-        live, _ = scripts_restore(
-            hemma.root,
-            "database",
-            "tutoring",
-            "--into",
-            "restore_tutoring_2",
-            "--production",
-            "--yes",
-            "--keep-running",
-            *local_args(hemma),
-            mode="local",
-        )
-        assert live.returncode == 0, live.stdout + live.stderr
-        assert pg.sql("SELECT count(*) FROM notes", db="tutoring") == "3"
-        kept = list((hemma.root / "kept").glob("tutoring-*.dump"))
-        assert len(kept) == 1 and kept[0].stat().st_size > 0
-        assert not list((hemma.root / "work").iterdir()), "the work dir is removed"
     finally:
-        for db in ("tutoring", "restore_tutoring", "restore_tutoring_2"):
+        for db in ("tutoring", "restore_tutoring"):
             pg.sql(f"DROP DATABASE IF EXISTS {db}")
 
 

@@ -72,6 +72,15 @@ def rules(public_urls: Sequence[str], backup_max_age_hours: int = 26) -> list[Ru
              f"time() - max(hemma_backup_last_success_timestamp_seconds) > {hours} * 3600"
              # absent_over_time: a missed scrape or a restart is not "no backups".
              " or absent_over_time(hemma_backup_last_success_timestamp_seconds[1h])"),
+        # A night that failed fires the next morning, long before BackupStale would.
+        Rule(backups, "BackupFailed", "10m", "warning",
+             "The last nightly backup failed: the last complete snapshots were kept",
+             "hemma_backup_last_run_success == 0"),
+        # The backup disk did not mount, or the repository is gone: no job creates
+        # one, so every job fails until the operator looks.
+        Rule(backups, "BackupRepositoryUnavailable", "5m", "critical",
+             "The backup repository is missing or refused (is the backup disk mounted?)",
+             "hemma_backup_repository_ok == 0"),
         # The drill and the check run weekly: a week and a day without a good one
         # means one was missed or failed, or the timer is gone.
         Rule(backups, "RestoreDrillStale", "1h", "warning",
@@ -159,6 +168,14 @@ def _cases(urls: Sequence[str], hours: int) -> dict[str, tuple[Case, ...]]:
             _case("40m", {backup: stale}, {}),
             _case("2h", {"hemma_backup_last_run_success": "0x5"}, {}),
             _case("40m", {backup: recent}),
+        ),
+        "BackupFailed": (
+            _case("20m", {"hemma_backup_last_run_success": "0x30"}, {}),
+            _case("20m", {"hemma_backup_last_run_success": "1x30"}),
+        ),
+        "BackupRepositoryUnavailable": (
+            _case("20m", {"hemma_backup_repository_ok": "0x30"}, {}),
+            _case("20m", {"hemma_backup_repository_ok": "1x30"}),
         ),
         "RestoreDrillStale": (
             _case("2h", {drill: f"{-9 * 86400}x120"}, {}),

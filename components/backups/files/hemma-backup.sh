@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Hemma's nightly backup: dump every app database inside shared-postgres, take one
-# restic snapshot of the dumps and the app volumes, prune by the keep policy, and
-# leave Prometheus textfile metrics saying how it went.
+# restic snapshot of the dumps and the live volumes, then one snapshot of each
+# volume whose containers must stop, taken while only they are stopped; prune by
+# the keep policy only after a night in which all of it succeeded; and leave
+# Prometheus textfile metrics saying how it went.
 #
 #   hemma-backup.sh --docker DOCKER --postgres CONTAINER --dumps DIR --env FILE
-#                   --metrics DIR --volume-root DIR
-#                   [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
-#                   [--host NAME] [--stop-timeout SECONDS]
+#                   --metrics DIR --volume-root DIR [--cache DIR] [--lock FILE]
+#                   [--lock-wait SECONDS] [--keep-daily N] [--keep-weekly N]
+#                   [--keep-monthly N] [--host NAME] [--stop-timeout SECONDS]
 #                   [--database DB]... [--volume NAME:POLICY[:CONTAINER[,CONTAINER...]]]...
 #
-# POLICY is `live` (the files as they are) or `stop` (the listed containers are
-# stopped for the snapshot and started again, even when something fails).
+# POLICY is `live` (the files as they are, in the main snapshot) or `stop` (the
+# listed containers are stopped for the volume's own snapshot and started again
+# right after it, even when something fails).
+#
+# Every snapshot is tagged hemma-nightly and either complete or incomplete
+# (a dump failed, a volume was missing, its containers could not be stopped, or
+# restic could not read everything); a volume's own snapshot also carries
+# hemma-volume=NAME. The drill and scripts/restore take the latest complete one.
+# forget groups snapshots by host and tags, so an incomplete one never pushes a
+# complete one out, and it runs only after a night in which everything succeeded.
+#
+# The repository is never created here (hemma-repository.sh init does that, once):
+# one that is missing, or a local one on the system disk, fails the run. The jobs
+# take turns on the repository and clear the stale locks a killed run leaves
+# (hemma-restic.sh).
 #
 # Docker on Hemma is the snap: its CLI cannot read files outside $HOME, so the
 # dumps come back on pg_dump's stdout and nothing is handed to it as a file. The
@@ -18,6 +33,10 @@
 # that runs restic, so no other program sees them and no argv carries them.
 set -euo pipefail
 umask 077
+
+here=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=components/backups/files/hemma-restic.sh
+. "$here/hemma-restic.sh"
 
 readonly TAG=hemma-nightly
 readonly NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]*$'
@@ -27,8 +46,9 @@ warn() { printf 'hemma-backup: %s\n' "$*" >&2; }
 usage() {
   cat >&2 <<'USAGE'
 usage: hemma-backup.sh --docker DOCKER --postgres CONTAINER --dumps DIR --env FILE
-         --metrics DIR --volume-root DIR [--keep-daily N] [--keep-weekly N]
-         [--keep-monthly N] [--host NAME] [--stop-timeout SECONDS]
+         --metrics DIR --volume-root DIR [--cache DIR] [--lock FILE]
+         [--lock-wait SECONDS] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
+         [--host NAME] [--stop-timeout SECONDS]
          [--database DB]... [--volume NAME:live|NAME:stop:CONTAINER[,CONTAINER...]]...
 USAGE
   exit 2
@@ -36,6 +56,7 @@ USAGE
 die() { warn "$*"; exit 2; }
 
 docker="" postgres="" dumps="" env_file="" metrics="" volume_root=""
+cache=/var/cache/hemma-restic lock=/run/lock/hemma-restic.lock lock_wait=43200
 keep_daily=7 keep_weekly=4 keep_monthly=12 host=hemma stop_timeout=120
 databases=() volume_specs=()
 while [ "$#" -gt 0 ]; do
@@ -48,6 +69,9 @@ while [ "$#" -gt 0 ]; do
     --env) env_file=$2 ;;
     --metrics) metrics=$2 ;;
     --volume-root) volume_root=$2 ;;
+    --cache) cache=$2 ;;
+    --lock) lock=$2 ;;
+    --lock-wait) lock_wait=$2 ;;
     --keep-daily) keep_daily=$2 ;;
     --keep-weekly) keep_weekly=$2 ;;
     --keep-monthly) keep_monthly=$2 ;;
@@ -63,7 +87,7 @@ done
 for required in docker postgres dumps env_file metrics volume_root; do
   [ -n "${!required}" ] || die "--${required//_/-} is required"
 done
-for number in keep_daily keep_weekly keep_monthly stop_timeout; do
+for number in keep_daily keep_weekly keep_monthly stop_timeout lock_wait; do
   [[ ${!number} =~ ^[0-9]+$ ]] || die "--${number//_/-} must be a whole number"
 done
 [[ $host =~ $NAME_RE ]] || die "bad --host: $host"
@@ -93,22 +117,12 @@ done
 if [ -n "$(find "$env_file" -maxdepth 0 -perm /077)" ]; then
   die "$env_file is readable by others: it holds the repository password (chmod 600)"
 fi
-# Under systemd without User= there is no $HOME, and restic would run without a cache.
-if [ -z "${HOME:-}" ] && [ -z "${RESTIC_CACHE_DIR:-}" ]; then
-  export RESTIC_CACHE_DIR=/var/cache/restic
-fi
-
-restic_run() (
-  set -a
-  # shellcheck disable=SC1090  # the operator's env file, root-only
-  . "$env_file"
-  set +a
-  exec restic "$@"
-)
+restic_setup "$env_file" "$cache" "$lock"
 
 started_at=$(date +%s)
 work=$(mktemp -d)
-dump_failures=0 volume_failures=0 restic_failed=0 size_bytes="" finished=0
+dump_failures=0 volume_failures=0 restic_failed=0 repository_ok=1 size_bytes=0 finished=0
+incomplete=0
 stopped=()
 
 metric_file="$metrics/hemma_backup.prom"
@@ -135,7 +149,10 @@ write_metrics() {
     echo '# HELP hemma_backup_last_run_success Whether the last backup run succeeded (1) or not (0).'
     echo '# TYPE hemma_backup_last_run_success gauge'
     echo "hemma_backup_last_run_success $success"
-    echo '# HELP hemma_backup_size_bytes Bytes restic read for the last snapshot (or the dumps).'
+    echo '# HELP hemma_backup_repository_ok Whether the last run found the repository where it belongs and could open it.'
+    echo '# TYPE hemma_backup_repository_ok gauge'
+    echo "hemma_backup_repository_ok $repository_ok"
+    echo '# HELP hemma_backup_size_bytes Bytes restic read for the last snapshots (or the dumps).'
     echo '# TYPE hemma_backup_size_bytes gauge'
     echo "hemma_backup_size_bytes ${size_bytes:-0}"
     echo '# HELP hemma_backup_dump_failures Databases whose dump failed in the last run.'
@@ -180,7 +197,38 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Databases.
+# snapshot WHAT COMPLETE [TAG...] -- PATH...: one restic snapshot, tagged complete
+# or incomplete; its restic messages kept, its progress dropped. Fails when restic
+# did, after tagging a snapshot it made anyway (exit 3: some files unread) incomplete.
+snapshot() {
+  local what=$1 complete=$2 rc=0 summary id read added tags=(--tag "$TAG")
+  shift 2
+  while [ "$1" != -- ]; do tags+=(--tag "$1"); shift; done
+  shift
+  if [ "$complete" -eq 1 ]; then tags+=(--tag complete); else tags+=(--tag incomplete); fi
+  restic_run backup --json "${tags[@]}" --host "$host" "$@" >"$work/backup.json" || rc=$?
+  grep -v '"message_type":"status"' "$work/backup.json" | grep -v '"message_type":"summary"' >&2 || true
+  summary=$(grep '"message_type":"summary"' "$work/backup.json" | tail -n 1 || true)
+  id=$(sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' <<<"$summary")
+  read=$(sed -n 's/.*"total_bytes_processed":\([0-9]*\).*/\1/p' <<<"$summary")
+  added=$(sed -n 's/.*"data_added":\([0-9]*\).*/\1/p' <<<"$summary")
+  size_bytes=$((size_bytes + ${read:-0}))
+  if [ "$rc" -eq 0 ] && [ -n "$id" ]; then
+    say "snapshot ${id:0:8} of $what ($([ "$complete" -eq 1 ] && echo complete || echo incomplete)): ${read:-?} bytes read, ${added:-?} bytes added"
+    [ "$complete" -eq 1 ] || incomplete=1
+    return 0
+  fi
+  warn "restic backup of $what failed (exit $rc)"
+  if [ -n "$id" ] && [ "$complete" -eq 1 ]; then
+    restic_run tag --remove complete --add incomplete "$id" >/dev/null ||
+      warn "could not tag snapshot ${id:0:8} incomplete"
+  fi
+  return 1
+}
+
+# Turns, then the databases: the dumps are refreshed on Hemma's disk even when the
+# repository cannot be reached.
+repository_turn "$lock_wait" || exit 1
 mkdir -p "$dumps"
 chmod 0700 "$dumps"
 for database in "${databases[@]}"; do
@@ -192,83 +240,81 @@ for database in "${databases[@]}"; do
     say "dumped $database ($(stat -c %s "$target") bytes)"
   else
     rm -f "$target.partial"
-    warn "pg_dump of $database failed; the snapshot keeps its previous dump, if any"
+    warn "pg_dump of $database failed; the snapshot keeps its previous dump, if any, and is incomplete"
     dump_failures=$((dump_failures + 1))
   fi
 done
 
-# Volumes: which paths go in, and which running containers must stop for them.
+# Volumes: live ones join the dumps' snapshot; each stop one gets its own.
 paths=("$dumps")
-to_stop=()
+stop_volumes=()
+main_complete=1
+[ "$dump_failures" -eq 0 ] || main_complete=0
 for i in "${!volume_names[@]}"; do
   data="$volume_root/${volume_names[$i]}/_data"
   if [ ! -d "$data" ]; then
     warn "volume ${volume_names[$i]} has no $data"
     volume_failures=$((volume_failures + 1))
+    [ "${volume_policies[$i]}" = stop ] || main_complete=0
     continue
   fi
-  paths+=("$data")
-  [ "${volume_policies[$i]}" = stop ] || continue
-  IFS=, read -r -a listed <<<"${volume_containers[$i]}"
-  for container in "${listed[@]}"; do
-    # Only what runs now is stopped, so only that is started again afterwards.
-    if [ "$("$docker" inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" = true ]; then
-      [[ " ${to_stop[*]} " == *" $container "* ]] || to_stop+=("$container")
-    fi
-  done
+  if [ "${volume_policies[$i]}" = stop ]; then
+    stop_volumes+=("$i")
+  else
+    paths+=("$data")
+  fi
 done
 
-# The repository: initialised once, never again; an unreachable one is an error.
-rc=0
-err=$(restic_run cat config 2>&1 >/dev/null) || rc=$?
-if [ "$rc" -ne 0 ]; then
-  case $rc:$err in
-    10:* | *"no such file or directory"* | *"does not exist"* | *NoSuchBucket* | *NoSuchKey*)
-      say "no repository yet: initialising it"
-      restic_run init >/dev/null || restic_failed=1
-      ;;
-    *)
-      printf '%s\n' "$err" >&2
-      warn "the repository cannot be opened"
-      restic_failed=1
-      ;;
-  esac
+if repository_guard; then
+  clear_stale_locks || warn "restic unlock failed"
+else
+  warn "the repository is missing or refused: nothing was backed up"
+  repository_ok=0
+  restic_failed=1
 fi
 
 if [ "$restic_failed" -eq 0 ]; then
-  if [ "${#to_stop[@]}" -gt 0 ]; then
-    stopped=("${to_stop[@]}")
-    say "stopping ${to_stop[*]} for the snapshot"
-    if ! "$docker" stop -t "$stop_timeout" "${to_stop[@]}" >/dev/null; then
-      warn "could not stop ${to_stop[*]}; their volumes are copied live"
-      volume_failures=$((volume_failures + 1))
+  snapshot "the dumps and live volumes" "$main_complete" -- "${paths[@]}" || restic_failed=1
+  for i in "${stop_volumes[@]}"; do
+    name=${volume_names[$i]}
+    IFS=, read -r -a listed <<<"${volume_containers[$i]}"
+    to_stop=()
+    for container in "${listed[@]}"; do
+      # Only what runs now is stopped, so only that is started again afterwards.
+      if [ "$("$docker" inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" = true ]; then
+        to_stop+=("$container")
+      fi
+    done
+    complete=1
+    if [ "${#to_stop[@]}" -gt 0 ]; then
+      stopped=("${to_stop[@]}")
+      say "stopping ${to_stop[*]} for the snapshot of $name"
+      if ! "$docker" stop -t "$stop_timeout" "${to_stop[@]}" >/dev/null; then
+        warn "could not stop ${to_stop[*]}; $name is copied live, and its snapshot is incomplete"
+        volume_failures=$((volume_failures + 1))
+        complete=0
+      fi
     fi
-  fi
-  rc=0
-  restic_run backup --json --tag "$TAG" --host "$host" "${paths[@]}" >"$work/backup.json" || rc=$?
-  start_stopped
-  # restic's status lines are progress only; its errors and the summary are kept.
-  grep -v '"message_type":"status"' "$work/backup.json" | grep -v '"message_type":"summary"' >&2 || true
-  summary=$(grep '"message_type":"summary"' "$work/backup.json" | tail -n 1 || true)
-  size_bytes=$(sed -n 's/.*"total_bytes_processed":\([0-9]*\).*/\1/p' <<<"$summary")
-  snapshot=$(sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' <<<"$summary")
-  if [ "$rc" -eq 0 ] && [ -n "$snapshot" ]; then
-    added=$(sed -n 's/.*"data_added":\([0-9]*\).*/\1/p' <<<"$summary")
-    say "snapshot $snapshot: ${size_bytes:-?} bytes read, ${added:-?} bytes added"
-    if ! restic_run forget --prune --tag "$TAG" --host "$host" --group-by host,tags \
-      --keep-daily "$keep_daily" --keep-weekly "$keep_weekly" --keep-monthly "$keep_monthly"; then
-      warn "restic forget --prune failed"
-      restic_failed=1
-    fi
-  else
-    warn "restic backup failed (exit $rc)"
-    restic_failed=1
-  fi
+    snapshot "$name" "$complete" "hemma-volume=$name" -- "$volume_root/$name/_data" || restic_failed=1
+    start_stopped
+  done
 fi
-[ -n "$size_bytes" ] || size_bytes=$(du -sb "$dumps" | cut -f 1)
 
 success=1
-[ "$dump_failures" -eq 0 ] && [ "$volume_failures" -eq 0 ] && [ "$restic_failed" -eq 0 ] || success=0
+[ "$dump_failures" -eq 0 ] && [ "$volume_failures" -eq 0 ] && [ "$restic_failed" -eq 0 ] &&
+  [ "$incomplete" -eq 0 ] || success=0
+if [ "$success" -eq 1 ]; then
+  if ! restic_run forget --prune --tag "$TAG" --host "$host" --group-by host,tags \
+    --keep-daily "$keep_daily" --keep-weekly "$keep_weekly" --keep-monthly "$keep_monthly"; then
+    warn "restic forget --prune failed"
+    restic_failed=1
+    success=0
+  fi
+elif [ "$repository_ok" -eq 1 ]; then
+  say "not pruning: the last complete snapshots stay until a night succeeds in full"
+fi
+[ "$size_bytes" -gt 0 ] || size_bytes=$(du -sb "$dumps" | cut -f 1)
+
 write_metrics "$success"
 finished=1
 if [ "$success" -eq 1 ]; then

@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
-# Hemma's restore drill: prove the latest nightly snapshot restores. Every database
-# dump in it is restored into a scratch database inside shared-postgres and the
-# probes run there; a random sample of volume files is restored and compared with
-# the live files that have not changed since. Prometheus textfile metrics say how
-# it went; any failure makes the exit status non-zero.
+# Hemma's restore drill: prove the latest complete nightly snapshots restore. Every
+# database dump in the latest complete snapshot of the dumps is restored into a
+# scratch database inside shared-postgres and the probes run there; a random sample
+# of volume files, from that snapshot and from the latest complete snapshot of each
+# volume taken on its own, is restored and compared with the live files that have
+# not changed since. Prometheus textfile metrics say how it went; any failure makes
+# the exit status non-zero.
 #
 #   hemma-drill.sh --docker DOCKER --postgres CONTAINER --env FILE --metrics DIR
-#                  --scratch DIR [--probe DB:SQL]... [--probes FILE] [--sample N]
-#                  [--host NAME] [--dumps DIR] [--checks FILE]
+#                  --scratch DIR --dumps DIR [--probe DB:SQL]... [--probes FILE]
+#                  [--sample N] [--host NAME] [--checks FILE] [--cache DIR]
+#                  [--lock FILE] [--lock-wait SECONDS]
 #
 # --checks FILE holds one check per line, tab-separated: DB, CONTAINER, then the
 # command's words. The restored copy of DB is handed to the role that owns the live
-# DB, and the command runs inside the running CONTAINER with its DATABASE_URL
-# pointed at the copy (the runbook's "both Django services migrate and boot"). It
-# passes when it exits 0; the live database is never named.
+# DB (hemma-hand-over.sql), and the command runs inside the running CONTAINER with
+# its DATABASE_URL pointed at the copy (the runbook's "both Django services migrate
+# and boot"). It passes when it exits 0; the live database is never named.
 #
 # --probes FILE holds one DB:SQL per line: a unit's ExecStart cannot carry SQL, whose
 # spaces and quotes systemd would split and read itself.
 # A probe passes when its SQL succeeds and prints something other than 0, f or
 # nothing (its first line counts). --dumps is the dump directory as the backup
-# saw it; without it, every snapshot path that is not a volume's _data holds dumps.
+# saw it.
+#
+# An incomplete snapshot (hemma-backup.sh tags a night's snapshot so when a dump
+# failed or a volume could not be taken) is never drilled: its dump of a database
+# whose dump failed is an older one. The drill waits its turn on the repository and
+# refuses one that is missing or misplaced (hemma-restic.sh).
 #
 # Docker on Hemma is the snap: its CLI cannot read files outside $HOME, so each
 # dump reaches pg_restore on stdin.
 set -euo pipefail
 umask 077
+
+here=$(dirname "${BASH_SOURCE[0]}")
+# shellcheck source=components/backups/files/hemma-restic.sh
+. "$here/hemma-restic.sh"
 
 readonly TAG=hemma-nightly
 readonly NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]*$'
@@ -35,14 +47,15 @@ die() { warn "$*"; exit 2; }
 usage() {
   cat >&2 <<'USAGE'
 usage: hemma-drill.sh --docker DOCKER --postgres CONTAINER --env FILE --metrics DIR
-         --scratch DIR [--probe DB:SQL]... [--probes FILE] [--sample N] [--host NAME]
-         [--dumps DIR] [--checks FILE]
+         --scratch DIR --dumps DIR [--probe DB:SQL]... [--probes FILE] [--sample N]
+         [--host NAME] [--checks FILE] [--cache DIR] [--lock FILE] [--lock-wait SECONDS]
 USAGE
   exit 2
 }
 
 docker="" postgres="" env_file="" metrics="" scratch="" dumps_path=""
 sample=0 host=hemma
+cache=/var/cache/hemma-restic lock=/run/lock/hemma-restic.lock lock_wait=43200
 probe_dbs=() probe_sqls=() check_lines=()
 while [ "$#" -gt 0 ]; do
   case $1 in -h | --help) usage ;; esac
@@ -56,6 +69,9 @@ while [ "$#" -gt 0 ]; do
     --sample) sample=$2 ;;
     --host) host=$2 ;;
     --dumps) dumps_path=${2%/} ;;
+    --cache) cache=$2 ;;
+    --lock) lock=$2 ;;
+    --lock-wait) lock_wait=$2 ;;
     --probe)
       [[ $2 == *:* ]] || die "--probe is DB:SQL"
       probe_dbs+=("${2%%:*}") probe_sqls+=("${2#*:}")
@@ -81,7 +97,9 @@ done
 for required in docker postgres env_file metrics scratch; do
   [ -n "${!required}" ] || die "--${required//_/-} is required"
 done
+[ -n "$dumps_path" ] || die "--dumps is required"
 [[ $sample =~ ^[0-9]+$ ]] || die "--sample must be a whole number"
+[[ $lock_wait =~ ^[0-9]+$ ]] || die "--lock-wait must be a whole number"
 [[ $host =~ $NAME_RE ]] || die "bad --host: $host"
 for database in "${probe_dbs[@]}"; do
   [[ $database =~ $NAME_RE ]] || die "bad database name in --probe: $database"
@@ -96,17 +114,7 @@ done
 if [ -n "$(find "$env_file" -maxdepth 0 -perm /077)" ]; then
   die "$env_file is readable by others: it holds the repository password (chmod 600)"
 fi
-if [ -z "${HOME:-}" ] && [ -z "${RESTIC_CACHE_DIR:-}" ]; then
-  export RESTIC_CACHE_DIR=/var/cache/restic
-fi
-
-restic_run() (
-  set -a
-  # shellcheck disable=SC1090  # the operator's env file, root-only
-  . "$env_file"
-  set +a
-  exec restic "$@"
-)
+restic_setup "$env_file" "$cache" "$lock"
 
 label() {
   local value=$1
@@ -207,36 +215,11 @@ has_checks() {
 }
 
 # The restored copy as the app sees its own database: owned by the live one's owner,
-# every table, view and sequence of its schemas too (pg_restore ran as postgres).
+# and everything in it too (hemma-hand-over.sql; pg_restore ran as postgres).
 hand_over() {
-  local database=$1 scratch_db=$2 owner
-  owner=$("$docker" exec "$postgres" psql -U postgres -d postgres -At -v ON_ERROR_STOP=1 \
-    -c "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '$database'") || return 1
-  [[ $owner =~ $NAME_RE ]] || { warn "cannot tell who owns $database"; return 1; }
-  "$docker" exec -i "$postgres" psql -U postgres -d "$scratch_db" -q -v ON_ERROR_STOP=1 <<SQL
-ALTER DATABASE "$scratch_db" OWNER TO "$owner";
-ALTER SCHEMA public OWNER TO "$owner";
-DO \$\$
-DECLARE r record;
-BEGIN
-  FOR r IN
-    SELECT c.oid::regclass AS name, c.relkind FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND n.nspname NOT LIKE 'pg_toast%'
-      AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
-                        AND d.deptype IN ('a', 'i', 'e'))
-  LOOP
-    EXECUTE format('ALTER %s %s OWNER TO %I',
-      CASE r.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
-        WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
-      r.name, '$owner');
-  END LOOP;
-END
-\$\$;
-SQL
+  local database=$1 scratch_db=$2
+  "$docker" exec -i "$postgres" psql -U postgres -d "$scratch_db" -q -At -v ON_ERROR_STOP=1 \
+    -v live="$database" <"$here/hemma-hand-over.sql" >/dev/null
 }
 
 # Each check of DATABASE, in order, inside its container, against SCRATCH_DB.
@@ -259,41 +242,64 @@ run_checks() {
   done
 }
 
-# The snapshot: one id for every step, so all of them look at the same night.
-snapshots=$(restic_run snapshots --json --tag "$TAG" --host "$host" latest) || snapshots=""
-snapshot=$(grep -o '"id":"[0-9a-f]*"' <<<"$snapshots" | head -n 1 | cut -d '"' -f 4 || true)
-if [ -z "$snapshot" ]; then
-  warn "no $TAG snapshot of $host to restore"
+# snapshot_fields JSON: "ID EPOCH" of the one snapshot restic listed, or nothing.
+snapshot_fields() {
+  local id taken
+  id=$(grep -o '"id":"[0-9a-f]*"' <<<"$1" | head -n 1 | cut -d '"' -f 4 || true)
+  [ -n "$id" ] || return 0
+  taken=$(grep -o '"time":"[^"]*"' <<<"$1" | head -n 1 | cut -d '"' -f 4)
+  printf '%s %s' "$id" "$(date -d "$taken" +%s)"
+}
+
+# snapshot_paths JSON: the paths of the one snapshot restic listed, a line each.
+snapshot_paths() {
+  grep -o '"paths":\[[^]]*\]' <<<"$1" | head -n 1 |
+    sed 's/^"paths":\[//; s/\]$//' | tr ',' '\n' | sed 's/^"//; s/"$//'
+}
+
+# The sample's sources: "SNAPSHOT<TAB>EPOCH<TAB>VOLUME DIR", a line each.
+sources=()
+snapshot=""
+if ! repository_turn "$lock_wait"; then
+  warn "no turn on the repository"
+  snapshot_failed=1
+elif ! repository_guard; then
+  warn "the repository is missing or refused"
   snapshot_failed=1
 else
-  taken=$(grep -o '"time":"[^"]*"' <<<"$snapshots" | head -n 1 | cut -d '"' -f 4)
-  snapshot_epoch=$(date -d "$taken" +%s)
-  mapfile -t snapshot_paths < <(grep -o '"paths":\[[^]]*\]' <<<"$snapshots" | head -n 1 |
-    sed 's/^"paths":\[//; s/\]$//' | tr ',' '\n' | sed 's/^"//; s/"$//')
-  dump_dirs=() volume_dirs=()
-  for path in "${snapshot_paths[@]}"; do
-    if [ -n "$dumps_path" ]; then
-      [ "$path" != "$dumps_path" ] || dump_dirs+=("$path")
-      [ "$path" = "$dumps_path" ] || volume_dirs+=("$path")
-    elif [[ $path == */_data ]]; then
-      volume_dirs+=("$path")
-    else
-      dump_dirs+=("$path")
-    fi
+  clear_stale_locks || warn "restic unlock failed"
+  # The dumps: the latest complete snapshot of them, one id for every step.
+  snapshots=$(restic_run snapshots --json --tag "$TAG,complete" --host "$host" \
+    --path "$dumps_path" latest) || snapshots=""
+  read -r snapshot snapshot_epoch <<<"$(snapshot_fields "$snapshots")" || true
+  if [ -z "$snapshot" ]; then
+    warn "no complete $TAG snapshot of $dumps_path on $host to restore"
+    snapshot_failed=1
+    snapshot_epoch=0
+  else
+    say "drilling snapshot ${snapshot:0:8} taken $(date -u -d "@$snapshot_epoch" +%Y-%m-%dT%H:%M:%SZ)"
+    while IFS= read -r path; do
+      [ "$path" = "$dumps_path" ] || sources+=("$snapshot"$'\t'"$snapshot_epoch"$'\t'"$path")
+    done < <(snapshot_paths "$snapshots")
+  fi
+  # Each volume taken on its own (its containers stopped): its latest complete snapshot.
+  listed=$(restic_run snapshots --json --tag "$TAG,complete" --host "$host") || listed=""
+  for tag in $(grep -o '"hemma-volume=[A-Za-z0-9][A-Za-z0-9_.-]*"' <<<"$listed" | tr -d '"' | sort -u); do
+    one=$(restic_run snapshots --json --tag "$TAG,complete,$tag" --host "$host" latest) || one=""
+    read -r id epoch <<<"$(snapshot_fields "$one")" || true
+    [ -n "${id:-}" ] || continue
+    while IFS= read -r path; do
+      sources+=("$id"$'\t'"$epoch"$'\t'"$path")
+    done < <(snapshot_paths "$one")
   done
-  say "drilling snapshot ${snapshot:0:8} taken $taken"
 fi
 
 # Databases.
 dumps=()
-if [ "$snapshot_failed" -eq 0 ] && [ "${#dump_dirs[@]}" -gt 0 ]; then
-  includes=()
-  for dir in "${dump_dirs[@]}"; do includes+=(--include "$dir"); done
-  if restic_run restore "$snapshot" --target "$work/dumps" "${includes[@]}" >/dev/null; then
-    for dir in "${dump_dirs[@]}"; do
-      for dump in "$work/dumps$dir"/*.dump; do
-        [ ! -e "$dump" ] || dumps+=("$dump")
-      done
+if [ "$snapshot_failed" -eq 0 ]; then
+  if restic_run restore "$snapshot" --target "$work/dumps" --include "$dumps_path" >/dev/null; then
+    for dump in "$work/dumps$dumps_path"/*.dump; do
+      [ ! -e "$dump" ] || dumps+=("$dump")
     done
   else
     warn "restic restore of the dumps failed"
@@ -357,40 +363,56 @@ for i in "${!probe_dbs[@]}"; do
   fi
 done
 
-# Volumes: a random sample of files, compared with live files unchanged since the snapshot.
-if [ "$snapshot_failed" -eq 0 ] && [ "$sample" -gt 0 ] && [ "${#volume_dirs[@]}" -gt 0 ]; then
-  # Paths that JSON had to escape, or that restic would read as a pattern, are left out.
-  if restic_run ls --json "$snapshot" "${volume_dirs[@]}" >"$work/ls.json"; then
-    mapfile -t picked < <(grep '"type":"file"' "$work/ls.json" |
-      grep -o '"path":"[^"\\]*"' | cut -d '"' -f 4 | grep -v '[][*?]' | shuf -n "$sample" || true)
-  else
-    warn "restic ls failed"
-    picked=()
-    sample_failures=$((sample_failures + 1))
-  fi
-  if [ "${#picked[@]}" -gt 0 ]; then
-    includes=()
-    for path in "${picked[@]}"; do includes+=(--include "$path"); done
-    if ! restic_run restore "$snapshot" --target "$work/sample" "${includes[@]}" >/dev/null; then
-      warn "restic restore of the sample failed"
+# Volumes: a random sample of files, compared with live files unchanged since their
+# snapshot. Paths that JSON had to escape, or that restic would read as a pattern,
+# are left out.
+if [ "$snapshot_failed" -eq 0 ] && [ "$sample" -gt 0 ] && [ "${#sources[@]}" -gt 0 ]; then
+  : >"$work/files"
+  for id in $(printf '%s\n' "${sources[@]}" | cut -f 1 | sort -u); do
+    epoch="" dirs=()
+    for line in "${sources[@]}"; do
+      IFS=$'\t' read -r source_id source_epoch dir <<<"$line"
+      [ "$source_id" = "$id" ] || continue
+      epoch=$source_epoch dirs+=("$dir")
+    done
+    if restic_run ls --json "$id" "${dirs[@]}" >"$work/ls.json"; then
+      grep '"type":"file"' "$work/ls.json" | grep -o '"path":"[^"\\]*"' | cut -d '"' -f 4 |
+        grep -v '[][*?]' | sed "s/^/$id\t$epoch\t/" >>"$work/files" || true
+    else
+      warn "restic ls of snapshot ${id:0:8} failed"
       sample_failures=$((sample_failures + 1))
     fi
-    for path in "${picked[@]}"; do
-      if [ ! -f "$work/sample$path" ]; then
-        warn "$path was not restored"
-        sample_failures=$((sample_failures + 1))
-      elif [ ! -f "$path" ] || [ "$(stat -c %Y "$path")" -ge "$snapshot_epoch" ]; then
-        sample_skipped=$((sample_skipped + 1))
-      elif cmp -s "$work/sample$path" "$path"; then
-        sample_match=$((sample_match + 1))
-      else
-        warn "$path differs from its copy in the snapshot"
-        sample_mismatch=$((sample_mismatch + 1))
-        sample_failures=$((sample_failures + 1))
-      fi
+  done
+  mapfile -t picked < <(shuf -n "$sample" "$work/files" || true)
+  for id in $(printf '%s\n' "${picked[@]}" | cut -f 1 | sort -u); do
+    includes=()
+    for line in "${picked[@]}"; do
+      IFS=$'\t' read -r source_id _ path <<<"$line"
+      [ "$source_id" != "$id" ] || includes+=(--include "$path")
     done
+    if ! restic_run restore "$id" --target "$work/sample/$id" "${includes[@]}" >/dev/null; then
+      warn "restic restore of the sample from ${id:0:8} failed"
+      sample_failures=$((sample_failures + 1))
+    fi
+  done
+  for line in "${picked[@]}"; do
+    IFS=$'\t' read -r id epoch path <<<"$line"
+    copy="$work/sample/$id$path"
+    if [ ! -f "$copy" ]; then
+      warn "$path was not restored"
+      sample_failures=$((sample_failures + 1))
+    elif [ ! -f "$path" ] || [ "$(stat -c %Y "$path")" -ge "$epoch" ]; then
+      sample_skipped=$((sample_skipped + 1))
+    elif cmp -s "$copy" "$path"; then
+      sample_match=$((sample_match + 1))
+    else
+      warn "$path differs from its copy in snapshot ${id:0:8}"
+      sample_mismatch=$((sample_mismatch + 1))
+      sample_failures=$((sample_failures + 1))
+    fi
+  done
+  [ "${#picked[@]}" -eq 0 ] ||
     say "sampled ${#picked[@]} file(s): $sample_match match, $sample_skipped changed since, $sample_mismatch differ"
-  fi
 fi
 
 success=1

@@ -1,0 +1,391 @@
+"""The faults a home server has, played against the backup jobs as Hemma runs them:
+real restic, real PostgreSQL (through the stand-in docker of standins.py), the
+scripts the stack installs. A backup disk that did not mount, a job killed half-way,
+timers that all fire at boot after a power cut, a night in which a dump failed.
+
+Each one must fail loudly and lose nothing: the job exits non-zero, its metrics
+make an alert fire (checked with promtool on the file the job wrote), and no
+repository is created, no complete snapshot pruned, no container left down longer
+than its own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from components.apps.observability.alerts import alert_rules, rules
+from tests.backups.conftest import PASSWORD, Hemma, init_repository
+from tests.backups.standins import FILES, RESTIC, metrics
+from tests.parts.ssh import SshServer
+from tests.parts.tools import wait_until
+
+pytestmark = pytest.mark.tools
+
+
+def backup_metrics(hemma: Hemma) -> dict[str, str]:
+    return metrics((hemma.metrics / "hemma_backup.prom").read_text())
+
+
+def fires(hemma: Hemma, alert: str, where: Path) -> bool:
+    """Whether ``alert`` fires 20 minutes into the samples the last backup run wrote,
+    as promtool evaluates the stack's own rules over them."""
+    samples = backup_metrics(hemma)
+    rule = next(r for r in rules([]) if r.alert == alert)
+    series = [
+        {"series": name, "values": f"{samples[name]}x30"}
+        for name in ("hemma_backup_last_run_success", "hemma_backup_repository_ok")
+    ]
+    firing = {
+        "exp_labels": {"severity": rule.severity},
+        "exp_annotations": {"summary": rule.summary},
+    }
+    where.mkdir(exist_ok=True)
+    (where / "rules.yml").write_text(alert_rules([]))
+    verdicts = []
+    for expected in ([firing], []):
+        test = {"interval": "1m", "input_series": series, "alert_rule_test": [
+            {"eval_time": "20m", "alertname": alert, "exp_alerts": expected}
+        ]}  # fmt: skip
+        document = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [test]}
+        (where / "t.yml").write_text(json.dumps(document))
+        done = subprocess.run(
+            ["promtool", "test", "rules", "t.yml"], cwd=where, capture_output=True, timeout=60
+        )
+        verdicts.append(done.returncode == 0)
+    assert verdicts.count(True) == 1, "promtool decides one way"
+    return verdicts[0]
+
+
+def snapshots(hemma: Hemma, *tags: str) -> list[dict[str, object]]:
+    args = ["snapshots", "--json", "--host", "hemma"]
+    if tags:
+        args += ["--tag", ",".join(tags)]
+    done = hemma.restic(*args)
+    assert done.returncode == 0, done.stderr
+    listed: list[dict[str, object]] = json.loads(done.stdout or "[]")
+    return listed
+
+
+def locks(repository: Path) -> list[Path]:
+    return sorted((repository / "locks").iterdir())
+
+
+# --- a backup disk that did not mount ----------------------------------------------
+
+
+def test_an_unmounted_backup_disk_fails_every_job_and_creates_no_repository(
+    hemma: Hemma, tmp_path: Path
+) -> None:
+    """The README's /mnt/backup/hemma with the disk not mounted: the mount point is
+    an empty directory on the system disk."""
+    mount_point = hemma.root / "mnt" / "backup"
+    mount_point.mkdir(parents=True)
+    hemma.write_env(str(mount_point / "hemma"))
+
+    night = hemma.backup()
+    assert night.returncode == 1
+    assert "does not exist: is the backup disk mounted?" in night.stderr
+    assert "nothing was backed up" in night.stderr
+    assert list(mount_point.iterdir()) == [], "no repository appears on the system disk"
+    assert (hemma.dumps / "skriptoteket.dump").stat().st_size > 0, "the dumps are fresh"
+    samples = backup_metrics(hemma)
+    assert samples["hemma_backup_repository_ok"] == "0"
+    assert samples["hemma_backup_last_run_success"] == "0"
+    assert fires(hemma, "BackupRepositoryUnavailable", tmp_path / "repo")
+    assert fires(hemma, "BackupFailed", tmp_path / "failed")
+
+    assert hemma.check().returncode == 1
+    assert hemma.drill().returncode == 1
+    assert list(mount_point.iterdir()) == []
+    check = metrics((hemma.metrics / "hemma_backup_check.prom").read_text())
+    assert check["hemma_backup_check_last_run_success"] == "0"
+    drill = metrics((hemma.metrics / "hemma_drill.prom").read_text())
+    assert drill["hemma_drill_last_run_success"] == "0"
+
+    # The repository as the mount point itself: there, but empty.
+    hemma.write_env(str(mount_point))
+    empty = hemma.backup()
+    assert empty.returncode == 1
+    assert "holds no restic repository: is the backup disk mounted?" in empty.stderr
+    assert list(mount_point.iterdir()) == []
+
+
+def test_a_repository_made_on_the_system_disk_by_a_night_is_refused(hemma: Hemma) -> None:
+    """What the old nightly `restic init` left behind on an unmounted disk's mount
+    point: a repository with snapshots, on the system disk, that no one chose."""
+    assert RESTIC
+    shadow = hemma.root / "mnt" / "backup" / "hemma"
+    made = subprocess.run(
+        [RESTIC, "init"],
+        env={**hemma.env(), "RESTIC_REPOSITORY": str(shadow), "RESTIC_PASSWORD": PASSWORD},
+        capture_output=True,
+        timeout=60,
+    )
+    assert made.returncode == 0
+    hemma.write_env(str(shadow))
+    for job in (hemma.backup, hemma.check, hemma.drill):
+        done = job()
+        assert done.returncode == 1
+        assert "is on the system disk" in done.stderr, done.stderr
+    assert not (shadow / "snapshots").exists() or not list((shadow / "snapshots").iterdir())
+
+
+def test_init_refuses_the_system_disk_and_creates_on_a_mounted_one(hemma: Hemma) -> None:
+    """The one step that creates a repository, on a filesystem really mounted over
+    the mount point (a tmpfs in a mount namespace of its own): the backup runs there,
+    and once the disk is gone again the night fails instead of starting over."""
+    mount_point = hemma.root / "mnt" / "backup"
+    mount_point.mkdir(parents=True)
+    repository = mount_point / "hemma"
+    hemma.write_env(str(repository))
+
+    refused = init_repository(hemma.root, str(repository))
+    assert refused.returncode == 2
+    assert "would be on the system disk" in refused.stderr
+    assert list(mount_point.iterdir()) == []
+
+    init = [
+        "bash", str(FILES / "hemma-repository.sh"), "init", "--env", str(hemma.root / "init.env"),
+        "--cache", str(hemma.cache), "--lock", str(hemma.lock),
+    ]  # fmt: skip
+    backup = hemma.backup_argv()
+    inside = (
+        f"mount -t tmpfs backup-disk {shlex.quote(str(mount_point))} && "
+        f"{shlex.join(init)} && {shlex.join(backup)}; echo night=$?; "
+        f"ls -A {shlex.quote(str(repository))}"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", inside],
+        capture_output=True,
+        text=True,
+        env=hemma.env(),
+        timeout=180,
+    )
+    assert "hemma-repository: created the repository" in done.stdout, done.stdout + done.stderr
+    assert "night=0" in done.stdout, done.stdout + done.stderr
+    assert "hemma-on-system-disk" not in done.stdout, "no marker on a real disk"
+    assert list(mount_point.iterdir()) == [], "the disk is gone with its namespace"
+
+    gone = hemma.backup()
+    assert gone.returncode == 1
+    assert "is the backup disk mounted?" in gone.stderr
+    assert list(mount_point.iterdir()) == []
+
+    # On purpose, on the system disk: marked, and then taken by every job.
+    chosen = init_repository(hemma.root, str(repository), "--system-disk")
+    assert chosen.returncode == 0, chosen.stderr
+    assert (repository / "hemma-on-system-disk").is_file()
+    assert hemma.backup().returncode == 0
+    again = init_repository(hemma.root, str(repository), "--system-disk")
+    assert again.returncode == 0
+    assert "exists already; nothing to do" in again.stdout
+
+
+def test_an_sftp_repository_whose_path_is_gone_fails_until_init_creates_it(
+    hemma: Hemma, ssh_server: SshServer
+) -> None:
+    """restic over a real sshd: the remote directory is missing, the night fails
+    and creates nothing there; the one-time init then creates it, and nights run."""
+    remote = Path(f"/tmp/hemma-sftp-{os.getpid()}-{time.monotonic_ns()}")
+    remote.mkdir(mode=0o755)
+    account = pwd.getpwnam(ssh_server.user)
+    os.chown(remote, account.pw_uid, account.pw_gid)
+    try:
+        repository = f"sftp:{ssh_server.user}@{ssh_server.host}:{remote}/backups/hemma"
+        hemma.write_env(repository)
+        hemma.path_prefix = str(ssh_server.root / "bin")  # ssh -F with the test key
+
+        night = hemma.backup()
+        assert night.returncode == 1
+        assert "does not exist" in night.stderr, night.stderr
+        assert list(remote.iterdir()) == [], "nothing was created on the sftp server"
+        assert backup_metrics(hemma)["hemma_backup_repository_ok"] == "0"
+
+        init = subprocess.run(
+            [
+                "bash", str(FILES / "hemma-repository.sh"), "init", "--env", str(hemma.env_file),
+                "--cache", str(hemma.cache), "--lock", str(hemma.lock),
+            ],
+            capture_output=True, text=True, env=hemma.env(), timeout=120,
+        )  # fmt: skip
+        assert init.returncode == 0, init.stdout + init.stderr
+        assert (remote / "backups" / "hemma" / "config").is_file()
+        assert hemma.backup().returncode == 0
+    finally:
+        subprocess.run(["rm", "-rf", str(remote)], check=False)
+
+
+# --- a job killed half-way, and timers that fire together --------------------------
+
+
+def test_a_killed_run_leaves_a_lock_that_the_next_night_clears(hemma: Hemma) -> None:
+    """restic never removes a stale lock by itself: a run killed half-way (power
+    cut, OOM) leaves one, and every prune and check after it would fail."""
+    assert RESTIC
+    env = {
+        **hemma.env(),
+        "RESTIC_REPOSITORY": str(hemma.repository),
+        "RESTIC_PASSWORD": PASSWORD,
+        "RESTIC_CACHE_DIR": str(hemma.cache),
+    }
+    killed = subprocess.Popen(
+        [RESTIC, "backup", "--stdin", "--stdin-filename", "half.dump", "--host", "hemma"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        # restic waits 200 ms after writing its lock, then looks again for others.
+        wait_until("restic's lock", lambda: bool(locks(hemma.repository)), 30)
+        time.sleep(1)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    stale = locks(hemma.repository)
+    assert len(stale) == 1, "the killed run's lock stays"
+    blocked = hemma.restic("forget", "--prune", "--keep-last", "1")
+    assert blocked.returncode != 0 and "locked" in blocked.stderr, "the fault, as it bites"
+
+    night = hemma.backup()
+    assert night.returncode == 0, night.stdout + night.stderr
+    assert backup_metrics(hemma)["hemma_backup_last_run_success"] == "1"
+    check = hemma.check()
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert locks(hemma.repository) == []
+
+
+def test_a_backup_and_a_check_started_together_take_turns(hemma: Hemma) -> None:
+    """Persistent=true starts missed timers together at boot: the check waits for the
+    backup instead of failing on its restic lock at once."""
+    big = hemma.volume("huleedu_kafka_data")
+    (big / "segment.log").write_bytes(os.urandom(160 * 1024 * 1024))
+    night = subprocess.Popen(
+        ["bash", *hemma.backup_argv(volumes=(("huleedu_kafka_data", "live", ()),))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=hemma.env(),
+    )
+    try:
+        wait_until("the backup's restic lock", lambda: bool(locks(hemma.repository)), 60)
+        check = hemma.check()
+    finally:
+        out, err = night.communicate(timeout=300)
+    assert night.returncode == 0, out + err
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "waiting for the job that holds" in check.stdout
+    samples = metrics((hemma.metrics / "hemma_backup_check.prom").read_text())
+    assert samples["hemma_backup_check_last_run_success"] == "1"
+    assert "[0:" in check.stdout or "no errors were found" in check.stdout
+
+
+# --- a night in which a dump failed ------------------------------------------------
+
+
+def test_a_failed_night_never_prunes_and_the_drill_takes_the_last_complete_one(
+    hemma: Hemma,
+) -> None:
+    """keepDaily keeps one snapshot a day: had the failed nights pruned, each would
+    have pushed out the one before it, the last complete one first."""
+    assert hemma.backup().returncode == 0
+    (complete,) = snapshots(hemma, "hemma-nightly", "complete")
+    hemma.pg.sql(
+        "INSERT INTO tools VALUES (100000, 'written after the good night')", "skriptoteket"
+    )
+    try:
+        for _ in range(2):
+            failed = hemma.backup(databases=("no_such_db", "skriptoteket", "huleedu_content"))
+            assert failed.returncode == 1
+            assert "not pruning" in failed.stdout
+        incomplete = snapshots(hemma, "hemma-nightly", "incomplete")
+        assert len(incomplete) == 2, "no prune ran after a failed night"
+        assert [s["id"] for s in snapshots(hemma, "hemma-nightly", "complete")] == [
+            complete["id"]
+        ], "the last complete snapshot stays"
+
+        drill = hemma.drill((("skriptoteket", "SELECT count(*) = 500 FROM tools"),))
+        assert drill.returncode == 0, drill.stdout + drill.stderr
+        assert f"drilling snapshot {str(complete['id'])[:8]}" in drill.stdout
+
+        # A good night again: now the keep policy runs, on each kind apart.
+        assert hemma.backup().returncode == 0
+        left = snapshots(hemma, "hemma-nightly")
+        kinds = sorted(sorted(str(t) for t in s["tags"]) for s in left)  # type: ignore[attr-defined]
+        assert kinds == [["complete", "hemma-nightly"], ["hemma-nightly", "incomplete"]]
+        assert complete["id"] not in [s["id"] for s in left]
+    finally:
+        hemma.pg.sql("DELETE FROM tools WHERE id = 100000", "skriptoteket")
+
+
+# --- containers stopped for their volume's copy ------------------------------------
+
+VOLUME_OF = {"grafana": "grafana-data", "huleedu_kafka": "huleedu_kafka_data"}
+
+
+def test_a_stopped_container_is_down_only_for_its_own_copy(hemma: Hemma) -> None:
+    """Kafka, Grafana and MinIO are stopped while their volumes are copied. The
+    dumps and the live volumes (here a large one, slow to read) are taken while they
+    run; each is stopped for its own volume's snapshot only."""
+    big = hemma.volume("skriptoteket-artifacts")
+    (big / "artifacts.bin").write_bytes(os.urandom(160 * 1024 * 1024))
+    for name in ("grafana-data", "huleedu_kafka_data"):
+        (hemma.volume(name) / "data").write_text(f"{name}\n")
+    for container in VOLUME_OF:
+        hemma.docker.add(container)
+
+    started = time.time()
+    done = hemma.backup(
+        volumes=(
+            ("grafana-data", "stop", ("grafana",)),
+            ("huleedu_kafka_data", "stop", ("huleedu_kafka",)),
+            ("skriptoteket-artifacts", "live", ()),
+        )
+    )
+    ended = time.time()
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    calls = hemma.docker.calls()
+    down: dict[str, tuple[float, float]] = {}
+    for container in VOLUME_OF:
+        stop = next(
+            c["time"] for c in calls if c["argv"][:1] == ["stop"] and container in c["argv"]
+        )
+        start = next(
+            c["time"] for c in calls if c["argv"][:1] == ["start"] and container in c["argv"]
+        )
+        down[container] = (stop, start)
+    taken = {
+        next((t for t in s.get("tags", []) if str(t).startswith("hemma-volume=")), "main"): s  # type: ignore[attr-defined]
+        for s in snapshots(hemma, "hemma-nightly", "complete")
+    }
+    assert set(taken) == {"main", "hemma-volume=grafana-data", "hemma-volume=huleedu_kafka_data"}
+    main_paths = taken["main"]["paths"]
+    assert str(big) in main_paths and str(hemma.dumps) in main_paths  # type: ignore[operator]
+
+    def at(snapshot: dict[str, object]) -> float:
+        stamp = subprocess.run(
+            ["date", "-d", str(snapshot["time"]), "+%s.%N"], capture_output=True, text=True
+        )
+        return float(stamp.stdout)
+
+    main_started = at(taken["main"])
+    first, second = sorted(down.values())
+    assert first[0] > main_started, "nothing was stopped while the large live volume was read"
+    assert first[1] < second[0], "one volume's containers at a time"
+    for container, (stop, start) in down.items():
+        own = at(taken[f"hemma-volume={VOLUME_OF[container]}"])
+        assert stop < own < start, f"{container} was stopped for its own snapshot"
+    night = ended - started
+    for container, (stop, start) in down.items():
+        print(f"{container}: down {start - stop:.2f} s of a {night:.2f} s night")
+        assert start - stop < night / 3, f"{container} was down for most of the night"
