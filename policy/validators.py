@@ -182,14 +182,25 @@ def no_plaintext_credentials(resource: Resource) -> list[str]:
 
 
 def data_containers_stop_gracefully(resource: Resource) -> list[str]:
-    """A container with a data volume gets time to stop before SIGKILL."""
+    """A container with a data volume gets time to stop before SIGKILL: from the
+    provider when it removes the container (``destroyGraceSeconds``, 0 when unset), and
+    from the daemon when it stops its containers itself (``stopTimeout``, 10 s when
+    unset: a snap refresh, ``snap disable``)."""
     if resource.type != CONTAINER:
         return []
-    holds_data = any(v.get("volumeName") for v in resource.props.get("volumes") or [])
-    grace = int(resource.props.get("destroyGraceSeconds") or 0)
-    if holds_data and grace < MIN_GRACE_FOR_DATA:
-        return [f"{resource.props.get('name')} holds data and gets {grace} s to stop"]
-    return []
+    if not any(v.get("volumeName") for v in resource.props.get("volumes") or []):
+        return []
+    name = resource.props.get("name")
+    found = []
+    for key, what, unset in (
+        ("destroyGraceSeconds", "when removed", 0),
+        ("stopTimeout", "when the daemon stops it", 10),
+    ):
+        value = resource.props.get(key)
+        grace = unset if value is None else int(value)
+        if grace < MIN_GRACE_FOR_DATA:
+            found.append(f"{name} holds data and gets {grace} s to stop {what}")
+    return found
 
 
 RESOURCE_POLICIES = {

@@ -95,7 +95,11 @@ def container(
     The old container goes before its replacement starts, or Docker answers "name in
     use". Without ``destroy_grace_seconds`` the provider stops a container with
     timeout 0 (kreuzwerker resource_docker_container_funcs.go:1087-1093), so the
-    stop signal is followed at once by SIGKILL.
+    stop signal is followed at once by SIGKILL. That covers the provider's delete
+    only: when the daemon itself stops its containers (a snap refresh, ``snap
+    disable``), each gets its own ``StopTimeout``, 10 s when unset (moby
+    container.StopTimeout), so the same grace goes there too (``stop_timeout``, read
+    back as sent: resource_docker_container_funcs.go:978).
     """
     all_labels = {**(labels or {}), HEALTHCHECK_LABEL: health.digest()}
     return docker.Container(
@@ -109,6 +113,7 @@ def container(
             for key, value in sorted(all_labels.items())
         ],
         destroy_grace_seconds=stop_grace_seconds,
+        stop_timeout=stop_grace_seconds,
         log_driver=LOG_DRIVER,
         log_opts=dict(defaults.log_opts),
         opts=pulumi.ResourceOptions(

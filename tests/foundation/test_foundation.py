@@ -124,10 +124,13 @@ def test_generated_passwords_are_long_url_safe_and_stable(program: Program) -> N
 
 def test_every_container_gets_a_stop_grace_period_that_fits_it(program: Program) -> None:
     """Without destroy_grace_seconds the provider stops with timeout 0: SIGKILL right
-    after the stop signal. Whatever holds data (a named volume) gets 30 s or more."""
+    after the stop signal. Whatever holds data (a named volume) gets 30 s or more, and
+    the daemon gives the same when it stops the container itself (stop_timeout: a snap
+    refresh stops every container with 10 s each when it is unset)."""
     for container in program.containers:
         name = container.inputs["name"]
         grace = container.inputs.get("destroyGraceSeconds", 0)
+        assert container.inputs.get("stopTimeout") == grace, name
         assert grace >= 10, name
         if any(v.get("volumeName") for v in container.inputs.get("volumes", [])):
             assert grace >= 30, f"{name} holds data and gets {grace} s"

@@ -24,6 +24,7 @@ def container(**props: Any) -> Resource:
         "healthcheck": {"tests": ["CMD-SHELL", "true"]},
         "networksAdvanced": [{"name": "hule-network"}],
         "destroyGraceSeconds": 30,
+        "stopTimeout": 30,
     }
     return Resource(v.CONTAINER, "web", {**base, **props})
 
@@ -128,8 +129,13 @@ def test_a_container_with_data_gets_time_to_stop() -> None:
     data = [{"volumeName": "d", "containerPath": "/d"}]
     assert v.data_containers_stop_gracefully(container(volumes=data)) == []
     assert v.data_containers_stop_gracefully(container(volumes=data, destroyGraceSeconds=0)) == [
-        "web holds data and gets 0 s to stop"
+        "web holds data and gets 0 s to stop when removed"
     ]
+    # The daemon's own stop (a snap refresh) gives 10 s when stopTimeout is unset.
+    assert v.data_containers_stop_gracefully(container(volumes=data, stopTimeout=None)) == [
+        "web holds data and gets 10 s to stop when the daemon stops it"
+    ]
+    assert v.data_containers_stop_gracefully(container(stopTimeout=None)) == [], "no data"
 
 
 def as_pack_sees(program: Program) -> list[Resource]:

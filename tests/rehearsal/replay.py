@@ -66,6 +66,9 @@ Container: ``POST /containers/create?name=NAME``, then networks, uploads, start.
                               State.Health.Status is "healthy", for waitTimeout
                               (default 60 s) capped at ``wait_cap``; an error if the
                               container has no health check, as in the provider
+    stopTimeout               Config.StopTimeout: how long the daemon itself waits
+                              after the stop signal when it stops the container
+                              (its own shutdown, a restart)
     destroyGraceSeconds       on removal POST /containers/ID/stop?t=N (the provider
                               sends t=0 when unset), then DELETE
                               /containers/ID?force=1&v=1
@@ -152,6 +155,7 @@ CONTAINER_INPUTS = frozenset(
         "wait",
         "waitTimeout",
         "destroyGraceSeconds",
+        "stopTimeout",
         "mustRun",
         "removeVolumes",
     }
@@ -459,6 +463,8 @@ def plan_container(
         host["GroupAdd"] = [str(g) for g in inputs["groupAdds"]]
     if inputs.get("healthcheck"):
         config["Healthcheck"] = _healthcheck(inputs["healthcheck"])
+    if "stopTimeout" in inputs:
+        config["StopTimeout"] = _int(inputs["stopTimeout"])
 
     networks = [
         (
