@@ -24,21 +24,20 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from ops import adopt_plan, adopt_postgres, adopt_swap
+from ops import adopt_plan, adopt_postgres, adopt_swap, remote
 from ops.adopt_observe import observe
 from ops.adopt_plan import Plan, read_plan
 from ops.adopt_postgres import Pulumi
 from ops.adopt_shell import Failed, Hemma, Refused, name, say, step
 from ops.adopt_survey import survey
-from ops.outputs import ROOT, BadInput, ssh_port, ssh_target, user_path
+from ops.outputs import ROOT, BadInput, ssh_port, user_path
 
-DEFAULT_SSH = "hemma"
 DEFAULT_PULUMI = "scripts/pulumi"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--ssh", metavar="TARGET", default=DEFAULT_SSH, help="(default: hemma)")
+    common.add_argument("--ssh", metavar="TARGET", help="(default: $HEMMA_SSH or hemma)")
     common.add_argument("--ssh-port", metavar="PORT", default="22", help="(default: 22)")
     common.add_argument(
         "--plan", metavar="FILE", help="scripts/plan --json output (default: make one)"
@@ -78,9 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def hemma_of(args: argparse.Namespace) -> Hemma:
     try:
-        target = ssh_target({}, args.ssh)
+        target = remote.target(args.ssh)
         port = ssh_port({}, args.ssh_port)
-    except BadInput as error:
+    except (BadInput, remote.BadTarget) as error:
         raise Refused(str(error)) from None
     docker = args.docker
     if not docker or docker.startswith("-") or any(c.isspace() for c in docker):

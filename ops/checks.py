@@ -19,7 +19,7 @@ from ops.outputs import BadInput, host_port, need, tunnels
 # Report order: from what the world sees inwards.
 KINDS = ("https", "cert", "internal", "tunnel", "backup")
 
-OK, FAIL, OFF = "ok", "FAIL", "off"
+OK, FAIL, OFF, SKIPPED = "ok", "FAIL", "off", "skipped"
 
 Address = tuple[str, int]
 
@@ -37,9 +37,8 @@ class Context:
     tls: ssl.SSLContext
     cert_warn_days: float
     backup_max_age_hours: float
-    ssh_command: str
-    ssh_target: str
-    ssh_port: int
+    session: remote.Session | None = None
+    """The run's one login to Hemma, for every check over ssh."""
 
 
 @dataclass(frozen=True)
@@ -193,13 +192,24 @@ Judge = Callable[[remote.Answer, Context], Outcome]
 
 
 def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
+    """A check run on Hemma through the run's one login. ssh's own failure (exit 255)
+    is never tried again, and stops every later check from trying: an authentication
+    failure repeated is how fail2ban bans."""
+
     def probe(ctx: Context) -> Outcome:
-        argv = remote.ssh_argv(ctx.ssh_command, ctx.ssh_target, remote_command, ctx.ssh_port)
-        answer = remote.run(argv, ctx.timeout)
+        session = ctx.session
+        if session is None:
+            return Outcome(SKIPPED, "no ssh session", final=True)
+        refused = session.usable()
+        if refused is not None:
+            return Outcome(SKIPPED, f"not run: ssh to {session.target}: {refused}", final=True)
+        answer = remote.run(session.argv(remote_command), ctx.timeout)
         if answer.code is None:
             return Outcome(FAIL, f"timed out after {ctx.timeout:g} s")
         if answer.code == 255:
-            return Outcome(FAIL, f"ssh failed: {remote.why(answer) or 'exit 255'}")
+            reason = remote.why(answer) or "exit 255"
+            session.broken(reason)
+            return Outcome(FAIL, f"ssh failed: {reason}", final=True)
         return judge(answer, ctx)
 
     return probe

@@ -5,9 +5,11 @@
     python -m ops.doctor --resolve skriptoteket.hule.education:203.0.113.7
     python -m ops.doctor --only backup        # backup:last, backup:drill, backup:check
 
-Every check over ssh goes to sshTarget (or --ssh), with ``-p sshPort`` when that
-is not 22. Exit status: 0 all checks ok (or off), 1 any failed, 2 the input could
-not be used.
+Every check over ssh goes to the ``hemma`` alias of ~/.ssh/config (or $HEMMA_SSH,
+or --ssh), through one login for the whole run: the doctor logs in once first, and
+when that fails it says so in one line and skips every check over ssh, trying no
+other login. Exit status: 0 all checks ok (or off), 1 any failed or was skipped, 2
+the input could not be used.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ops import backups, checks, outputs
-from ops.checks import FAIL, KINDS, OFF, OK, Check, Context, Outcome
+from ops import backups, checks, outputs, remote
+from ops.checks import FAIL, KINDS, OFF, OK, SKIPPED, Check, Context, Outcome
 from ops.outputs import BadInput
 
 
@@ -43,8 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--outputs", metavar="FILE", help="stack outputs JSON (default: ask Pulumi)"
     )
-    parser.add_argument("--ssh", metavar="TARGET", help="user@host to ssh to (default: sshTarget)")
-    parser.add_argument("--ssh-port", metavar="PORT", help="Hemma's ssh port (default: sshPort)")
+    parser.add_argument(
+        "--ssh", metavar="TARGET", help="the ssh alias of Hemma (default: $HEMMA_SSH or hemma)"
+    )
+    parser.add_argument(
+        "--ssh-port", metavar="PORT", help="Hemma's ssh port (default: the alias's own)"
+    )
     parser.add_argument("--ssh-command", default="ssh", help="the ssh client to run (default: ssh)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per try (15)")
     parser.add_argument("--retries", type=int, default=2, help="tries after a failure (2)")
@@ -117,7 +123,7 @@ def attempt(check: Check, ctx: Context, retries: int, backoff: float) -> Result:
         if outcome.status != FAIL or outcome.final or tries == retries:
             break
         time.sleep(backoff * 2**tries)
-    return Result(check, outcome, None if outcome.status == OFF else latency)
+    return Result(check, outcome, None if outcome.status in (OFF, SKIPPED) else latency)
 
 
 def run_all(
@@ -166,25 +172,40 @@ def main(argv: list[str] | None = None) -> int:
         data = outputs.load(args.outputs)
         found = build(data, checks.parse_resolve(args.resolve))
         chosen = select(found, args.only)
-        needs_ssh = any(c.needs_ssh for c in chosen)
-        ctx = Context(
-            timeout=args.timeout,
-            tls=tls_context(args.ca_file),
-            cert_warn_days=args.cert_warn_days,
-            backup_max_age_hours=args.backup_max_age,
-            ssh_command=args.ssh_command,
-            ssh_target=outputs.ssh_target(data, args.ssh) if needs_ssh else "",
-            ssh_port=outputs.ssh_port(data, args.ssh_port) if needs_ssh else 22,
-        )
-    except BadInput as error:
+        tls = tls_context(args.ca_file)
+        session = None
+        if any(c.needs_ssh for c in chosen):
+            port = outputs.ssh_port({}, args.ssh_port) if args.ssh_port is not None else 22
+            session = remote.Session(args.ssh_command, remote.target(args.ssh), port)
+    except (BadInput, remote.BadTarget) as error:
         print(f"doctor: {error}", file=sys.stderr)
         return 2
-    results = run_all(chosen, ctx, args, reporter(sys.stderr, args.progress))
     clean = outputs.Redactor(data)
+    try:
+        login_timeout = min(args.timeout, remote.CONNECT_TIMEOUT) + 2
+        if session is not None and not session.start(login_timeout):
+            reason = clean(session.failure or "")
+            print(
+                f"doctor: cannot log in to {session.target} over ssh ({reason});"
+                " every check over ssh is skipped, and no other login is tried",
+                file=sys.stderr,
+                flush=True,
+            )
+        ctx = Context(
+            timeout=args.timeout,
+            tls=tls,
+            cert_warn_days=args.cert_warn_days,
+            backup_max_age_hours=args.backup_max_age,
+            session=session,
+        )
+        results = run_all(chosen, ctx, args, reporter(sys.stderr, args.progress))
+    finally:
+        if session is not None:
+            session.close()
     print(table(results, clean))
-    counts = {s: sum(r.outcome.status == s for r in results) for s in (OK, FAIL, OFF)}
-    print(f"\n{counts[OK]} ok, {counts[FAIL]} failed, {counts[OFF]} off")
-    return 1 if counts[FAIL] else 0
+    counts = {s: sum(r.outcome.status == s for r in results) for s in (OK, FAIL, SKIPPED, OFF)}
+    print(f"\n{counts[OK]} ok, {counts[FAIL]} failed, {counts[SKIPPED]} skipped, {counts[OFF]} off")
+    return 1 if counts[FAIL] or counts[SKIPPED] else 0
 
 
 if __name__ == "__main__":

@@ -151,18 +151,6 @@ def need(data: dict[str, Any], path: str, kind: type, within: str = "") -> Any:
     return value
 
 
-def ssh_target(data: dict[str, Any], override: str | None) -> str:
-    target = override if override is not None else data.get("sshTarget")
-    if target is None:
-        raise BadInput("outputs have no sshTarget: export it from the stack or pass --ssh")
-    if not isinstance(target, str) or not target.strip():
-        raise BadInput("sshTarget should be a non-empty string like user@host")
-    # ssh would read a leading dash as an option (think -oProxyCommand=...).
-    if target.startswith("-") or any(c.isspace() for c in target):
-        raise BadInput(f"refusing ssh target {target!r}: it must look like user@host")
-    return target
-
-
 def ssh_port(data: dict[str, Any], override: str | None) -> int:
     """The port Hemma's sshd listens on: ``--ssh-port``, else the ``sshPort`` output."""
     if override is not None:

@@ -1,16 +1,39 @@
-"""Running one shell command on Hemma over ssh, bounded in time and blind to our stdin."""
+"""Reaching Hemma over ssh: which name every tool uses, one login for a whole run, and
+one shell command at a time, bounded in time and blind to our stdin."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
-from dataclasses import dataclass
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 
+DEFAULT_ALIAS = "hemma"
+"""The ``Host hemma`` block of ~/.ssh/config (README, prerequisites): its key and its
+multiplexing are what every tool uses."""
+CONNECT_TIMEOUT = 10
 # Without BatchMode a missing key would hang on a password prompt nobody sees.
-SSH_OPTIONS = ("-n", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10")
+SSH_OPTIONS = ("-n", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}")
+
+
+class BadTarget(ValueError):
+    """An ssh target that ssh would read as an option, or that is no name at all."""
+
+
+def target(override: str | None = None) -> str:
+    """The name every tool reaches Hemma by: ``--ssh``, else ``$HEMMA_SSH``, else the
+    ``hemma`` alias, so that ssh uses that Host block's key and master connection."""
+    chosen = override or os.environ.get("HEMMA_SSH") or DEFAULT_ALIAS
+    # ssh would read a leading dash as an option (think -oProxyCommand=...).
+    if chosen.startswith("-") or any(c.isspace() for c in chosen):
+        raise BadTarget(f"refusing ssh target {chosen!r}: it must be an alias or user@host")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -74,3 +97,73 @@ def why(answer: Answer) -> str:
         if lines:
             return lines[-1]
     return ""
+
+
+@dataclass
+class Session:
+    """One login to Hemma for a whole run, however many commands it sends.
+
+    ``start`` logs in once, as a master connection of the run's own (a private
+    ``ControlPath``); every command then rides it (``ControlMaster=no``) and adds no
+    login. When that first login fails (a refused key, Hemma unreachable), nothing
+    else is tried: fail2ban's ``recidive`` jail bans for good after three bans, and
+    one doctor run used to make a hundred attempts. Commands check that the master
+    is still there first (``-O check``, a local call), so a master that died during
+    the run is not replaced by fresh logins either.
+    """
+
+    ssh_command: str
+    target: str
+    port: int = 22
+    failure: str | None = None
+    """Why no command is sent: the first login failed, or the master went away."""
+    started: bool = False
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hemma-ssh-")))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def control(self) -> str:
+        return str(self.directory / "master")
+
+    def _ssh(self, *options: str) -> list[str]:
+        return [*shlex.split(self.ssh_command), *options, *port_options(self.port)]
+
+    def start(self, timeout: float = CONNECT_TIMEOUT + 5) -> bool:
+        master = ("-o", "ControlMaster=yes", "-o", f"ControlPath={self.control}")
+        # The master stays in the background for later commands, at most two idle
+        # minutes past a run that could not close it.
+        argv = [*self._ssh(*SSH_OPTIONS, *master, "-o", "ControlPersist=120"), self.target, "true"]
+        answer = run(argv, timeout)
+        if answer.code == 0:
+            self.started = True
+            return True
+        self.failure = (
+            f"no answer within {timeout:g} s" if answer.code is None else why(answer) or "exit 255"
+        )
+        return False
+
+    def argv(self, remote: str) -> list[str]:
+        """``remote`` as one shell command line, through the master."""
+        options = ("-o", "ControlMaster=no", "-o", f"ControlPath={self.control}")
+        return [*self._ssh(*SSH_OPTIONS, *options), self.target, remote]
+
+    def usable(self) -> str | None:
+        """None when a command may go; else why not."""
+        with self._lock:
+            if self.failure is not None:
+                return self.failure
+            check = [*self._ssh("-o", f"ControlPath={self.control}", "-O", "check"), self.target]
+            if run(check, CONNECT_TIMEOUT).code != 0:
+                self.failure = "the ssh master connection went away during the run"
+            return self.failure
+
+    def broken(self, reason: str) -> None:
+        """ssh itself failed (exit 255): send nothing more."""
+        with self._lock:
+            self.failure = self.failure or reason
+
+    def close(self) -> None:
+        if self.started:
+            argv = [*self._ssh("-o", f"ControlPath={self.control}", "-O", "exit"), self.target]
+            run(argv, CONNECT_TIMEOUT)
+        shutil.rmtree(self.directory, ignore_errors=True)

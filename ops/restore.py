@@ -19,13 +19,13 @@ Standard library only, like the other operator tools.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from ops import remote
 from ops.restore_plan import (
     _NAME,
     _SNAPSHOT,
@@ -179,14 +179,18 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
     except Refused as refused:
         print(f"hemma restore: {refused}; nothing was run", file=sys.stderr)
         return 2
-    target = getattr(args, "ssh", None) or os.environ.get("HEMMA_SSH") or "hemma"
+    try:
+        target = remote.target(getattr(args, "ssh", None))
+    except remote.BadTarget as error:
+        print(f"hemma restore: {error}; nothing was run", file=sys.stderr)
+        return 2
     ssh_command = getattr(args, "ssh_command", "ssh")
     dry_run = getattr(args, "dry_run", False)
 
     def ssh(command: str) -> list[str]:
         return ssh_argv(ssh_command, target, command)
 
-    remote = Remote(
+    hemma = Remote(
         args.docker,
         args.postgres,
         args.env,
@@ -202,7 +206,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
     if args.kind == "database":
         try:
             steps = database_plan(
-                remote, args.name, args.snapshot, into, args.production, args.stop, stamp
+                hemma, args.name, args.snapshot, into, args.production, args.stop, stamp
             )
         except Refused as refused:
             print(f"hemma restore: {refused}; nothing was run", file=sys.stderr)
@@ -222,7 +226,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
                 print(f"hemma restore: {found.stderr.strip()}", file=sys.stderr)
                 return 1
             users = [line for line in found.stdout.split() if _NAME.match(line)]
-        steps = volume_plan(remote, args.name, args.snapshot, into, args.production, users, stamp)
+        steps = volume_plan(hemma, args.name, args.snapshot, into, args.production, users, stamp)
 
     print(
         f"hemma restore: {args.kind} {args.name} from snapshot {args.snapshot} on {target},"

@@ -82,11 +82,24 @@ def test_there_is_no_acme_and_the_proxy_listens_on_this_machine_only(local: Prog
 
 
 def test_the_database_provider_connects_to_the_published_port_itself(local: Program) -> None:
+    """On a port of its own: 15432 is where the hemma stack's database tunnel listens
+    on the same laptop, and scripts/pulumi for hemma must never find this one there."""
     (provider,) = local.of_type("pulumi:providers:postgresql")
     postgres = local.container("shared-postgres")
     (published,) = postgres.inputs["ports"]
-    assert (provider.inputs["host"], int(provider.inputs["port"])) == ("127.0.0.1", 15432)
-    assert (published["ip"], published["external"]) == ("127.0.0.1", 15432)
+    assert (provider.inputs["host"], int(provider.inputs["port"])) == ("127.0.0.1", 25432)
+    assert (published["ip"], published["external"]) == ("127.0.0.1", 25432)
+
+
+def test_the_local_stack_cannot_take_the_hemma_stacks_tunnel_port() -> None:
+    config = local_config()
+    config["postgres"] = {**config["postgres"], "hostPort": 15432}
+    message, program = run_expecting_error(config, set())
+    assert message.splitlines() == [
+        "hemma:postgres.hostPort: 15432 is the hemma stack's database tunnel on this machine"
+        " (postgres.tunnelPort): give the local stack its own, such as 25432"
+    ]
+    assert program.declared == []
 
 
 def test_apps_whose_checkout_is_absent_are_left_out_with_a_line() -> None:

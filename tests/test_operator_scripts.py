@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import ROOT
+from tests.ops.helpers import free_port
 
 pytestmark = pytest.mark.tools
 
@@ -39,6 +40,12 @@ case "$1" in
 esac
 [ "$1" = -n ] || {{ echo "ssh without -n would read the caller's stdin" >&2; exit 97; }}
 case "$args" in
+  *" -L "*)  # a forward: listen on its local port until stopped, as ssh -N -L does
+    local_port=${{args##* -L }}; local_port=${{local_port%%:*}}
+    exec python3 -c 'import socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    s.accept()[0].close()' "$local_port";;
   *"docker version"*) exit {docker};;
   *"sudo -n true"*) exit {sudo};;
 esac
@@ -64,7 +71,8 @@ def run_script(
         bin_dir,
         "pulumi",
         'case "$1" in config) if [ "$2" = get ]; then\n'
-        '  [ "$3" = local ] && [ -n "${STUB_LOCAL:-}" ] && { echo true; exit 0; }; exit 1\n'
+        '  [ "$3" = local ] && [ -n "${STUB_LOCAL:-}" ] && { echo true; exit 0; }\n'
+        '  [ "$4" = postgres.tunnelPort ] && { echo "$STUB_TUNNEL_PORT"; exit 0; }; exit 1\n'
         'fi; cat > "$(dirname "$0")/stdin";; esac\n'
         'echo "PULUMI_BACKEND_URL=$PULUMI_BACKEND_URL"\n'
         'echo "DOCKER_CONTEXT=${DOCKER_CONTEXT-unset} DOCKER_HOST=${DOCKER_HOST-unset}"',
@@ -79,6 +87,7 @@ def run_script(
         "HOME": str(tmp_path),
         "PULUMI_CONFIG_PASSPHRASE": "test",
         "TMPDIR": str(tmp_path),
+        "STUB_TUNNEL_PORT": str(free_port()),
         **(env_extra or {}),
     }
     done = subprocess.run(
@@ -113,11 +122,15 @@ def test_preview_uses_a_local_backend_opens_the_tunnel_and_targets_the_stack(
     assert "stack select hemma --create --non-interactive" in calls
     assert calls[-1] == "preview --diff --parallel 4 --stack hemma", "parallelism is bounded"
     ssh_calls = (bin_dir / "ssh.log").read_text()
-    assert "-L 15432:127.0.0.1:5432 hemma" in ssh_calls
-    assert "-O exit hemma" in ssh_calls, "the tunnel is closed when the command ends"
+    port = next(line for line in done.stderr.splitlines() if " -> 127.0.0.1:5432 on " in line)
+    assert port.startswith("tunnel: 127.0.0.1:") and port.endswith(" on hemma"), done.stderr
+    forward = next(call for call in ssh_calls.splitlines() if " -L " in call)
+    assert forward.endswith(":127.0.0.1:5432 hemma")
+    assert "ControlMaster=no -o ControlPath=none" in forward, "its own ssh process"
     assert all(call.startswith(("-n ", "-G ")) for call in ssh_calls.splitlines()), (
         "no ssh reads stdin"
     )
+    assert not list((tmp_path / ".cache" / "hemma" / "tunnels").iterdir()), "and it is gone"
 
 
 def test_preview_stops_when_docker_needs_sudo(tmp_path: Path) -> None:

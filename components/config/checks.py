@@ -11,6 +11,7 @@ from typing import Any
 
 from components.backups.restic import RESERVED as RESTIC_RESERVED
 from components.config.errors import ValueFree
+from components.config.platform import TUNNEL_PORT
 from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
 from components.model.app import SHARED_NETWORK, App, OperatorSecret, network_names
@@ -45,6 +46,13 @@ def check_where(config: StackConfig) -> list[str]:
         )
     if config.import_ids:
         problems.append(f"{NAMESPACE}:import: the local stack adopts nothing")
+    if config.postgres.host_port == TUNNEL_PORT:
+        # scripts/pulumi for hemma would find the laptop's database on its tunnel port.
+        problems.append(
+            f"{NAMESPACE}:postgres.hostPort: {TUNNEL_PORT} is the hemma stack's "
+            "database tunnel on this machine (postgres.tunnelPort): give the local stack "
+            "its own, such as 25432"
+        )
     return problems
 
 

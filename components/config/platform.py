@@ -63,6 +63,10 @@ ImportId = Annotated[
 ]
 
 
+TUNNEL_PORT = 15432
+"""Where the hemma stack's database tunnel listens on the operator's machine."""
+
+
 class ProxyConfig(Model):
     """nginx-proxy and acme-companion (``hemma:proxy``)."""
 
@@ -88,7 +92,7 @@ class PostgresConfig(Model):
     host_port: Port = 5432
     """Published on Hemma's 127.0.0.1 only."""
     data_volume: DockerName = "shared-postgres-data"
-    tunnel_port: Port = 15432
+    tunnel_port: Port = TUNNEL_PORT
     """Local end of ``ssh -L`` on the operator's machine, used by the PostgreSQL provider."""
 
 

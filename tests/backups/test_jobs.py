@@ -19,8 +19,8 @@ from components.backups.restic import (
 )
 from components.config.reading import parse
 from components.config.stack import StackConfig
-from components.host.unit_files import UnitGroup, install_script
 from components.foundation.commands import as_command
+from components.host.unit_files import UnitGroup, install_script
 from components.main import backup_plan, host_units
 from tests.backups.standins import FILES
 from tests.harness import (

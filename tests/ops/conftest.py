@@ -232,7 +232,13 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSsh:
     monkeypatch.setenv("FAKE_SSH_CWD", str(cwd))
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(fake.docker_log))
     monkeypatch.setenv("FAKE_SSH_MODE", "record")
-    for name in ("FAKE_SSH_EXIT", "FAKE_DOCKER_SICK", "FAKE_DOCKER_SAYS"):
+    for name in (
+        "FAKE_SSH_EXIT",
+        "FAKE_SSH_COMMAND_EXIT",
+        "FAKE_DOCKER_SICK",
+        "FAKE_DOCKER_SAYS",
+        "HEMMA_SSH",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert os.access(fake.path, os.X_OK)
     return fake

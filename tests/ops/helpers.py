@@ -56,7 +56,9 @@ METRICS = "/var/snap/docker/common/hemma/metrics"
 BACKUPS = ["backup:last", "backup:drill", "backup:check"]
 
 # Records every call as one JSON line; "exec" runs the remote command with sh as
-# sshd would, "sleep" never answers, anything else exits with FAKE_SSH_EXIT.
+# sshd would, "sleep" never answers a command (the first login and the master's
+# -O calls still answer), anything else exits with FAKE_SSH_EXIT. FAKE_SSH_COMMAND_EXIT
+# is the status of commands only, after a first login that worked.
 FAKE_SSH = """#!{python}
 import json, os, stat, subprocess, sys, time
 
@@ -71,16 +73,21 @@ try:
     devnull = stat.S_ISCHR(fd0.st_mode) and fd0.st_rdev == null.st_rdev
 except OSError:
     devnull = False
+control = "-O" in args
+login = "ControlMaster=yes" in args
 record = {"argv": args, "target": args[i] if i < len(args) else None,
-          "remote": remote, "stdin_is_devnull": devnull}
+          "remote": remote, "stdin_is_devnull": devnull, "control": control, "login": login}
 with open(os.environ["FAKE_SSH_LOG"], "a") as log:
     log.write(json.dumps(record) + "\\n")
+command = not control and not login
+if command and os.environ.get("FAKE_SSH_COMMAND_EXIT"):
+    sys.exit(int(os.environ["FAKE_SSH_COMMAND_EXIT"]))
 mode = os.environ.get("FAKE_SSH_MODE", "record")
-if mode == "exec":
+if mode == "exec" and command:
     env = dict(os.environ, PATH=os.environ["FAKE_SSH_PATH"] + os.pathsep + os.environ["PATH"])
     done = subprocess.run(["sh", "-c", remote], cwd=os.environ["FAKE_SSH_CWD"], env=env)
     sys.exit(done.returncode)
-if mode == "sleep":
+if mode == "sleep" and command:
     time.sleep(60)
 sys.exit(int(os.environ.get("FAKE_SSH_EXIT", "0")))
 """
@@ -155,6 +162,11 @@ def remote_outputs(
         data["backups"] = golden()["backups"]
     data["backups"]["metricsDirectory"] = metrics_dir
     return data
+
+
+def commands_sent(log: Path) -> list[dict[str, Any]]:
+    """The commands ssh was asked to run on Hemma: not the first login, not -O calls."""
+    return [c for c in read_log(log) if not c["control"] and not c["login"]]
 
 
 def write(tmp_path: Path, data: dict[str, Any], name: str = "outputs.json") -> Path:

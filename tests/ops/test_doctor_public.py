@@ -145,7 +145,7 @@ def test_an_all_good_run_exits_zero(
         "backup:check": "ok",
     }
     assert code == 0
-    assert "9 ok, 0 failed, 0 off" in out
+    assert "9 ok, 0 failed, 0 skipped, 0 off" in out
 
 
 def test_without_the_test_ca_the_certificate_is_not_trusted(

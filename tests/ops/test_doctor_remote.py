@@ -24,17 +24,17 @@ from tests.ops.helpers import (
     JOBS,
     METRICS,
     ROOT,
-    TARGET,
+    commands_sent,
     read_log,
     remote_outputs,
-    sample,
     statuses,
     table,
     write,
     write_metrics,
 )
 
-OPTIONS = ["-n", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+OPTIONS = ["-n", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlMaster=no"]
+ALIAS = "hemma"
 PROBE = ["python", "-c", "import urllib.request as u; u.urlopen('http://web:8000/healthz')"]
 
 
@@ -49,9 +49,16 @@ def run(
 
 def calls_by_kind(fake: FakeSsh) -> dict[str, list[Any]]:
     found: dict[str, list[Any]] = {"docker": [], "bash": [], "date": []}
-    for call in read_log(fake.log):
+    for call in commands_sent(fake.log):
         found[shlex.split(call["remote"])[0]].append(call)
     return found
+
+
+def through_master(argv: list[str]) -> list[str]:
+    """A command's argv with its private ControlPath (a temp dir) taken out."""
+    at = argv.index("-o", len(OPTIONS))
+    assert argv[at + 1].startswith("ControlPath=") and argv[at + 1].endswith("/master")
+    return argv[:at] + argv[at + 2 :]
 
 
 def test_ssh_gets_the_exact_commands(
@@ -61,54 +68,128 @@ def test_ssh_gets_the_exact_commands(
     del data["sshTunnels"]["huleedu_essay_embed_offload"]
     run(capsys, fake_ssh, write(tmp_path, data))
     calls = calls_by_kind(fake_ssh)
-    assert [c["argv"] for c in calls["docker"]] == [
+    assert [through_master(c["argv"]) for c in calls["docker"]] == [
         [
             *OPTIONS,
-            TARGET,
+            ALIAS,
             "docker exec web python -c 'import urllib.request as u; "
             "u.urlopen('\"'\"'http://web:8000/healthz'\"'\"')'",
         ]
     ]
     assert shlex.split(calls["docker"][0]["remote"]) == ["docker", "exec", "web", *PROBE]
-    assert [c["argv"] for c in calls["bash"]] == [
-        [*OPTIONS, TARGET, "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8085'"]
+    assert [through_master(c["argv"]) for c in calls["bash"]] == [
+        [*OPTIONS, ALIAS, "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8085'"]
     ]
-    assert sorted(c["argv"] for c in calls["date"]) == [
-        [*OPTIONS, TARGET, f"date +%s; cat {METRICS}/{job}.prom"] for job in sorted(JOBS)
+    assert sorted(through_master(c["argv"]) for c in calls["date"]) == [
+        [*OPTIONS, ALIAS, f"date +%s; cat {METRICS}/{job}.prom"] for job in sorted(JOBS)
     ]
+
+
+def test_one_login_carries_every_check_through_the_alias(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_ssh: FakeSsh
+) -> None:
+    """The `hemma` alias (its key, its host), not the exported user@host; one master
+    connection of the run's own, logged in first; every check through it; then closed."""
+    data = remote_outputs(METRICS, {"web": ["true"]})
+    run(capsys, fake_ssh, write(tmp_path, data))
+    calls = read_log(fake_ssh.log)
+    logins = [c for c in calls if c["login"]]
+    assert len(logins) == 1 and calls[0] is not None and calls[0]["login"], "the login first"
+    login = logins[0]["argv"]
+    control = next(w for w in login if w.startswith("ControlPath="))
+    assert login[:6] == ["-n", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o"]
+    assert ["ControlMaster=yes", "-o", control, "-o", "ControlPersist=120"] == login[6:11]
+    assert login[-2:] == [ALIAS, "true"]
+    sent = commands_sent(fake_ssh.log)
+    assert len(sent) == 1 + 2 + 3  # internal, tunnels, backups
+    assert all(control in c["argv"] and "ControlMaster=no" in c["argv"] for c in sent)
+    assert all(c["target"] == ALIAS for c in calls)
+    checks = [c for c in calls if c["control"] and "check" in c["argv"]]
+    assert len(checks) == len(sent), "each command first asks whether the master is there"
+    assert calls[-1]["control"] and "exit" in calls[-1]["argv"], "the master is closed last"
 
 
 @pytest.mark.parametrize(
-    ("port", "override", "options"),
+    ("env", "args", "target", "options"),
     [
-        (22, None, []),
-        (2222, None, ["-p", "2222"]),
-        (2222, "22", []),
-        (22, "65535", ["-p", "65535"]),
+        ({"HEMMA_SSH": "hemma-lab"}, [], "hemma-lab", []),
+        ({"HEMMA_SSH": "hemma-lab"}, ["--ssh", "admin@other.test"], "admin@other.test", []),
+        ({}, ["--ssh-port", "2222"], "hemma", ["-p", "2222"]),
     ],
 )
-def test_ssh_gets_the_port_when_it_is_not_22(
+def test_the_alias_comes_from_hemma_ssh_or_ssh_and_the_port_only_when_asked(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     fake_ssh: FakeSsh,
-    port: int,
-    override: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    args: list[str],
+    target: str,
     options: list[str],
 ) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     data = remote_outputs(METRICS, {"web": ["true"]})
-    data["sshPort"] = port
-    args = [] if override is None else ["--ssh-port", override]
+    data["sshPort"] = 2200  # the outputs' port is not the alias's business
     run(capsys, fake_ssh, write(tmp_path, data), *args)
     calls = read_log(fake_ssh.log)
-    assert len(calls) == 1 + 2 + 3  # internal, tunnels, backups
-    assert all(c["argv"][:-1] == [*OPTIONS, *options, TARGET] for c in calls)
+    assert {c["target"] for c in calls} == {target}
+    for call in calls:
+        before = call["argv"][: call["argv"].index(target)]
+        assert before[-len(options) :] == options if options else "-p" not in before
 
 
-def test_ssh_override_replaces_the_exported_target(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_ssh: FakeSsh
+def test_a_refused_login_is_one_line_and_every_check_over_ssh_is_skipped(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake_ssh: FakeSsh,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run(capsys, fake_ssh, write(tmp_path, sample()), "--ssh", "admin@other.test")
-    assert {c["target"] for c in read_log(fake_ssh.log)} == {"admin@other.test"}
+    monkeypatch.setenv("FAKE_SSH_EXIT", "255")
+    data = remote_outputs(METRICS, {"web": ["true"], "db": ["true"]})
+    code = doctor.main(
+        ["--outputs", str(write(tmp_path, data)), "--ssh-command", str(fake_ssh.path)]
+    )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.splitlines() == [
+        "doctor: cannot log in to hemma over ssh (exit 255); every check over ssh is"
+        " skipped, and no other login is tried"
+    ]
+    assert [c["login"] for c in read_log(fake_ssh.log)] == [True], "one try, default retries"
+    rows = table(out)
+    assert {rows[name]["STATUS"] for name in rows} == {"skipped"}
+    assert rows["internal:web"]["DETAIL"] == "not run: ssh to hemma: exit 255"
+    assert "0 ok, 0 failed, 7 skipped, 0 off" in out
+
+
+def test_ssh_failing_during_the_run_is_not_tried_again(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake_ssh: FakeSsh,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The login worked, then ssh itself failed (exit 255): no retry, and every check
+    after it is skipped instead of logging in again."""
+    monkeypatch.setenv("FAKE_SSH_COMMAND_EXIT", "255")
+    data = remote_outputs(METRICS, {"web": ["true"], "db": ["true"]})
+    code = doctor.main(
+        [
+            "--outputs",
+            str(write(tmp_path, data)),
+            "--ssh-command",
+            str(fake_ssh.path),
+            "--concurrency",
+            "1",
+            "--retries",
+            "2",
+        ]
+    )
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert len(commands_sent(fake_ssh.log)) == 1, "one command, not retried, none after it"
+    statuses_seen = sorted(row["STATUS"] for row in table(out).values())
+    assert statuses_seen == ["FAIL", *["skipped"] * 6]
 
 
 def test_hostile_names_reach_ssh_as_one_word(
@@ -119,7 +200,7 @@ def test_hostile_names_reach_ssh_as_one_word(
     run(capsys, fake_ssh, write(tmp_path, data))
     calls = calls_by_kind(fake_ssh)
     # Nothing here runs: the stand-in only records. A real shell's reading is below.
-    assert all(len(c["argv"]) == len(OPTIONS) + 2 for c in read_log(fake_ssh.log))
+    assert all(len(c["argv"]) == len(OPTIONS) + 4 for c in commands_sent(fake_ssh.log))
     assert shlex.split(calls["docker"][0]["remote"]) == ["docker", "exec", "x; rm -rf /", "true"]
     bash = shlex.split(calls["bash"][0]["remote"])
     assert bash[:2] == ["bash", "-c"]
@@ -209,8 +290,9 @@ def test_ssh_never_reads_the_callers_stdin(tmp_path: Path, fake_ssh: FakeSsh) ->
         timeout=60,
     )
     calls = read_log(fake_ssh.log)
-    assert len(calls) == 1 + 2 + 3, done.stderr
-    assert all(c["stdin_is_devnull"] and c["argv"][0] == "-n" for c in calls)
+    assert len(commands_sent(fake_ssh.log)) == 1 + 2 + 3, done.stderr
+    assert all(c["stdin_is_devnull"] for c in calls)
+    assert all(c["argv"][0] == "-n" for c in calls if not c["control"])
 
 
 def test_a_remote_error_is_shown_without_the_secrets_in_the_outputs(
@@ -249,6 +331,6 @@ def test_ssh_that_hangs_or_cannot_connect_fails_in_bounded_time(
     assert (code, table(out)["internal:web"]["DETAIL"]) == (1, "timed out after 1 s")
 
     monkeypatch.setenv("FAKE_SSH_MODE", "record")
-    monkeypatch.setenv("FAKE_SSH_EXIT", "255")
+    monkeypatch.setenv("FAKE_SSH_COMMAND_EXIT", "255")
     code, out = run(capsys, fake_ssh, path, "--only", "internal")
     assert (code, table(out)["internal:web"]["DETAIL"]) == (1, "ssh failed: exit 255")

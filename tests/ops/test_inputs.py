@@ -76,7 +76,6 @@ def backups_on(**change: Any) -> dict[str, Any]:
 
 
 NOT_PLAIN = "outputs backups.metricsDirectory should be an absolute path without spaces"
-NO_PORT = "outputs have no sshPort: export it from the stack or pass --ssh-port"
 
 
 @pytest.mark.parametrize(
@@ -85,9 +84,6 @@ NO_PORT = "outputs have no sshPort: export it from the stack or pass --ssh-port"
         ({"healthChecks": {"public": {}}}, "outputs have no healthChecks.internal"),
         ({"sshTunnels": "[secret]"}, "outputs sshTunnels is hidden as a secret"),
         ({"backups": {"enabled": "yes"}}, "outputs backups.enabled should be"),
-        ({"sshTarget": "-oProxyCommand=true"}, "refusing ssh target"),
-        ({"sshTarget": "ops@hemma -p 2"}, "refusing ssh target"),
-        ({"sshTarget": None}, "outputs have no sshTarget"),
         (backups_on(metricsDirectory="-delete"), NOT_PLAIN),
         (backups_on(metricsDirectory="var/metrics"), NOT_PLAIN),
         (backups_on(metricsDirectory="/srv/$(reboot)"), NOT_PLAIN),
@@ -100,12 +96,6 @@ NO_PORT = "outputs have no sshPort: export it from the stack or pass --ssh-port"
             {"backups": {"enabled": True}},
             "outputs have no backups.metricsDirectory",
         ),
-        ({"sshPort": 0}, "outputs sshPort should be a port number 1..65535, not 0"),
-        ({"sshPort": 65536}, "outputs sshPort should be a port number 1..65535, not 65536"),
-        ({"sshPort": "2222"}, "outputs sshPort should be a port number 1..65535, not '2222'"),
-        ({"sshPort": True}, "outputs sshPort should be a port number 1..65535, not True"),
-        ({"sshPort": 22.0}, "outputs sshPort should be a port number 1..65535, not 22.0"),
-        ({"sshPort": None}, NO_PORT),
         (
             {"healthChecks": {"public": {}, "internal": {"web": "http://web:8000/healthz"}}},
             "outputs healthChecks.internal.web should be an object with url and probe",
@@ -124,8 +114,6 @@ def test_doctor_refuses_outputs_it_cannot_check_and_runs_nothing(
     message: str,
 ) -> None:
     data = sample(**change)
-    if data.get("sshTarget") is None:
-        del data["sshTarget"]
     code = doctor.main(
         ["--outputs", str(write(tmp_path, data)), "--ssh-command", str(fake_ssh.path)]
     )
@@ -159,28 +147,29 @@ def test_tunnel_refuses_entries_it_cannot_open_and_starts_nothing(
     assert one_line(err).startswith(f"tunnel: {message}")
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"sshPort": 0}, "outputs sshPort should be a port number 1..65535, not 0"),
-        ({"sshPort": "22"}, "outputs sshPort should be a port number 1..65535, not '22'"),
-        ({"sshPort": False}, "outputs sshPort should be a port number 1..65535, not False"),
-        ({"sshPort": None}, NO_PORT),
-        ({"sshPort": "delete"}, NO_PORT),
-    ],
-)
-def test_tunnel_refuses_an_ssh_port_it_cannot_use(
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+@pytest.mark.parametrize("how", ["--ssh", "HEMMA_SSH"])
+@pytest.mark.parametrize("hostile", ["-oProxyCommand=touch pwned", "ops@hemma -p 2", "a\tb"])
+def test_an_ssh_target_ssh_would_read_as_an_option_is_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    change: dict[str, Any],
-    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_ssh: FakeSsh,
+    tool: str,
+    how: str,
+    hostile: str,
 ) -> None:
-    data = sample(**change)
-    if data["sshPort"] == "delete":
-        del data["sshPort"]
-    code, out, err = refused(capsys, "tunnel", ["--outputs", str(write(tmp_path, data))])
+    args = ["--outputs", str(write(tmp_path, sample()))]
+    if how == "--ssh":
+        args.append(f"--ssh={hostile}")
+    else:
+        monkeypatch.setenv("HEMMA_SSH", hostile)
+    if tool == "doctor":
+        args += ["--ssh-command", str(fake_ssh.path)]
+    code, out, err = refused(capsys, tool, args)
     assert (code, out) == (2, "")
-    assert one_line(err) == f"tunnel: {message}"
+    assert one_line(err).startswith(f"{tool}: refusing ssh target")
+    assert read_log(fake_ssh.log) == []
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
@@ -248,7 +237,7 @@ def test_without_outputs_the_stack_is_asked_and_status_lines_are_skipped(
     code = tunnel.main(["--print", "huleedu_language_tool_service"])
     out, _ = capsys.readouterr()
     assert code == 0
-    assert out.endswith("-L 18085:127.0.0.1:8085 ops@hemma.test\n")
+    assert out.endswith("-L 18085:127.0.0.1:8085 hemma\n"), "the alias, not sshTarget"
     assert log.read_text() == "stack output --json --show-secrets --stack hemma\n"
 
 

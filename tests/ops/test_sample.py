@@ -67,17 +67,16 @@ def test_the_doctor_builds_every_check_from_the_real_outputs(name: str) -> None:
     metrics = data["backups"]["metricsDirectory"]
     assert [c.target for c in backup] == [f"{metrics}/{job}.prom" for job in JOBS]
     if data["sshTarget"] is not None:  # null for a stack with no sshd to reach
-        assert outputs.ssh_target(data, None) == data["sshTarget"]
         assert outputs.ssh_port(data, None) == data["sshPort"]
 
 
 def without_options(words: list[str]) -> list[str]:
-    """An ssh command line without its ``-o NAME=VALUE`` pairs."""
+    """An ssh command line without its ``-o NAME=VALUE`` pairs and ``-n`` (stdin)."""
     kept: list[str] = []
     for word in words:
         if kept and kept[-1] == "-o":
             kept.pop()
-        else:
+        elif word != "-n":
             kept.append(word)
     return kept
 
@@ -93,7 +92,7 @@ def test_each_tunnel_is_the_command_the_stack_exports(name: str, port: int | Non
         for entry in data["sshTunnels"].values():
             entry["command"] = entry["command"].replace("ssh -N ", f"ssh -N -p {port} ", 1)
         data["postgresTunnel"] = data["postgresTunnel"].replace("ssh -N ", f"ssh -N -p {port} ")
-    target, ssh_port = outputs.ssh_target(data, None), outputs.ssh_port(data, None)
+    target, ssh_port = data["sshTarget"], outputs.ssh_port(data, None)
     found = dict(tunnel.commands(data, [], target, False, ssh_port))
     exported = {name: entry["command"] for name, entry in data["sshTunnels"].items()}
     exported[outputs.POSTGRES] = data["postgresTunnel"]

@@ -18,7 +18,6 @@ import pytest
 from ops import tunnel
 from tests.ops.helpers import (
     ROOT,
-    TARGET,
     executable,
     free_port,
     read_log,
@@ -27,7 +26,11 @@ from tests.ops.helpers import (
     write,
 )
 
-OPTIONS = "-N -o ServerAliveInterval=30 -o ServerAliveCountMax=3 -o ExitOnForwardFailure=yes"
+OPTIONS = (
+    "-n -N -o ControlMaster=no -o ControlPath=none -o ServerAliveInterval=30"
+    " -o ServerAliveCountMax=3 -o ExitOnForwardFailure=yes"
+)
+ALIAS = "hemma"
 
 # An ssh that really forwards its one -L to 127.0.0.1:LOCAL, as ssh -N -L would.
 FORWARDING_SSH = """#!{python}
@@ -79,9 +82,9 @@ def test_print_shows_plain_ssh_without_autossh(
     code, lines, _ = printed(capsys, "--outputs", str(path), "--print")
     assert code == 0
     assert lines == [
-        f"ssh {OPTIONS} -L 19000:127.0.0.1:9000 {TARGET}",
-        f"ssh {OPTIONS} -L 18085:127.0.0.1:8085 {TARGET}",
-        f"ssh {OPTIONS} -L 15432:127.0.0.1:5432 {TARGET}",  # postgresTunnel
+        f"ssh {OPTIONS} -L 19000:127.0.0.1:9000 {ALIAS}",
+        f"ssh {OPTIONS} -L 18085:127.0.0.1:8085 {ALIAS}",
+        f"ssh {OPTIONS} -L 15432:127.0.0.1:5432 {ALIAS}",  # postgresTunnel
     ]
 
 
@@ -94,14 +97,14 @@ def test_print_prefers_autossh_when_it_is_on_path(
         capsys, "--outputs", str(path), "--print", "huleedu_language_tool_service"
     )
     assert code == 0
-    assert lines == [f"autossh -M 0 {OPTIONS} -L 18085:127.0.0.1:8085 {TARGET}"]
+    assert lines == [f"autossh -M 0 {OPTIONS} -L 18085:127.0.0.1:8085 {ALIAS}"]
 
 
 @pytest.mark.parametrize(
     ("port", "args", "client", "shown"),
     [
-        (2222, [], "ssh", " -p 2222"),
-        (2222, [], "autossh -M 0", " -p 2222"),
+        (2222, [], "ssh", ""),  # the alias's own port: ~/.ssh/config has its say
+        (2222, [], "autossh -M 0", ""),
         (22, ["--ssh-port", "443"], "ssh", " -p 443"),
         (2222, ["--ssh-port", "22"], "autossh -M 0", ""),
     ],
@@ -121,7 +124,7 @@ def test_ssh_gets_the_port_when_it_is_not_22(
     code, lines, _ = printed(
         capsys, "--outputs", str(path), "--print", *args, "huleedu_language_tool_service"
     )
-    assert (code, lines) == (0, [f"{client} {OPTIONS}{shown} -L 18085:127.0.0.1:8085 {TARGET}"])
+    assert (code, lines) == (0, [f"{client} {OPTIONS}{shown} -L 18085:127.0.0.1:8085 {ALIAS}"])
 
 
 def test_named_tunnels_come_in_the_order_asked_and_ssh_can_be_overridden(
@@ -183,8 +186,8 @@ def reaper() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
     for pid in pids:
-        # The tunnel tool leads its own process group (start_tunnels): its ssh children
-        # go with it, even those a failed assert never got to list.
+        # The tunnel tool leads its own process group (start_tunnels), and each of its
+        # ssh children one of its own (tunnel.start).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
@@ -199,17 +202,23 @@ def start_tunnels(
     executable(bin_dir / "ssh", FORWARDING_SSH)
     log = tmp_path / "ssh.log"
     data = sample(
-        sshPort=port,
         postgresTunnel=None,  # as on the local stack
         sshTunnels={
             name: {"localPort": local, "remote": f"127.0.0.1:{echo_port}"}
             for name, local in names.items()
         },
     )
+    port_args = [] if port == 22 else ["--ssh-port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "ops.tunnel", "--outputs", str(write(tmp_path, data))],
+        [sys.executable, "-m", "ops.tunnel", "--outputs", str(write(tmp_path, data)), *port_args],
         cwd=ROOT,
-        env=dict(os.environ, PATH=str(bin_dir), FAKE_SSH_LOG=str(log), **env),
+        env=dict(
+            os.environ,
+            PATH=str(bin_dir),
+            FAKE_SSH_LOG=str(log),
+            XDG_CACHE_HOME=str(tmp_path / "cache"),
+            **env,
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -254,7 +263,7 @@ def test_open_tunnels_forward_until_stopped(
         assert echo_through(ports["offload"], b"hemma") == b"hemma"
         calls = read_log(log)
         assert sorted(c["argv"] for c in calls) == sorted(
-            [*OPTIONS.split(), *port_options, "-L", f"{port}:127.0.0.1:{echo_server}", TARGET]
+            [*OPTIONS.split(), *port_options, "-L", f"{port}:127.0.0.1:{echo_server}", ALIAS]
             for port in ports.values()
         )
         process.send_signal(stop_with)

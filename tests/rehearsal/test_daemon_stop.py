@@ -16,6 +16,7 @@ its shutdown; the other is killed after 10 s, in the middle of it.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,10 @@ APP = (
     f"trap 'echo stopping >> /data/log; sleep {SHUTDOWN_SECONDS}; echo clean >> /data/log;"
     " exit 0' TERM; while :; do sleep 1; done"
 )
+
+
+def started_times(log: Path, times: int) -> bool:
+    return log.exists() and log.read_text().count("started") == times
 
 
 @pytest.fixture
@@ -83,15 +88,13 @@ def test_the_daemon_gives_shared_postgres_its_grace_when_it_stops(
     assert api.inspect(made[0])["Config"]["StopTimeout"] == 60
     assert api.inspect(made[1])["Config"].get("StopTimeout") is None
     for kind, log in logs.items():
-        wait_until(
-            f"{kind} starts", lambda log=log: log.exists() and "started" in log.read_text(), 20
-        )
+        wait_until(f"{kind} starts", functools.partial(started_times, log, 1), 20)
 
     engine.restart()
 
     # unless-stopped brings both back; the log says how each one went down.
     for kind, log in logs.items():
-        wait_until(f"{kind} is back", lambda log=log: log.read_text().count("started") == 2, 30)
+        wait_until(f"{kind} is back", functools.partial(started_times, log, 2), 30)
     assert logs["declared"].read_text() == "started\nstopping\nclean\nstarted\n"
     assert logs["unset"].read_text() == "started\nstopping\nstarted\n", (
         "without StopTimeout the daemon kills it at 10 s, mid-shutdown"
