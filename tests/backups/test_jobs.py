@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import shlex
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +24,7 @@ from components.config.stack import StackConfig
 from components.foundation.commands import as_command
 from components.host.unit_files import UnitGroup, install_script
 from components.main import backup_plan, host_units
-from tests.backups.standins import FILES
+from tests.backups.standins import FILES, RESTIC
 from tests.harness import (
     BACKUP_REPOSITORY,
     OPERATOR_SECRETS,
@@ -210,3 +212,49 @@ def test_without_backups_no_repository_is_created() -> None:
     del config["resticPassword"]
     program = run_program(config, OPERATOR_SECRETS - {"resticPassword"})
     assert not [r for r in program.declared if r.name == "hemma-backup-repository"]
+
+
+@pytest.mark.parametrize(
+    ("printed", "message"),
+    [
+        ("restic 0.14.0 compiled with go1.19.8 on linux/amd64", None),
+        ("restic 0.12.1 compiled with go1.16.6 on linux/amd64", None),
+        ("restic 0.19.1 compiled with go1.25.0 on linux/amd64", None),
+        (
+            "restic 0.12.0 compiled with go1.15.8 on linux/amd64",
+            "hemma: restic 0.12.0 on this host is older than 0.12.1, which the backups need",
+        ),
+        (
+            "restic 0.9.6 compiled with go1.13.4 on linux/amd64",
+            "hemma: restic 0.9.6 on this host is older than 0.12.1",
+        ),
+        (None, "hemma: restic is not installed on this host: the backups need restic 0.12.1"),
+    ],
+)
+def test_an_install_stops_on_a_restic_the_scripts_cannot_use(
+    tmp_path: Path, printed: str | None, message: str | None
+) -> None:
+    """Ubuntu 22.04 ships restic 0.12.1; `restic version` is what the check reads."""
+    fake = tmp_path / "restic"
+    # None: as a shell finds no restic at all (/usr/bin has one here).
+    body = f"echo '{printed}'" if printed else "echo 'restic: not found' >&2; exit 127"
+    fake.write_text(f"#!/bin/sh\n{body}\n")
+    fake.chmod(0o755)
+    done = subprocess.run(
+        ["bash", "-c", restic_version_check() + "echo installed"],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        timeout=30,
+    )
+    if message is None:
+        assert (done.returncode, done.stdout) == (0, "installed\n"), done.stderr
+    else:
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith(message), done.stderr
+
+
+def test_the_real_restic_here_passes_the_install_check() -> None:
+    assert RESTIC, "restic is required (apt-get install restic)"
+    done = subprocess.run(["bash", "-c", restic_version_check()], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
