@@ -203,7 +203,7 @@ def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
         refused = session.usable()
         if refused is not None:
             return Outcome(SKIPPED, f"not run: ssh to {session.target}: {refused}", final=True)
-        answer = remote.run(session.argv(remote_command), ctx.timeout)
+        answer = session.run(remote_command, ctx.timeout)
         if answer.code is None:
             return Outcome(FAIL, f"timed out after {ctx.timeout:g} s")
         if answer.code == 255:

@@ -18,6 +18,8 @@ DEFAULT_ALIAS = "hemma"
 """The ``Host hemma`` block of ~/.ssh/config (README, prerequisites): its key and its
 multiplexing are what every tool uses."""
 CONNECT_TIMEOUT = 10
+SESSIONS = 8
+"""Commands at once over one master: under sshd's default MaxSessions of 10."""
 # Without BatchMode a missing key would hang on a password prompt nobody sees.
 SSH_OPTIONS = ("-n", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}")
 
@@ -120,6 +122,9 @@ class Session:
     started: bool = False
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hemma-ssh-")))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _sessions: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(SESSIONS), repr=False
+    )
 
     @property
     def control(self) -> str:
@@ -143,9 +148,18 @@ class Session:
         return False
 
     def argv(self, remote: str) -> list[str]:
-        """``remote`` as one shell command line, through the master."""
+        """``remote`` as one shell command line, through the master. Should the master
+        be gone after all, ssh would log in afresh: ``ProxyCommand=false`` makes that
+        fail here, before anything reaches Hemma."""
         options = ("-o", "ControlMaster=no", "-o", f"ControlPath={self.control}")
-        return [*self._ssh(*SSH_OPTIONS, *options), self.target, remote]
+        no_login = ("-o", "ProxyCommand=false")
+        return [*self._ssh(*SSH_OPTIONS, *options, *no_login), self.target, remote]
+
+    def run(self, remote: str, timeout: float) -> Answer:
+        """``remote`` through the master, at most ``SESSIONS`` at a time: sshd refuses
+        more sessions on one connection than its ``MaxSessions`` (10 by default)."""
+        with self._sessions:
+            return run(self.argv(remote), timeout)
 
     def usable(self) -> str | None:
         """None when a command may go; else why not."""

@@ -346,3 +346,22 @@ def test_the_drill_migrates_and_checks_both_django_services_on_the_restored_copy
     metrics = (classhub.root / "metrics" / "hemma_drill.prom").read_text()
     assert "hemma_drill_last_run_success 0" in metrics
     assert 'hemma_drill_failures{check="database",database="classhub"} 1' in metrics
+
+
+def test_the_unit_refuses_a_repository_that_is_gone_and_creates_none(night: Night) -> None:
+    """The installed unit, as the disk it backs up to goes away: the night fails,
+    says why, refreshes the dumps, and no new repository appears in the old place."""
+    repository = night.root / "repo"
+    assert night.run().returncode == 0
+    shutil.rmtree(repository)
+    failed = night.run()
+    assert failed.returncode == 1
+    assert "does not exist: is the backup disk mounted?" in failed.stderr, failed.stderr
+    assert not repository.exists(), "no job creates a repository"
+    assert (night.dumps / "skriptoteket.dump").stat().st_size > 0
+    metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
+    assert "hemma_backup_repository_ok 0" in metrics
+    assert "hemma_backup_last_run_success 0" in metrics
+    drill = night.run("hemma-restore-drill")
+    assert drill.returncode == 1
+    assert not repository.exists()

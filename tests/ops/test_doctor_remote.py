@@ -55,10 +55,12 @@ def calls_by_kind(fake: FakeSsh) -> dict[str, list[Any]]:
 
 
 def through_master(argv: list[str]) -> list[str]:
-    """A command's argv with its private ControlPath (a temp dir) taken out."""
+    """A command's argv with its private ControlPath (a temp dir) taken out, and the
+    ProxyCommand=false that keeps it from logging in afresh checked and taken out."""
     at = argv.index("-o", len(OPTIONS))
     assert argv[at + 1].startswith("ControlPath=") and argv[at + 1].endswith("/master")
-    return argv[:at] + argv[at + 2 :]
+    assert argv[at + 2 : at + 4] == ["-o", "ProxyCommand=false"]
+    return argv[:at] + argv[at + 4 :]
 
 
 def test_ssh_gets_the_exact_commands(
@@ -200,7 +202,7 @@ def test_hostile_names_reach_ssh_as_one_word(
     run(capsys, fake_ssh, write(tmp_path, data))
     calls = calls_by_kind(fake_ssh)
     # Nothing here runs: the stand-in only records. A real shell's reading is below.
-    assert all(len(c["argv"]) == len(OPTIONS) + 4 for c in commands_sent(fake_ssh.log))
+    assert all(len(c["argv"]) == len(OPTIONS) + 6 for c in commands_sent(fake_ssh.log))
     assert shlex.split(calls["docker"][0]["remote"]) == ["docker", "exec", "x; rm -rf /", "true"]
     bash = shlex.split(calls["bash"][0]["remote"])
     assert bash[:2] == ["bash", "-c"]

@@ -27,14 +27,14 @@ from tests.ops.helpers import (
 )
 
 OPTIONS = (
-    "-n -N -o ControlMaster=no -o ControlPath=none -o ServerAliveInterval=30"
+    "-n -N -o BatchMode=yes -o ControlMaster=no -o ControlPath=none -o ServerAliveInterval=30"
     " -o ServerAliveCountMax=3 -o ExitOnForwardFailure=yes"
 )
 ALIAS = "hemma"
 
 # An ssh that really forwards its one -L to 127.0.0.1:LOCAL, as ssh -N -L would.
 FORWARDING_SSH = """#!{python}
-import json, os, socket, sys, threading
+import json, os, socket, sys, threading, time
 
 args = sys.argv[1:]
 local, host, port = args[args.index("-L") + 1].split(":")
@@ -42,6 +42,13 @@ with open(os.environ["FAKE_SSH_LOG"], "a") as log:
     log.write(json.dumps({"argv": args, "pid": os.getpid()}) + "\\n")
 if os.environ.get("FAKE_SSH_EXIT"):
     sys.exit(int(os.environ["FAKE_SSH_EXIT"]))
+# Logging in takes a while; ExitOnForwardFailure: a port taken meanwhile is an exit.
+time.sleep(float(os.environ.get("FAKE_SSH_LOGIN_SECONDS", "0")))
+try:
+    server = socket.create_server(("127.0.0.1", int(local)))
+except OSError:
+    print("bind: Address already in use", file=sys.stderr)
+    sys.exit(255)
 
 def pump(a, b):
     try:
@@ -51,7 +58,6 @@ def pump(a, b):
     except OSError:
         pass
 
-server = socket.create_server(("127.0.0.1", int(local)))
 while True:
     client, _ = server.accept()
     upstream = socket.create_connection((host, int(port)))
@@ -187,7 +193,7 @@ def reaper() -> Iterator[list[int]]:
     yield pids
     for pid in pids:
         # The tunnel tool leads its own process group (start_tunnels), and each of its
-        # ssh children one of its own (tunnel.start).
+        # ssh children one of its own (forwards.start).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
@@ -303,3 +309,120 @@ def test_a_postgres_tunnel_in_another_form_is_refused(
     code, lines, err = printed(capsys, "--outputs", str(path), "--print")
     assert (code, lines) == (2, [])
     assert err.startswith("tunnel: outputs postgresTunnel ")
+
+
+def run_forward(
+    tmp_path: Path, local: int, echo_port: int, command: list[str], **env: str
+) -> subprocess.Popen[str]:
+    """ops.tunnel --forward ... -- COMMAND with the forwarding stand-in as ssh."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    executable(bin_dir / "ssh", FORWARDING_SSH)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ops.tunnel", "--forward", f"{local}:127.0.0.1:{echo_port}",
+         "--", *command],
+        cwd=ROOT,
+        env=dict(
+            os.environ,
+            PATH=f"{bin_dir}:{os.environ['PATH']}",
+            FAKE_SSH_LOG=str(tmp_path / "ssh.log"),
+            XDG_CACHE_HOME=str(tmp_path / "cache"),
+            **env,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def test_a_port_taken_while_ssh_logs_in_is_no_tunnel(
+    tmp_path: Path, echo_server: int, reaper: list[int]
+) -> None:
+    """Something that listens on the port is not the forward: only ssh's own listener
+    is. Here another program takes the port while ssh is still logging in."""
+    local = free_port()
+    ran = tmp_path / "ran"
+    process = run_forward(
+        tmp_path, local, echo_server, ["touch", str(ran)], FAKE_SSH_LOGIN_SECONDS="2"
+    )
+    reaper.append(process.pid)
+    time.sleep(0.5)
+    squatter = socket.create_server(("127.0.0.1", local))
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        squatter.close()
+        process.kill()
+    assert process.returncode == 1, err
+    assert "exited with status 255" in err
+    assert not ran.exists(), "the command never ran against the squatter"
+
+
+def test_sigterm_reaches_the_command_which_finishes_before_the_tunnel_closes(
+    tmp_path: Path, echo_server: int, reaper: list[int]
+) -> None:
+    """pulumi killed in the middle of an update leaves pending operations and a
+    locked state: the signal is passed on, and the command is waited for."""
+    local = free_port()
+    log = tmp_path / "command.log"
+    script = (
+        f"trap 'sleep 1; echo cleaned up >> {log}; exit 7' TERM; echo started >> {log}; "
+        "while :; do sleep 0.1; done"
+    )
+    process = run_forward(tmp_path, local, echo_server, ["bash", "-c", script])
+    reaper.append(process.pid)
+    try:
+        deadline = time.monotonic() + 15
+        while not (log.exists() and "started" in log.read_text()):
+            assert time.monotonic() < deadline, process.stderr
+            time.sleep(0.05)
+        assert echo_through(local, b"hej") == b"hej"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert log.read_text() == "started\ncleaned up\n", "its own clean-up ran"
+    assert process.returncode == 7, err
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", local), timeout=1).close()
+    assert not list((tmp_path / "cache" / "hemma" / "tunnels").iterdir())
+
+
+def test_a_closed_terminal_closes_the_tunnels_too(
+    tmp_path: Path, echo_server: int, reaper: list[int]
+) -> None:
+    local = free_port()
+    process, log = start_tunnels(tmp_path, echo_server, {"lang": local})
+    reaper.append(process.pid)
+    try:
+        assert wait_for_port(local)
+        reaper.extend(c["pid"] for c in read_log(log))
+        process.send_signal(signal.SIGHUP)
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert all(gone(c["pid"]) for c in read_log(log))
+    assert not list((tmp_path / "cache" / "hemma" / "tunnels").iterdir())
+
+
+def test_a_forward_another_command_holds_is_not_borrowed(
+    tmp_path: Path, echo_server: int, reaper: list[int]
+) -> None:
+    """It closes when that command ends, under whatever borrowed it: only
+    scripts/tunnel's forwards, held until Ctrl-C, are lent."""
+    local = free_port()
+    first = run_forward(tmp_path, local, echo_server, ["sleep", "30"])
+    reaper.append(first.pid)
+    try:
+        assert wait_for_port(local)
+        reaper.extend(c["pid"] for c in read_log(tmp_path / "ssh.log"))
+        second = run_forward(tmp_path, local, echo_server, ["touch", str(tmp_path / "ran")])
+        reaper.append(second.pid)
+        _, err = second.communicate(timeout=30)
+    finally:
+        first.kill()
+    assert second.returncode == 2, err
+    assert "is already taken, and not by a tunnel of scripts/tunnel" in err
+    assert not (tmp_path / "ran").exists()
