@@ -131,6 +131,23 @@ def _psql(remote: Remote, database: str, *args: str, stdin: bool = False) -> lis
     ]  # fmt: skip
 
 
+def allow_connections(*databases: str) -> str:
+    """SQL that lets connections into those of ``databases`` that exist (a swap that
+    failed halfway leaves both refusing them; one that worked leaves no copy)."""
+    names = ", ".join(f"'{_name(d)}'" for d in databases)
+    return (
+        "DO $$DECLARE d text; BEGIN FOR d IN SELECT datname FROM pg_database "
+        f"WHERE datname IN ({names}) LOOP "
+        "EXECUTE format('ALTER DATABASE %I ALLOW_CONNECTIONS true', d); END LOOP; END$$"
+    )
+
+
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise Refused(f"bad database name: {value!r}")
+    return value
+
+
 def kept_name(db: str, stamp: str) -> str:
     """Where the live database goes when a restore takes its place."""
     name = f"{db}_before_{stamp.replace('T', '').rstrip('Z')}"
@@ -212,10 +229,8 @@ def database_plan(
             *stops,
             swap,
             Step(
-                f"let connections into {db} again",
-                shlex.join(
-                    _psql(remote, "postgres", "-c", f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
-                ),
+                f"let connections into {db} and {into} again",
+                shlex.join(_psql(remote, "postgres", "-c", allow_connections(db, into))),
                 always=True,
                 after=swap.what,
             ),

@@ -206,6 +206,8 @@ def make_hemma(root: Path, postgres: Postgres, repository: Path) -> Hemma:
     shutil.copytree(repository, world.repository)
     world.env_file.parent.mkdir()
     world.write_env(str(world.repository))
+    # The id init recorded beside its env file: the jobs take that repository only.
+    shutil.copy(repository.parent / "restic-repository.id", world.env_file.parent)
     assert os.stat(world.env_file).st_mode & 0o777 == 0o600
     return world
 

@@ -72,9 +72,11 @@ class Night:
 
     def run_argv(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         (self.root / "var-backups").mkdir(exist_ok=True)
+        # /etc/hemma lasts from run to run, as on Hemma: the repository's recorded id.
+        (self.root / "etc-hemma").mkdir(mode=0o755, exist_ok=True)
         setup = ["set -eu"]
-        for directory in HIDDEN_SYSTEM_DIRS[:2]:
-            setup.append(f"mount -t tmpfs -o mode=0755 hemma {shlex.quote(directory)}")
+        setup.append(f"mount --bind {shlex.quote(str(self.root / 'etc-hemma'))} /etc/hemma")
+        setup.append("mount -t tmpfs -o mode=0755 hemma /usr/local/lib/hemma")
         setup.append(f"mount --bind {shlex.quote(str(self.root / 'var-backups'))} /var/backups")
         setup.append("mount -t tmpfs -o mode=0755 cache /var/cache")
         setup.append("mount -t tmpfs -o mode=1777 tmp /var/tmp")

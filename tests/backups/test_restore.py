@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -157,7 +158,9 @@ def test_production_swaps_in_the_copy_and_always_starts_and_lets_connections_in(
     ), ran[swap]
     # The swap failed: connections to the live database are let in again, the app
     # starts again, the probes do not run, and the work directory goes.
-    assert ran[swap + 1].endswith("""-c 'ALTER DATABASE "skriptoteket" ALLOW_CONNECTIONS true'""")
+    assert ran[swap + 1].endswith(
+        shlex.quote(restore_plan.allow_connections("skriptoteket", "restore_skriptoteket"))
+    )
     assert ran[swap + 2] == "docker start skriptoteket-web"
     assert ran[swap + 3].startswith("sudo rm -rf ")
     assert len(ran) == swap + 4
@@ -255,11 +258,21 @@ def test_a_production_restore_swaps_in_the_copy_so_the_app_migrates_again(hemma:
     table rolls back, and the next migrate fails with "relation already exists"."""
     pg = hemma.pg
     pg.sql("CREATE ROLE tutor LOGIN")
-    pg.sql("CREATE DATABASE tutoring OWNER tutor")
+    pg.sql("CREATE ROLE reader LOGIN")
+    pg.sql("CREATE DATABASE tutoring OWNER tutor CONNECTION LIMIT 20")
     pg.sql('REVOKE ALL PRIVILEGES ON DATABASE tutoring FROM "public"')  # as declared
+    # What PostgreSQL keeps per database and no dump holds: made by hand, kept.
+    pg.sql("GRANT CONNECT ON DATABASE tutoring TO reader")
+    pg.sql("ALTER DATABASE tutoring SET datestyle = 'ISO, DMY'")  # a list, stored as one
+    pg.sql("ALTER ROLE reader IN DATABASE tutoring SET statement_timeout = '5s'")
     kept: list[str] = []
     try:
         assert migrate(hemma, "tutoring", "tutor", 1).returncode == 0
+        pg.sql(
+            "SET ROLE tutor; CREATE TYPE mood AS ENUM ('ok'); CREATE SCHEMA tools;"
+            " CREATE FUNCTION tools.one() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            db="tutoring",
+        )
         pg.sql("INSERT INTO notes VALUES (1, 'one'), (2, 'two'), (3, 'three')", db="tutoring")
         assert hemma.backup(databases=("tutoring",)).returncode == 0
         # After the night: the app's next release migrates, and writes.
@@ -293,14 +306,26 @@ def test_a_production_restore_swaps_in_the_copy_so_the_app_migrates_again(hemma:
         assert pg.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'tutoring'")
         owners = pg.sql(
             "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n"
-            " ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+            " ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'tools')"
+            " UNION SELECT pg_get_userbyid(typowner) FROM pg_type WHERE typname = 'mood'"
+            " UNION SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'one'"
+            " UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'tools'",
             db="tutoring",
         )
-        assert owners == "tutor"
+        assert owners == "tutor", "everything the app made is the app's again"
         owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'tutoring'"
         assert pg.sql(owner) == "tutor"
-        acl = pg.sql("SELECT datacl::text FROM pg_database WHERE datname = 'tutoring'")
-        assert acl == "{tutor=CTc/tutor}", "no privilege left for PUBLIC"
+        database = "SELECT datacl::text, datconnlimit FROM pg_database WHERE datname = 'tutoring'"
+        assert pg.sql(database) == "{tutor=CTc/tutor,reader=c/tutor}|20", "nothing for PUBLIC"
+        settings = (
+            "SELECT coalesce(pg_get_userbyid(nullif(s.setrole, 0)), '*'), s.setconfig::text"
+            " FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase"
+            " WHERE d.datname = 'tutoring' ORDER BY 1"
+        )
+        assert pg.sql(settings).splitlines() == [
+            '*|{"DateStyle=ISO, DMY"}',
+            "reader|{statement_timeout=5s}",
+        ]
         assert (
             pg.sql(
                 "SELECT has_database_privilege('tutor', 'tutoring', 'CONNECT')"
@@ -320,6 +345,7 @@ def test_a_production_restore_swaps_in_the_copy_so_the_app_migrates_again(hemma:
         for db in ("tutoring", "restore_tutoring", *kept):
             pg.sql(f"DROP DATABASE IF EXISTS {db}")
         pg.sql("DROP ROLE IF EXISTS tutor")
+        pg.sql("DROP ROLE IF EXISTS reader")
 
 
 def test_a_database_restores_into_scratch_and_never_over_an_existing_one(hemma: Hemma) -> None:
@@ -390,3 +416,41 @@ def test_a_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     assert "volume create" in done.stdout and "restore_x" in done.stdout
     assert "==>" not in done.stdout
     assert not (tmp_path / "ssh.log").exists()
+
+
+def test_a_swap_that_fails_renames_nothing_and_connections_come_back(hemma: Hemma) -> None:
+    """The swap on the real server, failing at its last rename (the kept name is
+    taken): the live database and the copy stay as they were, and the step the
+    restore always runs after it lets connections into both again."""
+    pg = hemma.pg
+    for db in ("tutoring", "restore_tutoring", "tutoring_before_1"):
+        pg.sql(f"CREATE DATABASE {db}")
+    pg.sql("CREATE TABLE t (live bool); INSERT INTO t VALUES (true)", db="tutoring")
+    try:
+        failed = subprocess.run(
+            [pg_tool("psql"), "-d", "postgres", "-v", "live=tutoring",
+             "-v", "copy=restore_tutoring", "-v", "kept=tutoring_before_1",
+             "-f", str(FILES / "hemma-swap-database.sql")],
+            capture_output=True, text=True, env=hemma.pg.env(), timeout=60,
+        )  # fmt: skip
+        assert failed.returncode != 0
+        assert 'database "tutoring_before_1" already exists' in failed.stderr
+        allowed = "SELECT datname, datallowconn FROM pg_database WHERE datname LIKE '%tutoring%'"
+        assert sorted(pg.sql(allowed).splitlines()) == [
+            "restore_tutoring|f",
+            "tutoring_before_1|t",
+            "tutoring|f",
+        ]
+        pg.sql(restore_plan.allow_connections("tutoring", "restore_tutoring"))
+        assert sorted(pg.sql(allowed).splitlines()) == [
+            "restore_tutoring|t",
+            "tutoring_before_1|t",
+            "tutoring|t",
+        ]
+        assert pg.sql("SELECT live FROM t", db="tutoring") == "t", "the live one, untouched"
+        # After a swap that worked there is no copy: the same step changes nothing.
+        pg.sql("DROP DATABASE restore_tutoring")
+        pg.sql(restore_plan.allow_connections("tutoring", "restore_tutoring"))
+    finally:
+        for db in ("tutoring", "restore_tutoring", "tutoring_before_1"):
+            pg.sql(f"DROP DATABASE IF EXISTS {db}")

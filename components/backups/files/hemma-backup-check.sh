@@ -7,10 +7,11 @@
 #                         [--lock-wait SECONDS] [--read-data-subset PERCENT]
 #
 # It waits its turn behind the other jobs, clears the stale locks a killed run left,
-# and checks only a repository that is where it belongs (hemma-restic.sh). It uses the
-# jobs' one cache (--with-cache): by default restic check builds a temporary cache of
-# its own and starts cold every week (cmd_check.go, prepareCheckCache); the sampled
-# data packs are read from the repository either way.
+# and checks only a repository that is where it belongs (hemma-restic.sh). It reads
+# the repository's own index and trees, not the copies in the jobs' cache: restic
+# check builds a temporary cache for that, "to verify that the data stored in the
+# repository is intact" (restic doc/045_working_with_repos.rst), inside the jobs' one
+# cache directory, and removes it afterwards.
 set -euo pipefail
 umask 077
 
@@ -50,7 +51,7 @@ elif ! repository_guard; then
   warn "the repository is missing or refused"
 else
   clear_stale_locks || warn "restic unlock failed"
-  if restic_run check --with-cache --read-data-subset="${subset}%"; then
+  if restic_run check --read-data-subset="${subset}%"; then
     ok=1
   else
     warn "restic check failed"

@@ -170,15 +170,35 @@ write_metrics() {
   mv -f "$tmp" "$metric_file"
 }
 
+# The containers stopped for a copy, on disk until they run again: a run killed while
+# they were stopped (a power cut, SIGKILL) leaves them stopped, and unless-stopped
+# keeps them so across a daemon restart; the next run starts them first.
+stopped_record="$(dirname "$dumps")/stopped-for-backup"
+
 start_stopped() {
   [ "${#stopped[@]}" -gt 0 ] || return 0
   if "$docker" start "${stopped[@]}" >/dev/null; then
     say "started ${stopped[*]} again"
+    rm -f "$stopped_record"
   else
     warn "could not start ${stopped[*]} again"
     volume_failures=$((volume_failures + 1))
   fi
   stopped=()
+}
+
+start_left_stopped() {
+  local names=() name
+  [ -f "$stopped_record" ] || return 0
+  while IFS= read -r name; do
+    [[ $name =~ $NAME_RE ]] && names+=("$name")
+  done <"$stopped_record"
+  if [ "${#names[@]}" -gt 0 ]; then
+    warn "an earlier run stopped ${names[*]} and did not start them again: starting them"
+    stopped=("${names[@]}")
+    start_stopped
+  fi
+  rm -f "$stopped_record"
 }
 
 # shellcheck disable=SC2317  # only the EXIT trap calls it
@@ -197,15 +217,16 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# snapshot WHAT COMPLETE [TAG...] -- PATH...: one restic snapshot, tagged complete
-# or incomplete; its restic messages kept, its progress dropped. Fails when restic
-# did, after tagging a snapshot it made anyway (exit 3: some files unread) incomplete.
+# snapshot WHAT COMPLETE [TAG...] -- PATH...: one restic snapshot, its restic messages
+# kept, its progress dropped. It is taken as incomplete, and tagged complete only once
+# restic made it without a fault (exit 0) and COMPLETE says its content is whole: a run
+# killed at any point, or a tag that did not change (restic tag warns and exits 0),
+# leaves it incomplete.
 snapshot() {
-  local what=$1 complete=$2 rc=0 summary id read added tags=(--tag "$TAG")
+  local what=$1 complete=$2 rc=0 summary id read added said tags=(--tag "$TAG" --tag incomplete)
   shift 2
   while [ "$1" != -- ]; do tags+=(--tag "$1"); shift; done
   shift
-  if [ "$complete" -eq 1 ]; then tags+=(--tag complete); else tags+=(--tag incomplete); fi
   restic_run backup --json "${tags[@]}" --host "$host" "$@" >"$work/backup.json" || rc=$?
   grep -v '"message_type":"status"' "$work/backup.json" | grep -v '"message_type":"summary"' >&2 || true
   summary=$(grep '"message_type":"summary"' "$work/backup.json" | tail -n 1 || true)
@@ -213,17 +234,22 @@ snapshot() {
   read=$(sed -n 's/.*"total_bytes_processed":\([0-9]*\).*/\1/p' <<<"$summary")
   added=$(sed -n 's/.*"data_added":\([0-9]*\).*/\1/p' <<<"$summary")
   size_bytes=$((size_bytes + ${read:-0}))
-  if [ "$rc" -eq 0 ] && [ -n "$id" ]; then
-    say "snapshot ${id:0:8} of $what ($([ "$complete" -eq 1 ] && echo complete || echo incomplete)): ${read:-?} bytes read, ${added:-?} bytes added"
-    [ "$complete" -eq 1 ] || incomplete=1
-    return 0
+  if [ "$rc" -ne 0 ] || [ -z "$id" ]; then
+    warn "restic backup of $what failed (exit $rc)${id:+: snapshot ${id:0:8} stays incomplete}"
+    incomplete=1
+    return 1
   fi
-  warn "restic backup of $what failed (exit $rc)"
-  if [ -n "$id" ] && [ "$complete" -eq 1 ]; then
-    restic_run tag --remove complete --add incomplete "$id" >/dev/null ||
-      warn "could not tag snapshot ${id:0:8} incomplete"
+  if [ "$complete" -eq 1 ]; then
+    said=$(restic_run tag --remove incomplete --add complete "$id" 2>&1) || true
+    # "modified tags on 1 snapshots" (0.12 to 0.17), "modified 1 snapshots" (0.19)
+    if ! grep -Eq 'modified (tags on )?1 snapshots' <<<"$said"; then
+      printf '%s\n' "$said" >&2
+      warn "could not tag snapshot ${id:0:8} complete: it stays incomplete"
+      complete=0
+    fi
   fi
-  return 1
+  [ "$complete" -eq 1 ] || incomplete=1
+  say "snapshot ${id:0:8} of $what ($([ "$complete" -eq 1 ] && echo complete || echo incomplete)): ${read:-?} bytes read, ${added:-?} bytes added"
 }
 
 # Turns, then the databases: the dumps are refreshed on Hemma's disk even when the
@@ -231,6 +257,7 @@ snapshot() {
 repository_turn "$lock_wait" || exit 1
 mkdir -p "$dumps"
 chmod 0700 "$dumps"
+start_left_stopped
 for database in "${databases[@]}"; do
   target="$dumps/$database.dump"
   # pg_restore -l reads the whole table of contents: a cut-off dump fails it.
@@ -288,6 +315,7 @@ if [ "$restic_failed" -eq 0 ]; then
     complete=1
     if [ "${#to_stop[@]}" -gt 0 ]; then
       stopped=("${to_stop[@]}")
+      printf '%s\n' "${to_stop[@]}" >"$stopped_record"
       say "stopping ${to_stop[*]} for the snapshot of $name"
       if ! "$docker" stop -t "$stop_timeout" "${to_stop[@]}" >/dev/null; then
         warn "could not stop ${to_stop[*]}; $name is copied live, and its snapshot is incomplete"
@@ -303,13 +331,36 @@ fi
 success=1
 [ "$dump_failures" -eq 0 ] && [ "$volume_failures" -eq 0 ] && [ "$restic_failed" -eq 0 ] &&
   [ "$incomplete" -eq 0 ] || success=0
+# A volume no longer taken on its own (removed, or now live) leaves a group no night
+# adds to, and the keep policy counts days with snapshots, not days: its group is cut
+# to its last snapshot instead of being kept whole for ever. forget names every group
+# it looked at, with its tags.
+retired_volume_tags() {
+  local taken=" " i tag
+  for i in "${stop_volumes[@]}"; do taken+="hemma-volume=${volume_names[$i]} "; done
+  grep -o 'hemma-volume=[A-Za-z0-9][A-Za-z0-9_.-]*' "$work/forget.out" | sort -u |
+    while IFS= read -r tag; do
+      [[ $taken == *" $tag "* ]] || printf '%s\n' "$tag"
+    done
+}
+
 if [ "$success" -eq 1 ]; then
-  if ! restic_run forget --prune --tag "$TAG" --host "$host" --group-by host,tags \
-    --keep-daily "$keep_daily" --keep-weekly "$keep_weekly" --keep-monthly "$keep_monthly"; then
+  rc=0
+  restic_run forget --prune --tag "$TAG" --host "$host" --group-by host,tags \
+    --keep-daily "$keep_daily" --keep-weekly "$keep_weekly" --keep-monthly "$keep_monthly" \
+    >"$work/forget.out" || rc=$?
+  cat "$work/forget.out"
+  if [ "$rc" -ne 0 ]; then
     warn "restic forget --prune failed"
     restic_failed=1
     success=0
   fi
+  retired=$(retired_volume_tags) || retired=""
+  for tag in $retired; do
+    say "$tag is no longer taken on its own: keeping its last snapshot only"
+    restic_run forget --prune --tag "$TAG,$tag" --host "$host" --group-by host,tags \
+      --keep-last 1 || warn "restic forget --prune of $tag failed"
+  done
 elif [ "$repository_ok" -eq 1 ]; then
   say "not pruning: the last complete snapshots stay until a night succeeds in full"
 fi

@@ -1,8 +1,10 @@
 -- Hand a restored copy of a database to the role that owns the live one, as the
 -- app's own migrations would have left it: the database, and every schema, table,
--- view, sequence, type and routine that pg_restore created in it. pg_restore ran
--- as postgres with --no-owner, so until now all of it is postgres's, and the app's
--- next migration would fail with "must be owner of table".
+-- view, sequence, type, routine, collation, statistics object, text search
+-- configuration and dictionary, operator (with its classes and families),
+-- conversion, publication and large object that pg_restore created in it.
+-- pg_restore ran as postgres with --no-owner, so until now all of it is postgres's,
+-- and the app's next migration would fail with "must be owner of table".
 --
 --   psql -U postgres -d COPY -v live=LIVE -f hemma-hand-over.sql
 --
@@ -72,6 +74,64 @@ BEGIN
     EXECUTE format('ALTER %s %s OWNER TO %I',
       CASE r.prokind WHEN 'a' THEN 'AGGREGATE' WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
       r.name, owner);
+  END LOOP;
+  -- The other kinds, each from its own catalog: what ALTER calls it, and its name.
+  FOR r IN
+    SELECT 'ALTER COLLATION ' || quote_ident(n.nspname) || '.' || quote_ident(o.collname) AS alter,
+           'pg_collation'::regclass AS catalog, o.oid, n.nspname
+      FROM pg_collation o JOIN pg_namespace n ON n.oid = o.collnamespace
+     WHERE o.collowner = 'postgres'::regrole
+    UNION ALL
+    SELECT 'ALTER STATISTICS ' || quote_ident(n.nspname) || '.' || quote_ident(o.stxname),
+           'pg_statistic_ext'::regclass, o.oid, n.nspname
+      FROM pg_statistic_ext o JOIN pg_namespace n ON n.oid = o.stxnamespace
+     WHERE o.stxowner = 'postgres'::regrole
+    UNION ALL
+    SELECT 'ALTER TEXT SEARCH CONFIGURATION ' || o.oid::regconfig::text,
+           'pg_ts_config'::regclass, o.oid, n.nspname
+      FROM pg_ts_config o JOIN pg_namespace n ON n.oid = o.cfgnamespace
+     WHERE o.cfgowner = 'postgres'::regrole
+    UNION ALL
+    SELECT 'ALTER TEXT SEARCH DICTIONARY ' || o.oid::regdictionary::text,
+           'pg_ts_dict'::regclass, o.oid, n.nspname
+      FROM pg_ts_dict o JOIN pg_namespace n ON n.oid = o.dictnamespace
+     WHERE o.dictowner = 'postgres'::regrole
+    UNION ALL
+    SELECT 'ALTER OPERATOR ' || o.oid::regoperator::text,
+           'pg_operator'::regclass, o.oid, n.nspname
+      FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+     WHERE o.oprowner = 'postgres'::regrole
+    UNION ALL
+    SELECT 'ALTER OPERATOR CLASS ' || quote_ident(n.nspname) || '.' || quote_ident(o.opcname)
+             || ' USING ' || quote_ident(a.amname),
+           'pg_opclass'::regclass, o.oid, n.nspname
+      FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace
+      JOIN pg_am a ON a.oid = o.opcmethod
+     WHERE o.opcowner = 'postgres'::regrole
+    UNION ALL
+    SELECT 'ALTER OPERATOR FAMILY ' || quote_ident(n.nspname) || '.' || quote_ident(o.opfname)
+             || ' USING ' || quote_ident(a.amname),
+           'pg_opfamily'::regclass, o.oid, n.nspname
+      FROM pg_opfamily o JOIN pg_namespace n ON n.oid = o.opfnamespace
+      JOIN pg_am a ON a.oid = o.opfmethod
+     WHERE o.opfowner = 'postgres'::regrole
+    UNION ALL
+    SELECT 'ALTER CONVERSION ' || quote_ident(n.nspname) || '.' || quote_ident(o.conname),
+           'pg_conversion'::regclass, o.oid, n.nspname
+      FROM pg_conversion o JOIN pg_namespace n ON n.oid = o.connamespace
+     WHERE o.conowner = 'postgres'::regrole
+  LOOP
+    CONTINUE WHEN r.nspname LIKE 'pg\_%' OR r.nspname = 'information_schema';
+    CONTINUE WHEN EXISTS (SELECT 1 FROM pg_depend d
+                          WHERE d.classid = r.catalog AND d.objid = r.oid AND d.deptype = 'e');
+    EXECUTE format('%s OWNER TO %I', r.alter, owner);
+  END LOOP;
+  FOR r IN SELECT o.pubname FROM pg_publication o WHERE o.pubowner = 'postgres'::regrole LOOP
+    EXECUTE format('ALTER PUBLICATION %I OWNER TO %I', r.pubname, owner);
+  END LOOP;
+  FOR r IN SELECT o.oid FROM pg_largeobject_metadata o WHERE o.lomowner = 'postgres'::regrole
+  LOOP
+    EXECUTE format('ALTER LARGE OBJECT %s OWNER TO %I', r.oid, owner);
   END LOOP;
 END
 $$;

@@ -7,7 +7,8 @@
 #   hemma-repository.sh init [--env FILE] [--cache DIR] [--lock FILE] [--system-disk]
 #
 # A repository that exists already is left as it is (exit 0); one that exists but
-# cannot be opened (a wrong password) is an error, and nothing is written. A local
+# cannot be opened (a wrong password) is an error, and nothing is written. Either way
+# the repository's id is recorded beside the env file: the jobs use no other. A local
 # repository must sit on a filesystem other than the system disk's (the filesystem
 # of /): a backup disk that did not mount leaves its empty mount point there.
 # --system-disk accepts the system disk on purpose and leaves a marker in the
@@ -62,6 +63,14 @@ existing_parent() {
   printf '%s' "$dir"
 }
 
+record_id() {
+  local id
+  id=$(repository_id)
+  [ -n "$id" ] || die "cannot read the id of the repository (restic cat config)"
+  printf '%s\n' "$id" >"$(repository_id_file)"
+  say "recorded the repository's id ${id:0:8} in $(repository_id_file)"
+}
+
 mark_system_disk() {
   printf 'This restic repository is on the system disk on purpose: hemma-repository.sh init --system-disk, %s.\n' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$path/$SYSTEM_DISK_MARKER"
@@ -77,7 +86,8 @@ if [ "$rc" -eq 0 ]; then
     fi
     mark_system_disk
   fi
-  say "the repository exists already; nothing to do"
+  say "the repository exists already"
+  record_id
   exit 0
 fi
 
@@ -108,3 +118,4 @@ if [ -n "$path" ] && [ "$system_disk" -eq 1 ] && on_system_disk "$path"; then
   mark_system_disk
 fi
 say "created the repository"
+record_id

@@ -17,9 +17,13 @@
 # - repository_guard: the repository must already exist; it is never created here
 #   (hemma-repository.sh init does that, once). A local one must sit on a filesystem
 #   other than the system disk's, or carry the marker that init --system-disk wrote:
-#   a backup disk that did not mount leaves its mount point on the system disk.
+#   a backup disk that did not mount leaves its mount point on the system disk. And it
+#   must be the repository init made or adopted: its id (restic cat config) is the one
+#   init recorded beside the env file, so an old repository that reappears when a disk
+#   does not mount, or another one put in its place, is refused too.
 
 readonly SYSTEM_DISK_MARKER=hemma-on-system-disk
+readonly ID_FILE_NAME=restic-repository.id
 
 hemma_restic_env="" hemma_restic_cache="" hemma_restic_lock=""
 
@@ -73,11 +77,26 @@ repository_path() {
 }
 
 on_system_disk() {
-  [ "$(stat -c %d "$1")" = "$(stat -c %d /)" ]
+  [ "$(stat -L -c %d "$1")" = "$(stat -L -c %d /)" ]
+}
+
+# Where init records the repository's id: beside the env file, root-only.
+repository_id_file() {
+  printf '%s/%s' "$(dirname "$hemma_restic_env")" "$ID_FILE_NAME"
+}
+
+# The id in a repository's config (restic cat config), read from stdin.
+config_id() {
+  grep -o '"id": *"[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}' || true
+}
+
+# The id of the repository the env file names, or nothing.
+repository_id() {
+  restic_run cat config 2>/dev/null | config_id
 }
 
 repository_guard() {
-  local path rc=0 err
+  local path rc=0 err config hemma_restic_err
   path=$(repository_path)
   if [ -n "$path" ]; then
     if [ ! -d "$path" ]; then
@@ -93,8 +112,26 @@ repository_guard() {
       return 1
     fi
   fi
-  err=$(restic_run cat config 2>&1 >/dev/null) || rc=$?
-  [ "$rc" -ne 0 ] || return 0
+  hemma_restic_err=$(mktemp)
+  config=$(restic_run cat config 2>"$hemma_restic_err") || rc=$?
+  err=$(cat "$hemma_restic_err")
+  rm -f "$hemma_restic_err"
+  if [ "$rc" -eq 0 ]; then
+    local recorded found
+    recorded=$(cat "$(repository_id_file)" 2>/dev/null || true)
+    found=$(config_id <<<"$config")
+    if [ -z "$recorded" ]; then
+      printf 'hemma-repository.sh init has not recorded this repository (%s): run it once\n' \
+        "$(repository_id_file)" >&2
+      return 1
+    fi
+    if [ "$found" != "$recorded" ]; then
+      printf 'the repository here (id %.8s) is not the one hemma-repository.sh init made or adopted (id %.8s): is the backup disk mounted?\n' \
+        "${found:-?}" "$recorded" >&2
+      return 1
+    fi
+    return 0
+  fi
   printf '%s\n' "$err" >&2
   case $rc:$err in
     10:* | *"no such file or directory"* | *"does not exist"* | *NoSuchBucket* | *NoSuchKey*)
