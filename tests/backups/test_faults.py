@@ -75,6 +75,14 @@ def snapshots(hemma: Hemma, *tags: str) -> list[dict[str, object]]:
     return listed
 
 
+def plain_restic_init(hemma: Hemma, repository: Path) -> None:
+    """A repository made by restic itself, as the old nightly `restic init` made them."""
+    assert RESTIC, "restic is required (apt-get install restic)"
+    env = {**hemma.env(), "RESTIC_REPOSITORY": str(repository), "RESTIC_PASSWORD": PASSWORD}
+    made = subprocess.run([RESTIC, "init"], env=env, capture_output=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+
+
 def locks(repository: Path) -> list[Path]:
     return sorted((repository / "locks").iterdir())
 
@@ -122,15 +130,8 @@ def test_an_unmounted_backup_disk_fails_every_job_and_creates_no_repository(
 def test_a_repository_made_on_the_system_disk_by_a_night_is_refused(hemma: Hemma) -> None:
     """What the old nightly `restic init` left behind on an unmounted disk's mount
     point: a repository with snapshots, on the system disk, that no one chose."""
-    assert RESTIC
     shadow = hemma.root / "mnt" / "backup" / "hemma"
-    made = subprocess.run(
-        [RESTIC, "init"],
-        env={**hemma.env(), "RESTIC_REPOSITORY": str(shadow), "RESTIC_PASSWORD": PASSWORD},
-        capture_output=True,
-        timeout=60,
-    )
-    assert made.returncode == 0
+    plain_restic_init(hemma, shadow)
     hemma.write_env(str(shadow))
     for job in (hemma.backup, hemma.check, hemma.drill):
         done = job()
@@ -414,15 +415,8 @@ def test_a_stopped_container_is_down_only_for_its_own_copy(hemma: Hemma) -> None
 def test_a_repository_put_in_the_place_of_the_one_init_made_is_refused(hemma: Hemma) -> None:
     """Another repository at the same path (a different disk mounted there, an old
     one that reappears): only the one whose id init recorded is taken."""
-    assert RESTIC
     other = hemma.root / "other"
-    made = subprocess.run(
-        [RESTIC, "init"],
-        env={**hemma.env(), "RESTIC_REPOSITORY": str(other), "RESTIC_PASSWORD": PASSWORD},
-        capture_output=True,
-        timeout=60,
-    )
-    assert made.returncode == 0
+    plain_restic_init(hemma, other)
     (other / "hemma-on-system-disk").write_text("as init --system-disk leaves it\n")
     hemma.write_env(str(other))
     for job in (hemma.backup, hemma.check, hemma.drill):
@@ -470,17 +464,19 @@ def test_a_volume_no_longer_taken_on_its_own_keeps_only_its_last_snapshot(hemma:
     assert len(snapshots(hemma, "hemma-nightly", "hemma-volume=grafana-data")) == 1
 
 
-def test_a_snapshot_whose_complete_tag_did_not_take_stays_incomplete(
+def test_a_snapshot_restic_could_not_finish_is_never_left_complete(
     hemma: Hemma, tmp_path: Path
 ) -> None:
-    """restic tag warns and still exits 0 when it cannot change a snapshot (restic
-    v0.12.1 to v0.17.3 cmd_tag.go): the snapshot is taken as incomplete and stays so
-    unless the tag says it changed. restic is real here but for that one answer."""
+    """restic writes the snapshot of a run that could not read everything (exit 3):
+    it is tagged incomplete, and forgotten when the retag does not take, since restic
+    tag warns and still exits 0 (restic v0.12.1 to v0.17.3 cmd_tag.go). restic is real
+    here but for those two answers."""
     assert RESTIC
     wrapper = tmp_path / "fake-restic" / "restic"
     wrapper.parent.mkdir()
     wrapper.write_text(
         "#!/bin/sh\n"
+        'if [ "$1" = backup ]; then ' + RESTIC + ' "$@"; exit 3; fi\n'
         'if [ "$1" = tag ]; then\n'
         "  echo 'unable to modify the tags for snapshot ID \"x\", ignoring: injected' >&2\n"
         "  echo 'no snapshots were modified'; exit 0\n"
@@ -490,7 +486,21 @@ def test_a_snapshot_whose_complete_tag_did_not_take_stays_incomplete(
     hemma.path_prefix = str(wrapper.parent)
     done = hemma.backup()
     assert done.returncode == 1
-    assert "could not tag snapshot" in done.stderr and "it stays incomplete" in done.stderr
+    assert "restic backup of the dumps and live volumes failed (exit 3)" in done.stderr
+    assert "could not be tagged incomplete: it is forgotten" in done.stderr
+    hemma.path_prefix = ""
+    assert snapshots(hemma, "hemma-nightly") == [], "no snapshot of that run is left complete"
+    assert "not pruning" in done.stdout
+
+    # With a retag that takes, the snapshot stays, incomplete.
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = backup ]; then ' + RESTIC + ' "$@"; exit 3; fi\n'
+        f'exec {RESTIC} "$@"\n'
+    )
+    hemma.path_prefix = str(wrapper.parent)
+    done = hemma.backup()
+    assert "is tagged incomplete" in done.stderr
+    hemma.path_prefix = ""
     assert snapshots(hemma, "hemma-nightly", "complete") == []
     assert len(snapshots(hemma, "hemma-nightly", "incomplete")) == 1
-    assert "not pruning" in done.stdout

@@ -242,3 +242,32 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSsh:
         monkeypatch.delenv(name, raising=False)
     assert os.access(fake.path, os.X_OK)
     return fake
+
+
+@pytest.fixture
+def echo_server() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that sends back what it gets: what a tunnel reaches."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def echo(client: socket.socket) -> None:
+        with client:
+            while data := client.recv(65536):
+                client.sendall(data)
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(10)
+            threading.Thread(target=echo, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()

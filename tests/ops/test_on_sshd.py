@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,28 +162,20 @@ def test_a_whole_doctor_run_is_one_login(client: Client, tmp_path: Path) -> None
     assert not list((client.root / "sockets").iterdir()), "the doctor used a master of its own"
 
 
-@pytest.fixture
-def echo_port() -> Iterator[int]:
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                conn.sendall(conn.recv(100))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    server.close()
+def scripts_tunnel(client: Client, tmp_path: Path, port: int, echo: int) -> subprocess.Popen[str]:
+    """scripts/tunnel holding one forward, 127.0.0.1:PORT to the echo server, once it
+    answers."""
+    data = golden()
+    data["sshTunnels"] = {"echo": {"localPort": port, "remote": f"127.0.0.1:{echo}"}}
+    data["postgresTunnel"] = None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops.tunnel", "--outputs", str(write(tmp_path, data))],
+        cwd=ROOT, env=client.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not echoes(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return process
 
 
 def echoes(port: int) -> bool:
@@ -207,7 +198,7 @@ IDLE_THEN_ECHO = (
 
 
 def test_a_tunnel_outlives_control_persist_while_its_command_runs(
-    client: Client, echo_port: int
+    client: Client, echo_server: int
 ) -> None:
     """scripts/pulumi's database tunnel, while an operator reads a long preview: the
     operator's own master is there already (the checks before it logged in)."""
@@ -219,7 +210,7 @@ def test_a_tunnel_outlives_control_persist_while_its_command_runs(
     # exits at once; the forward then dies with the master, ControlPersist later.
     plain_port = free_port()
     plain = subprocess.run(
-        [client.ssh, "-N", "-L", f"{plain_port}:127.0.0.1:{echo_port}", client.alias],
+        [client.ssh, "-N", "-L", f"{plain_port}:127.0.0.1:{echo_server}", client.alias],
         capture_output=True, timeout=30,
     )  # fmt: skip
     assert plain.returncode == 0, "it did not stay: the forward went to the master"
@@ -229,7 +220,7 @@ def test_a_tunnel_outlives_control_persist_while_its_command_runs(
 
     port = free_port()
     done = subprocess.run(
-        [sys.executable, "-m", "ops.tunnel", "--forward", f"{port}:127.0.0.1:{echo_port}",
+        [sys.executable, "-m", "ops.tunnel", "--forward", f"{port}:127.0.0.1:{echo_server}",
          "--", sys.executable, "-c", IDLE_THEN_ECHO, str(port)],
         cwd=ROOT, env=client.env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -239,20 +230,11 @@ def test_a_tunnel_outlives_control_persist_while_its_command_runs(
 
 
 def test_scripts_tunnel_holds_until_ctrl_c_and_closes_everything(
-    client: Client, echo_port: int, tmp_path: Path
+    client: Client, echo_server: int, tmp_path: Path
 ) -> None:
     port = free_port()
-    data = golden()
-    data["sshTunnels"] = {"echo": {"localPort": port, "remote": f"127.0.0.1:{echo_port}"}}
-    data["postgresTunnel"] = None
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ops.tunnel", "--outputs", str(write(tmp_path, data))],
-        cwd=ROOT, env=client.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = scripts_tunnel(client, tmp_path, port, echo_server)
     try:
-        deadline = time.monotonic() + 20
-        while not echoes(port) and time.monotonic() < deadline:
-            time.sleep(0.2)
         assert echoes(port)
         recorded = json.loads((client.root / "cache" / "hemma" / "tunnels" / f"{port}.json")
                               .read_text())  # fmt: skip
@@ -271,7 +253,7 @@ def test_scripts_tunnel_holds_until_ctrl_c_and_closes_everything(
 
 
 def test_a_taken_port_is_used_only_when_it_is_scripts_tunnels_own_forward(
-    client: Client, echo_port: int, tmp_path: Path
+    client: Client, echo_server: int, tmp_path: Path
 ) -> None:
     """The local stack once published its database on the hemma stack's tunnel port,
     and scripts/pulumi "used the tunnel already listening": the laptop's database."""
@@ -279,7 +261,7 @@ def test_a_taken_port_is_used_only_when_it_is_scripts_tunnels_own_forward(
     squatter = socket.create_server(("127.0.0.1", port))
     try:
         taken = subprocess.run(
-            [sys.executable, "-m", "ops.tunnel", "--forward", f"{port}:127.0.0.1:{echo_port}",
+            [sys.executable, "-m", "ops.tunnel", "--forward", f"{port}:127.0.0.1:{echo_server}",
              "--", "touch", str(tmp_path / "ran")],
             cwd=ROOT, env=client.env(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
@@ -291,20 +273,11 @@ def test_a_taken_port_is_used_only_when_it_is_scripts_tunnels_own_forward(
     )
     assert not (tmp_path / "ran").exists(), "the command never ran"
 
-    data = golden()
-    data["sshTunnels"] = {"echo": {"localPort": port, "remote": f"127.0.0.1:{echo_port}"}}
-    data["postgresTunnel"] = None
-    held = subprocess.Popen(
-        [sys.executable, "-m", "ops.tunnel", "--outputs", str(write(tmp_path, data))],
-        cwd=ROOT, env=client.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    held = scripts_tunnel(client, tmp_path, port, echo_server)
     try:
-        deadline = time.monotonic() + 20
-        while not echoes(port) and time.monotonic() < deadline:
-            time.sleep(0.2)
         since = client.log_size()
         reused = subprocess.run(
-            [sys.executable, "-m", "ops.tunnel", "--forward", f"{port}:127.0.0.1:{echo_port}",
+            [sys.executable, "-m", "ops.tunnel", "--forward", f"{port}:127.0.0.1:{echo_server}",
              "--", sys.executable, "-c", IDLE_THEN_ECHO.replace("time.sleep", "int"), str(port)],
             cwd=ROOT, env=client.env(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip

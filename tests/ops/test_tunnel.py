@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,34 +155,6 @@ def test_an_unknown_name_is_one_line_listing_the_known_ones(
         "tunnel: no tunnel named tabby; known: "
         "huleedu_essay_embed_offload, huleedu_language_tool_service, shared-postgres\n"
     )
-
-
-@pytest.fixture
-def echo_server() -> Iterator[int]:
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def echo(client: socket.socket) -> None:
-        with client:
-            while data := client.recv(65536):
-                client.sendall(data)
-
-    def serve() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                client, _ = server.accept()
-            except TimeoutError:
-                continue
-            client.settimeout(10)
-            threading.Thread(target=echo, args=(client,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    server.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ waits for the longest of them plus 5 s (``daemon.ShutdownTimeout``). The provide
 delete.
 
 shared-postgres as the program declares it, replayed on the private engine
-(``replay.plan_container``) with a stand-in that needs 12 s to shut down cleanly, as
+(``replay.plan_container``) with a stand-in that needs 11 s to shut down cleanly, as
 PostgreSQL does for a checkpoint, beside the same container without a
 ``StopTimeout``: the engine is stopped and started again. The declared one finishes
 its shutdown; the other is killed after 10 s, in the middle of it.
@@ -31,8 +31,8 @@ from tests.rehearsal.replay import DockerApi, plan_container
 pytest_plugins = ["tests.parts.fixtures"]
 pytestmark = pytest.mark.tools
 
-SHUTDOWN_SECONDS = 12
-# Started, and on SIGTERM a shutdown that takes its time before it is done.
+SHUTDOWN_SECONDS = 11
+# Started, and on SIGTERM a shutdown that takes longer than Docker's 10 s default.
 APP = (
     "echo started >> /data/log; "
     f"trap 'echo stopping >> /data/log; sleep {SHUTDOWN_SECONDS}; echo clean >> /data/log;"

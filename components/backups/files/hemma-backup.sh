@@ -217,16 +217,18 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# snapshot WHAT COMPLETE [TAG...] -- PATH...: one restic snapshot, its restic messages
-# kept, its progress dropped. It is taken as incomplete, and tagged complete only once
-# restic made it without a fault (exit 0) and COMPLETE says its content is whole: a run
-# killed at any point, or a tag that did not change (restic tag warns and exits 0),
-# leaves it incomplete.
+# snapshot WHAT COMPLETE [TAG...] -- PATH...: one restic snapshot, tagged complete
+# when COMPLETE says its content is whole, else incomplete; its restic messages kept,
+# its progress dropped. restic writes a snapshot only at the end of a run, so a run
+# killed half-way leaves none. One it wrote while it could not read everything (exit
+# 3) is tagged incomplete instead, and forgotten when that retag did not take (restic
+# tag warns and exits 0 when it cannot change a snapshot: cmd_tag.go, 0.12.1 to 0.17.3).
 snapshot() {
-  local what=$1 complete=$2 rc=0 summary id read added said tags=(--tag "$TAG" --tag incomplete)
+  local what=$1 complete=$2 rc=0 summary id read added said tags=(--tag "$TAG")
   shift 2
   while [ "$1" != -- ]; do tags+=(--tag "$1"); shift; done
   shift
+  if [ "$complete" -eq 1 ]; then tags+=(--tag complete); else tags+=(--tag incomplete); fi
   restic_run backup --json "${tags[@]}" --host "$host" "$@" >"$work/backup.json" || rc=$?
   grep -v '"message_type":"status"' "$work/backup.json" | grep -v '"message_type":"summary"' >&2 || true
   summary=$(grep '"message_type":"summary"' "$work/backup.json" | tail -n 1 || true)
@@ -234,22 +236,28 @@ snapshot() {
   read=$(sed -n 's/.*"total_bytes_processed":\([0-9]*\).*/\1/p' <<<"$summary")
   added=$(sed -n 's/.*"data_added":\([0-9]*\).*/\1/p' <<<"$summary")
   size_bytes=$((size_bytes + ${read:-0}))
-  if [ "$rc" -ne 0 ] || [ -z "$id" ]; then
-    warn "restic backup of $what failed (exit $rc)${id:+: snapshot ${id:0:8} stays incomplete}"
-    incomplete=1
-    return 1
+  if [ "$rc" -eq 0 ] && [ -n "$id" ]; then
+    say "snapshot ${id:0:8} of $what ($([ "$complete" -eq 1 ] && echo complete || echo incomplete)): ${read:-?} bytes read, ${added:-?} bytes added"
+    [ "$complete" -eq 1 ] || incomplete=1
+    return 0
   fi
-  if [ "$complete" -eq 1 ]; then
-    said=$(restic_run tag --remove incomplete --add complete "$id" 2>&1) || true
+  warn "restic backup of $what failed (exit $rc)"
+  incomplete=1
+  if [ -n "$id" ] && [ "$complete" -eq 1 ]; then
+    said=$(restic_run tag --remove complete --add incomplete "$id" 2>&1) || true
     # "modified tags on 1 snapshots" (0.12 to 0.17), "modified 1 snapshots" (0.19)
-    if ! grep -Eq 'modified (tags on )?1 snapshots' <<<"$said"; then
+    if grep -Eq 'modified (tags on )?1 snapshots' <<<"$said"; then
+      warn "snapshot ${id:0:8} is tagged incomplete"
+    else
       printf '%s\n' "$said" >&2
-      warn "could not tag snapshot ${id:0:8} complete: it stays incomplete"
-      complete=0
+      if restic_run forget "$id" >/dev/null; then
+        warn "snapshot ${id:0:8} could not be tagged incomplete: it is forgotten"
+      else
+        warn "snapshot ${id:0:8} could not be tagged incomplete nor forgotten: forget it by hand"
+      fi
     fi
   fi
-  [ "$complete" -eq 1 ] || incomplete=1
-  say "snapshot ${id:0:8} of $what ($([ "$complete" -eq 1 ] && echo complete || echo incomplete)): ${read:-?} bytes read, ${added:-?} bytes added"
+  return 1
 }
 
 # Turns, then the databases: the dumps are refreshed on Hemma's disk even when the

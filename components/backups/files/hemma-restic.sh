@@ -57,6 +57,12 @@ repository_turn() {
 }
 
 clear_stale_locks() {
+  local path
+  path=$(repository_path)
+  # A local repository shows its locks: no lock, nothing to clear.
+  if [ -n "$path" ] && [ -z "$(ls -A "$path/locks" 2>/dev/null)" ]; then
+    return 0
+  fi
   restic_run unlock
 }
 
