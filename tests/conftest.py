@@ -15,12 +15,19 @@ pytest_plugins = ["tests.parts.fixtures"]
 DAEMONS = frozenset({"engine", "ssh_server", "server", "postgres"})
 """Fixtures that start a daemon: a test that uses one, however indirectly, is a
 ``tools`` test, and the fast lane (``-m "not tools"``) leaves it out."""
+ENGINE = frozenset({"engine", "ssh_server"})
+"""The machine has room for one private engine (and its sshd) at a time: with
+pytest-xdist (``-n 2 --dist loadgroup``) every test that uses them runs in one worker,
+the rest beside it."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if DAEMONS & set(getattr(item, "fixturenames", ())):
+        used = set(getattr(item, "fixturenames", ()))
+        if DAEMONS & used:
             item.add_marker(pytest.mark.tools)
+        if ENGINE & used:
+            item.add_marker(pytest.mark.xdist_group("engine"))
 
 
 @pytest.fixture(scope="session")

@@ -207,7 +207,7 @@ def restic(repository: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_the_unit_dumps_every_database_the_dumps_restore_and_a_failing_one_keeps_its_old(
+def test_the_unit_dumps_every_database_keeps_a_failing_ones_old_dump_and_refuses_a_gone_disk(
     night: Night,
 ) -> None:
     # The stand-in for the snap bites: the old `docker exec --env-file /etc/hemma/...`
@@ -255,6 +255,20 @@ def test_the_unit_dumps_every_database_the_dumps_restore_and_a_failing_one_keeps
     metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
     assert "hemma_backup_last_run_success 0" in metrics
     assert "hemma_backup_dump_failures 1" in metrics
+
+    # The disk the repository is on goes away: the night fails and says why, the dumps
+    # are refreshed, and no new repository appears in the old place; the drill fails.
+    repository = night.root / "repo"
+    shutil.rmtree(repository)
+    gone = night.run()
+    assert gone.returncode == 1
+    assert "does not exist: is the backup disk mounted?" in gone.stderr, gone.stderr
+    assert not repository.exists(), "no job creates a repository"
+    assert (night.dumps / "skriptoteket.dump").stat().st_mtime_ns > fresh
+    metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
+    assert "hemma_backup_repository_ok 0" in metrics
+    assert night.run("hemma-restore-drill").returncode == 1
+    assert not repository.exists()
 
 
 # --- the restore drill's checks: the runbook's "both Django services migrate and boot" --
@@ -348,21 +362,3 @@ def test_the_drill_migrates_and_checks_both_django_services_on_the_restored_copy
     metrics = (classhub.root / "metrics" / "hemma_drill.prom").read_text()
     assert "hemma_drill_last_run_success 0" in metrics
     assert 'hemma_drill_failures{check="database",database="classhub"} 1' in metrics
-
-
-def test_the_unit_refuses_a_repository_that_is_gone_and_creates_none(night: Night) -> None:
-    """The installed unit, as the disk it backs up to goes away: the night fails,
-    says why, refreshes the dumps, and no new repository appears in the old place."""
-    repository = night.root / "repo"
-    shutil.rmtree(repository)
-    failed = night.run()
-    assert failed.returncode == 1
-    assert "does not exist: is the backup disk mounted?" in failed.stderr, failed.stderr
-    assert not repository.exists(), "no job creates a repository"
-    assert (night.dumps / "skriptoteket.dump").stat().st_size > 0
-    metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
-    assert "hemma_backup_repository_ok 0" in metrics
-    assert "hemma_backup_last_run_success 0" in metrics
-    drill = night.run("hemma-restore-drill")
-    assert drill.returncode == 1
-    assert not repository.exists()
