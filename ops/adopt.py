@@ -170,7 +170,13 @@ def dispatch(args: argparse.Namespace) -> int:
 def _survey(args: argparse.Namespace) -> int:
     plan = read_plan(args.plan)
     hemma = hemma_of(args)
-    sys.stdout.write(survey(plan, observe(hemma, plan.postgres_container), hemma.target).text())
+    report = survey(plan, observe(hemma, plan.postgres_container), hemma.target)
+    sys.stdout.write(report.text())
+    if report.stops:
+        raise Refused(
+            f"{len(report.stops)} finding(s) marked STOP above stop the adoption until they "
+            "are dealt with (swap refuses them too); nothing was changed"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from ops.adopt_shell import Failed, Hemma, name, quote_literal, sh
 
 PROJECT = "com.docker.compose.project"
+SERVICE = "com.docker.compose.service"
 COMPOSE_VOLUME = "com.docker.compose.volume"
 SUFFIX = "-pre-hemma"
 
@@ -22,7 +23,7 @@ CONTAINER_FORMAT = (
     '{"name":{{json .Name}},"id":{{json .Id}},"image":{{json .Config.Image}},'
     '"state":{{json .State.Status}},"running":{{json .State.Running}},'
     '"restart":{{json .HostConfig.RestartPolicy}},"labels":{{json .Config.Labels}},'
-    '"mounts":{{json .Mounts}}}'
+    '"mounts":{{json .Mounts}},"ports":{{json .HostConfig.PortBindings}}}'
 )
 VOLUME_FORMAT = '{"name":{{json .Name}},"labels":{{json .Labels}}}'
 NETWORK_FORMAT = '{"name":{{json .Name}},"id":{{json .Id}},"labels":{{json .Labels}}}'
@@ -69,10 +70,18 @@ class Running:
     """``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]`` (``--restart``)."""
     labels: dict[str, str]
     mounts: tuple[Mount, ...]
+    ports: tuple[tuple[str, int], ...] = ()
+    """(host address, host port) it publishes, as configured (also when stopped); an
+    empty address is every address."""
 
     @property
     def project(self) -> str:
         return self.labels.get(PROJECT, "")
+
+    @property
+    def service(self) -> str:
+        """The compose service it runs, when compose made it."""
+        return self.labels.get(SERVICE, "")
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,12 @@ def running(raw: dict[str, Any]) -> Running:
                 str(m.get("Destination", "")),
             )
             for m in raw.get("mounts") or []
+        ),
+        ports=tuple(
+            (str(b.get("HostIp") or ""), int(b["HostPort"]))
+            for bindings in (raw.get("ports") or {}).values()
+            for b in bindings or []
+            if str(b.get("HostPort") or "").isdigit()
         ),
     )
 

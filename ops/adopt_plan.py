@@ -62,6 +62,7 @@ class Resource:
     provider: str
     dependencies: tuple[str, ...]
     inputs: dict[str, Any] = field(default_factory=dict, compare=False)
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     @property
     def is_provider(self) -> bool:
@@ -81,6 +82,20 @@ class Container:
     name: str
     mounts: tuple[tuple[str, str], ...]
     """(volume name, container path) of each named volume it mounts."""
+    binds: tuple[tuple[str, str], ...] = ()
+    """(host path, container path) of each host path it mounts."""
+    image: str = ""
+    """The image reference it runs (``apache/kafka:3.8.1``), or its ID when unknown."""
+    ports: tuple[tuple[str, int], ...] = ()
+    """(host address, host port) of each port it publishes."""
+    aliases: tuple[str, ...] = ()
+    """Its network aliases (the service name a compose project would give it)."""
+    files: tuple[str, ...] = ()
+    """The paths of the files the provider uploads into it."""
+
+    @property
+    def destinations(self) -> set[str]:
+        return {path for _, path in (*self.mounts, *self.binds)}
 
 
 def _resource(raw: dict[str, Any]) -> Resource:
@@ -104,6 +119,10 @@ def _resource(raw: dict[str, Any]) -> Resource:
         provider=provider,
         dependencies=tuple(dict.fromkeys(d for d in deps if d)),
         inputs=dict(raw.get("inputs") or {}),
+        property_dependencies={
+            str(k): tuple(str(u) for u in v)
+            for k, v in (options.get("propertyDependencies") or {}).items()
+        },
     )
 
 
@@ -123,6 +142,8 @@ class Plan:
         self.source = source
         self.resources = {r.urn: r for r in map(_resource, data["resources"])}
         self.config = {k: _config_value(v) for k, v in (data.get("config") or {}).items()}
+        outputs = data.get("outputs")
+        self.outputs: dict[str, Any] = outputs if isinstance(outputs, dict) else {}
         self._check_names()
 
     def of_type(self, type_: str) -> list[Resource]:
@@ -162,13 +183,66 @@ class Plan:
     def containers(self) -> list[Container]:
         found = []
         for r in self.of_type(CONTAINER):
+            volumes = [v for v in r.inputs.get("volumes") or [] if isinstance(v, dict)]
             mounts = tuple(
                 (str(v["volumeName"]), str(v["containerPath"]))
-                for v in r.inputs.get("volumes") or []
-                if isinstance(v, dict) and v.get("volumeName") and not v.get("hostPath")
+                for v in volumes
+                if v.get("volumeName") and not v.get("hostPath")
             )
-            found.append(Container(str(r.inputs["name"]), mounts))
+            binds = tuple(
+                (str(v["hostPath"]), str(v["containerPath"])) for v in volumes if v.get("hostPath")
+            )
+            ports = tuple(
+                (str(p.get("ip", "0.0.0.0")), int(p["external"]))
+                for p in r.inputs.get("ports") or []
+                if isinstance(p, dict) and p.get("external")
+            )
+            aliases = tuple(
+                str(a)
+                for n in r.inputs.get("networksAdvanced") or []
+                if isinstance(n, dict)
+                for a in n.get("aliases") or []
+            )
+            files = tuple(
+                str(u["file"]) for u in r.inputs.get("uploads") or [] if isinstance(u, dict)
+            )
+            found.append(
+                Container(
+                    str(r.inputs["name"]), mounts, binds, self._image_of(r), ports, aliases, files
+                )
+            )
         return found
+
+    def _image_of(self, container: Resource) -> str:
+        """The reference a container's image input stands for: a pulled image's ID
+        comes from its RemoteImage, whose name is the reference."""
+        image = str(container.inputs.get("image") or "")
+        if not image.startswith("sha256:"):
+            return image
+        for urn in container.property_dependencies.get("image", ()):
+            source = self.resources.get(urn)
+            if source is not None and source.type == REMOTE_IMAGE:
+                return str(source.inputs.get("name") or image)
+        return image
+
+    def data_volumes(self) -> set[str]:
+        """The declared volumes that hold data, by Docker name: what the backups take
+        (a cache is not), and shared-postgres's data, which they take as dumps. With
+        the backups off, every volume."""
+        names = {v.docker_name for v in self.volumes()}
+        backups = self.outputs.get("backups")
+        if not isinstance(backups, dict) or not backups.get("enabled"):
+            return names
+        taken = set(backups.get("volumes") or {})
+        postgres = str(self._section("postgres").get("dataVolume", "shared-postgres-data"))
+        return {n for n in names if n in taken or n == postgres}
+
+    @property
+    def adopt_as_is(self) -> set[str]:
+        """Volumes the operator takes as they are (``adoptAsIs``): empty on purpose, or
+        filled by hand."""
+        value = self.config.get("adoptAsIs")
+        return {str(v) for v in value} if isinstance(value, list) else set()
 
     def volumes(self) -> list[Volume]:
         found = []

@@ -199,17 +199,21 @@ def owned_by_others(hemma: Hemma, postgres: str, owners: dict[str, str]) -> dict
 def ownership(hemma: Hemma, plan: Plan, apply: bool, dry_run: bool) -> int:
     postgres = plan.postgres_container
     catalog = parse_catalog(hemma.sql(postgres, CATALOG_SQL))
-    problems = 0
     adopted = {}
+    early = []
     for database, owner in sorted(plan.databases().items()):
         current = catalog.databases.get(database)
         if current is None:
             continue
         if current != owner:
-            warn(f"{database} is owned by {current}, not {owner}: run `scripts/pulumi up` first")
-            problems += 1
+            early.append(f"{database} is owned by {current}, not {owner}")
             continue
         adopted[database] = owner
+    if early:
+        raise Refused(
+            f"{'; '.join(early)}: the up hands each database to its role first. "
+            "Run `scripts/pulumi up`, then this; nothing was changed"
+        )
     listed = owned_by_others(hemma, postgres, adopted) if adopted else {}
     for database, owner in adopted.items():
         found = listed.get(database, [])
@@ -234,7 +238,7 @@ def ownership(hemma: Hemma, plan: Plan, apply: bool, dry_run: bool) -> int:
         say("(listed only: --apply changes the owners)")
     elif dry_run:
         say("(dry run: nothing changed)")
-    return 1 if problems else 0
+    return 0
 
 
 # --- the old passwords, put back on a rollback -------------------------------------

@@ -13,6 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from ops.adopt_compare import compare
 from ops.adopt_observe import COMPOSE_VOLUME, SUFFIX, Observed
 from ops.adopt_plan import Plan, Volume
 
@@ -25,6 +26,8 @@ class Survey:
     commands: list[list[str]] = field(default_factory=list)
     done: list[list[str]] = field(default_factory=list)
     """Commands whose value the plan's config already holds."""
+    stops: list[str] = field(default_factory=list)
+    """What stops the adoption until it is dealt with (swap refuses the same)."""
 
     def note(self, text: str = "") -> None:
         self.lines.append(text)
@@ -134,6 +137,17 @@ def survey(plan: Plan, observed: Observed, target: str) -> Survey:
     leftover = sorted(n for n in here if n.endswith(SUFFIX))
     if leftover:
         report.note(f"  NOTE an earlier swap left {', '.join(leftover)}")
+
+    report.note("")
+    report.note("What runs against what replaces it (image, mounts, ports, data):")
+    findings = compare(plan, observed)
+    report.stops = findings.stops
+    for text in findings.stops:
+        report.note(f"  STOP {text}")
+    for text in findings.notes:
+        report.note(f"  {text}")
+    if not findings.stops and not findings.notes:
+        report.note("  (the same images, mounts and ports)")
 
     report.note("")
     report.note("Volumes:")

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops import adopt_record as records
+from ops.adopt_compare import compare
 from ops.adopt_observe import SUFFIX, Running, containers_by_id, observe
 from ops.adopt_plan import Plan
 from ops.adopt_postgres import (
@@ -74,6 +75,10 @@ def _fresh_record(hemma: Hemma, plan: Plan) -> Record:
     clash = [n + SUFFIX for n in declared if n in here and n + SUFFIX in here]
     if clash:
         raise Refused(f"{', '.join(clash)} exist already (an earlier swap?): remove them first")
+    stops = compare(plan, observed).stops
+    if stops:
+        more = f" (and {len(stops) - 1} more)" if len(stops) > 1 else ""
+        raise Refused(f"{stops[0]}{more}; `scripts/adopt survey` lists them all")
     if postgres in here:
         others = _others_on_the_data(observed.containers, here[postgres])
         if others:

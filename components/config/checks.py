@@ -107,6 +107,12 @@ def check_site(config: StackConfig) -> list[str]:
                 owners.setdefault(config.volume_name(volume), f"the {app.name} app")
     app_volumes = [(owner, volume) for volume, owner in owners.items()]
     problems += _collisions("volume name", [*app_volumes, *volumes])
+    known = {*owners, *(volume for _, volume in volumes)}
+    for at, volume in enumerate(config.adopt_as_is):
+        if volume not in known:
+            problems.append(
+                f"{NAMESPACE}:adoptAsIs[{at}]: {volume!r} is no volume the stack declares"
+            )
     problems += _collisions(
         "port",
         [

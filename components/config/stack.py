@@ -97,6 +97,10 @@ class _StackConfig(Model):
     postgres: PostgresConfig = PostgresConfig()
     hostnames: dict[RouteId, Hostname]
     import_ids: dict[ImportKey, ImportId] = Field(default_factory=dict, alias="import")
+    adopt_as_is: list[DockerName] = Field(default_factory=list)
+    """Data volumes the adoption takes as they are, though the hand-made service keeps
+    its data where the program does not look (``scripts/adopt survey`` names them):
+    left to start empty on purpose, or filled by hand first."""
     docker_path: ExecutablePath = "/snap/bin/docker"
     docker_service: UnitName = "snap.docker.dockerd.service"
     smart_logs: SmartLogsConfig = SmartLogsConfig()

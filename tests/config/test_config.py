@@ -221,6 +221,11 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
         setting("proxy.basicAuthUser", "ad:min"),
         "hemma:proxy.basicAuthUser: must be letters, digits, '.', '_' or '-' (got 'ad:min')",
     ),
+    (
+        "letting a volume the stack does not have start empty",
+        setting("adoptAsIs", ["kafka_data"]),
+        "hemma:adoptAsIs[0]: 'kafka_data' is no volume the stack declares",
+    ),
 ]
 
 

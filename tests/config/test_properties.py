@@ -126,6 +126,7 @@ FIELDS: dict[str, str] = {
     "proxy.acmeVolume": "acme-companion-acme",
     "postgres.image": "postgres:16-alpine",
     "import.volume/shared-postgres-data": "shared-postgres-data",
+    "adoptAsIs[0]": "huleedu_kafka_data",
     "volumeNames.skriptoteket-artifacts": "skriptoteket_artifacts",
     "gpu.tabby.executable": "/usr/local/bin/tabby",
     "gpu.tabby.args[0]": "serve",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.harness import ROOT
 from tests.ops.helpers import FAKE_DOCKER, FAKE_SSH, executable
 
 GOOD_HOSTS = [
@@ -271,3 +273,16 @@ def echo_server() -> Iterator[int]:
     stop.set()
     thread.join()
     server.close()
+
+
+@pytest.fixture(scope="session")
+def plan_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``scripts/plan --json`` of the default config, as the operator runs it."""
+    out = tmp_path_factory.mktemp("plan") / "plan.json"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "plan"), "--quiet", "--json", str(out)],
+        capture_output=True, text=True, env={**os.environ, "HEMMA_VENV": str(ROOT / "venv")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data

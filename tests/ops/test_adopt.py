@@ -221,19 +221,6 @@ def test_quoted_literals_and_identifiers_mean_the_value_to_postgresql(server: Se
 # --- the targets of the up before the outage ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plan_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """``scripts/plan --json`` of the default config, as the operator runs it."""
-    out = tmp_path_factory.mktemp("plan") / "plan.json"
-    done = subprocess.run(
-        [str(ROOT / "scripts" / "plan"), "--quiet", "--json", str(out)],
-        capture_output=True, text=True, env={**os.environ, "HEMMA_VENV": str(ROOT / "venv")},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    data: dict[str, Any] = json.loads(out.read_text())
-    return data
-
-
 def plan_with(data: dict[str, Any], provider_waits_on_container: bool) -> dict[str, Any]:
     """The plan with shared-postgres-provider depending on the container or not: the
     program before its provider stopped waiting for the container, and today."""

@@ -300,6 +300,8 @@ def rehearsal(
         ).returncode
         engine.docker("rm", "--force", AS_ADMIN)
         r.outputs["admin-password"] = operator.step("admin-password").stdout
+        # Before the up the databases are still postgres's: refused, nothing changed.
+        r.outputs["ownership before up"] = operator.run(COMMANDS["ownership"], expect=2).stderr
         admin = str(program.outputs["postgresAdminPassword"])
         r.seen["old server, generated admin"] = r.psql(
             database_url("postgres", admin, "postgres"), "SELECT 1"
@@ -506,6 +508,13 @@ def test_every_row_and_file_is_still_there(rehearsal: Rehearsal) -> None:
         "/c/" + Path(CERT).name,
     )
     assert certs.stdout == "certificate\n"
+
+
+def test_ownership_before_the_up_is_refused_and_says_nothing_ran(rehearsal: Rehearsal) -> None:
+    refused = rehearsal.outputs["ownership before up"]
+    assert refused.startswith("adopt ownership: refused: ")
+    assert "is owned by postgres, not huleedu_user" in refused
+    assert refused.rstrip().endswith("Run `scripts/pulumi up`, then this; nothing was changed")
 
 
 def test_ownership_hands_the_hand_made_tables_to_the_app_and_leaves_extensions_alone(
