@@ -354,7 +354,11 @@ def rehearsal(
 
 
 def readme_adoption_commands() -> list[str]:
-    """The command lines of the README's adoption section, comments dropped."""
+    """The command lines of the README's adoption section, comments dropped.
+
+    The main path is in `bash` blocks; a recipe for one case only (data kept at
+    another path) is in an `sh` block and is not part of the rehearsed order.
+    """
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("## Adopting the running hand-made server", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
