@@ -173,7 +173,10 @@ def test_a_reserved_backup_variable_is_refused_by_its_key_without_its_value() ->
     config = site_config()
     config["backupStorageEnv"] = {"RESTIC_PASSWORD": f"{MARK}-restic"}
     message, program = run_expecting_error(config, OPERATOR_SECRETS | {"backupStorageEnv"})
-    assert message.startswith("hemma:backupStorageEnv.RESTIC_PASSWORD: ") and MARK not in message
+    assert message == (
+        "hemma:backupStorageEnv: the key 'RESTIC_PASSWORD' is set by backups.repository "
+        "and resticPassword; remove it here"
+    )
     assert program.declared == []
 
 
@@ -181,4 +184,6 @@ def test_a_backup_variable_that_would_steer_the_root_shell_is_refused_by_its_key
     config = site_config()
     config["backupStorageEnv"] = {"BASH_ENV": "/tmp/x.sh"}
     message, _ = run_expecting_error(config, OPERATOR_SECRETS | {"backupStorageEnv"})
-    assert message.startswith("hemma:backupStorageEnv.BASH_ENV: it would change how the root")
+    assert message.startswith(
+        "hemma:backupStorageEnv: the key 'BASH_ENV' is not a variable restic's storage"
+    )

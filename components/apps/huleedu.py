@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from components.model.allowed import GpuDevice
 from components.model.app import (
     HOST_GATEWAY,
     SHARED_NETWORK,
@@ -34,7 +35,6 @@ from components.model.app import (
 )
 from components.model.site import Site
 from components.model.values import (
-    AbsolutePath,
     GroupId,
     Hostname,
     Image,
@@ -59,7 +59,7 @@ class Settings(Model):
     smtp_username: LoginName = "noreply@hule.education"
     offload_base_image: Image = "rocm/pytorch:latest"
     offload_torch_device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] = "cuda"
-    offload_devices: list[AbsolutePath] = Field(default_factory=lambda: ["/dev/kfd", "/dev/dri"])
+    offload_devices: list[GpuDevice] = Field(default_factory=lambda: ["/dev/kfd", "/dev/dri"])
     offload_groups: list[GroupId] = Field(default_factory=lambda: ["44", "109"])
     """The host's ``video`` and ``render`` group ids (``getent group video render``)."""
     kafka_image: Image = "apache/kafka:3.8.1"

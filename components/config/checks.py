@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.backups.restic import RESERVED as RESTIC_RESERVED
-from components.config.errors import ValueFree
+from components.config.host_checks import host_checks
 from components.config.platform import TUNNEL_PORT
 from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
@@ -117,6 +116,7 @@ def check_site(config: StackConfig) -> list[str]:
         "port",
         [
             *((owner, port) for port, owner in PUBLIC_PORTS.items()),
+            *([] if config.local else [(f"{NAMESPACE}:sshPort", config.ssh_port)]),
             *(
                 (f"the {app.name} app ({service.container})", local.host_port)
                 for app in catalog
@@ -158,22 +158,7 @@ def check_site(config: StackConfig) -> list[str]:
         for container in what:
             if container not in containers:
                 problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name")
-    for name in sorted(config.backup_storage_env):
-        # The names are plain env names (the model checks them); no value is shown.
-        if name.startswith("RESTIC_REPOSITORY") or name.startswith("RESTIC_PASSWORD"):
-            problems.append(
-                ValueFree(
-                    f"{NAMESPACE}:backupStorageEnv.{name}: backups.repository and "
-                    "resticPassword set it; remove it here"
-                )
-            )
-        elif name in RESTIC_RESERVED:
-            problems.append(
-                ValueFree(
-                    f"{NAMESPACE}:backupStorageEnv.{name}: it would change how the root shell "
-                    "that reads the backup env file behaves; remove it"
-                )
-            )
+    problems += host_checks(config)
     services = {s.container: (app, s) for app in catalog for s in app.services}
     for container, variables in config.extra_env.items():
         if container not in services:

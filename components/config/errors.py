@@ -87,6 +87,9 @@ _VALUE_FREE = re.compile(
 """Reasons that hold nothing of the value."""
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 class ValueFree(str):
     """A problem line that holds nothing of any value (only key names and the
     program's own words): shown as it is, whatever is secret."""
@@ -130,7 +133,10 @@ def problem_line(error: Mapping[str, Any], secrets: set[str]) -> str:
     if loc and loc[-1] == "[key]":
         # pydantic's loc for a bad dict key: (..., KEY, "[key]")
         reason = str(error["msg"]).removeprefix("Value error, ")
-        return f"{key_path(loc[:-2])}: the key {shown(loc[-2])} {reason}"
+        line = f"{key_path(loc[:-2])}: the key {shown(loc[-2])} {reason}"
+        # A variable's name, such as backupStorageEnv's, is shown even where the
+        # values are secret: it is no value, and the operator must see which one.
+        return ValueFree(line) if _NAME.fullmatch(str(loc[-2])) else line
     message = _MESSAGES.get(error["type"])
     if message is not None:
         message = message.format(**error.get("ctx", {}))

@@ -9,11 +9,16 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from components.backups.restic import DUMPS_DIR, METRICS_DIR, VOLUME_ROOT
+from components.model.allowed import (
+    DataDirectory,
+    MetricsDirectory,
+    ResticRepository,
+    VolumeRoot,
+)
 from components.model.values import (
     AbsolutePath,
     BodySize,
     BridgeAddress,
-    CleanedDirectory,
     Days,
     DockerName,
     EnvName,
@@ -35,19 +40,6 @@ from components.model.values import (
 LISTEN_FLAGS = frozenset({"--host", "--port", "-H", "-p"})
 """Flags a GPU server's args may not carry: where it listens is the program's."""
 
-ResticRepository = Annotated[
-    str,
-    AfterValidator(
-        matching(
-            re.compile(
-                r"/[A-Za-z0-9._@+/-]{1,1024}"
-                r"|sftp:[A-Za-z0-9._@-]{1,255}:[A-Za-z0-9._@+/-]{1,1024}"
-                r"|(?:s3|rest|swift|b2|azure|gs):[A-Za-z0-9._:@/+-]{1,1024}"
-            ),
-            "must be a restic repository: /PATH, sftp:HOST:/PATH, s3:URL, rest:URL, ...",
-        )
-    ),
-]
 Keep = Annotated[int, Number, Field(ge=0, le=1000)]
 RouteId = Annotated[
     str, AfterValidator(matching(re.compile(r"[a-z][a-z0-9-]{0,62}"), "not a route id"))
@@ -101,7 +93,7 @@ class SmartLogsConfig(Model):
 
     enabled: Flag = True
     schedule: Schedule = "daily"
-    directory: CleanedDirectory = "/root/logs"
+    directory: DataDirectory = "/root/logs"
     keep_days: Days = 30
 
 
@@ -124,6 +116,9 @@ class GpuServerConfig(Model):
     working_directory: AbsolutePath | None = None
     user: SshUser | None = None
     """Runs the server; the SSH user when unset."""
+    run_as_root: Flag = False
+    """Let ``user`` (or the SSH user) be root: a server that listens on a port should
+    not be, so this says it on purpose."""
 
     @model_validator(mode="after")
     def _managed_needs_a_command(self) -> GpuServerConfig:
@@ -174,9 +169,9 @@ class BackupsConfig(Model):
     drill_schedule: Schedule = "Sun *-*-* 05:00:00"
     drill_sample: Annotated[int, Number, Field(ge=0, le=1000)] = 20
     """Volume files the drill restores and compares with the live ones."""
-    dumps_directory: AbsolutePath = DUMPS_DIR
-    volume_root: AbsolutePath = VOLUME_ROOT
+    dumps_directory: DataDirectory = DUMPS_DIR
+    volume_root: VolumeRoot = VOLUME_ROOT
     """Where the daemon keeps named volumes (the snap's, on Hemma)."""
-    metrics_directory: AbsolutePath = METRICS_DIR
+    metrics_directory: MetricsDirectory = METRICS_DIR
     """The host jobs' textfile metrics; node-exporter serves them. Under /var/snap,
     because the snap's daemon can bind-mount only some host directories."""

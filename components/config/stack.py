@@ -29,6 +29,7 @@ from components.config.platform import (
     SmartLogsConfig,
 )
 from components.foundation.containers import DEFAULT_LOG_OPTS
+from components.model.allowed import LogOpts, ServiceName, StorageEnvName
 from components.model.app import App, AppSpec
 from components.model.site import Site
 from components.model.values import (
@@ -42,15 +43,12 @@ from components.model.values import (
     HostKey,
     Hostname,
     Image,
-    LogOptName,
-    LogOptValue,
     Model,
     Port,
     PrivateKeyText,
     Secret,
     SourcePath,
     SshUser,
-    UnitName,
 )
 
 NAMESPACE = "hemma"
@@ -102,7 +100,7 @@ class _StackConfig(Model):
     its data where the program does not look (``scripts/adopt survey`` names them):
     left to start empty on purpose, or filled by hand first."""
     docker_path: ExecutablePath = "/snap/bin/docker"
-    docker_service: UnitName = "snap.docker.dockerd.service"
+    docker_service: ServiceName = "snap.docker.dockerd.service"
     smart_logs: SmartLogsConfig = SmartLogsConfig()
     gpu: GpuConfig = GpuConfig()
     backups: BackupsConfig = BackupsConfig()
@@ -112,14 +110,14 @@ class _StackConfig(Model):
     """Container -> image reference to run instead of its catalog image (pin, roll back)."""
     extra_env: dict[DockerName, dict[EnvName, EnvValue]] = Field(default_factory=dict)
     """Container -> extra clear env (tuning without a code change)."""
-    log_opts: dict[LogOptName, LogOptValue] = Field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
+    log_opts: LogOpts = Field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
     """json-file log options of every container; must include the daemon's own defaults."""
     smtp_password: Secret | None = None
     anthropic_api_key: Secret | None = None
     openai_api_key: Secret | None = None
     restic_password: Secret | None = None
     """Encrypts the backup repository; keep a copy outside Hemma and this machine."""
-    backup_storage_env: dict[EnvName, Secret] = Field(default_factory=dict)
+    backup_storage_env: dict[StorageEnvName, Secret] = Field(default_factory=dict)
     """The backup storage's own credentials, e.g. AWS_ACCESS_KEY_ID for S3."""
     volume_names: dict[DockerName, DockerName] = Field(default_factory=dict)
     """App volume -> the name it already has on Hemma (compose prefixes its project)."""

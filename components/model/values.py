@@ -63,12 +63,6 @@ _IMAGE_RE = re.compile(
 _SIZE_RE = re.compile(r"[0-9]{1,9}[kKmMgG]?")
 _SSH_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _HTPASSWD_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-# systemd's unit_name_is_valid (src/basic/unit-name.c) for a unit a dependency can
-# name: a non-empty prefix of [A-Za-z0-9:_.-], then at most an "@instance" that is not
-# empty (a template, "name@.service", is no unit to start), then the type.
-_UNIT_NAME_RE = re.compile(
-    r"[A-Za-z0-9:_.-]{1,200}(?:@[A-Za-z0-9:_.@-]{1,50})?\.(?:service|socket|target|mount)"
-)
 _ABSOLUTE_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._@+-]+)+/?|/")
 _PATH_RE = re.compile(r"[A-Za-z0-9._@+/-]{1,1024}")
 _UNIT_WORD_RE = re.compile(r"[A-Za-z0-9._:/=,+@-]{1,256}")
@@ -164,32 +158,14 @@ def _schedule(value: str) -> str:
         raise ValueError(f"not a systemd OnCalendar expression: {error}") from None
 
 
-def _absolute_path(value: str) -> str:
+def absolute_path(value: str) -> str:
     if len(value) > 1024 or not _ABSOLUTE_PATH_RE.fullmatch(value) or "/../" in f"{value}/":
         raise ValueError("must be an absolute path of letters, digits and ._@+- (no spaces, no ..)")
     return value
 
 
-_SYSTEM_TREES = frozenset(
-    {"bin", "boot", "dev", "etc", "proc", "run", "sbin", "snap", "sys", "usr"}
-)
-
-
-def _cleaned_directory(value: str) -> str:
-    """A directory a cleanup job may delete files under: not the root, not a tree of
-    the system, at least two levels deep (``/root/logs``)."""
-    _absolute_path(value)
-    parts = [p for p in value.split("/") if p]
-    if len(parts) < 2 or parts[0] in _SYSTEM_TREES or parts[0].startswith("lib"):
-        raise ValueError(
-            "must be a directory two or more levels deep, outside the system's own trees "
-            "(a cleanup job deletes files under it)"
-        )
-    return value
-
-
 def _executable(value: str) -> str:
-    _absolute_path(value)
+    absolute_path(value)
     if value.endswith("/"):
         raise ValueError("must be the path of a program, not of a directory")
     return value
@@ -262,13 +238,8 @@ PrivateKeyText = Annotated[str, Field(min_length=1, max_length=16384)]
 Secret = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 """An operator-held secret that becomes an env value."""
 Schedule = Annotated[str, AfterValidator(_schedule)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
-CleanedDirectory = Annotated[str, AfterValidator(_cleaned_directory)]
+AbsolutePath = Annotated[str, AfterValidator(absolute_path)]
 ExecutablePath = Annotated[str, AfterValidator(_executable)]
-UnitName = Annotated[
-    str,
-    AfterValidator(matching(_UNIT_NAME_RE, "must be a systemd unit name such as docker.service")),
-]
 PrivateNetwork = Annotated[str, AfterValidator(_private_network)]
 LoopbackAddress = Annotated[str, AfterValidator(_loopback)]
 BridgeAddress = Annotated[str, AfterValidator(_bridge)]

@@ -143,17 +143,17 @@ HOSTILE: list[tuple[str, Any, str]] = [
     (
         "dockerService",
         "snap.docker.dockerd.service\nExecStartPre=/bin/id",
-        "hemma:dockerService: must be a systemd unit name such as docker.service (got 'snap.docker.dockerd.service\\nExecStartP... (48 characters))",
+        "hemma:dockerService: must be the Docker daemon's .service unit, such as docker.service (got 'snap.docker.dockerd.service\\nExecStartP... (48 characters))",
     ),
     (  # systemd: "Failed to add dependency on @snap.docker.dockerd.service ... Invalid argument"
         "dockerService",
         "@snap.docker.dockerd.service",
-        "hemma:dockerService: must be a systemd unit name such as docker.service (got '@snap.docker.dockerd.service')",
+        "hemma:dockerService: must be the Docker daemon's .service unit, such as docker.service (got '@snap.docker.dockerd.service')",
     ),
     (  # a template is no unit to start
         "dockerService",
         "docker@.service",
-        "hemma:dockerService: must be a systemd unit name such as docker.service (got 'docker@.service')",
+        "hemma:dockerService: must be the Docker daemon's .service unit, such as docker.service (got 'docker@.service')",
     ),
     (
         "hostnames.grafana",
@@ -320,12 +320,12 @@ HOSTILE: list[tuple[str, Any, str]] = [
     (
         "smartLogs.directory",
         "/",
-        "hemma:smartLogs.directory: must be a directory two or more levels deep, outside the system's own trees (a cleanup job deletes files under it) (got '/')",
+        "hemma:smartLogs.directory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/')",
     ),
     (
         "smartLogs.directory",
         "/etc/systemd",
-        "hemma:smartLogs.directory: must be a directory two or more levels deep, outside the system's own trees (a cleanup job deletes files under it) (got '/etc/systemd')",
+        "hemma:smartLogs.directory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/etc/systemd')",
     ),
     (
         "extraEnv.grafana",

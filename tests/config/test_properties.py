@@ -84,6 +84,9 @@ def base_config() -> dict[str, Any]:
     config = copy.deepcopy(site_config())
     config["gpu"] = {**config["gpu"], **copy.deepcopy(MANAGED_GPU)}
     config["extraEnv"] = {"grafana": {"GF_LOG_LEVEL": "info"}}
+    # An s3 repository, so that its storage variables are ones the back-end reads; the
+    # sftp form is drawn in tests/config/test_allowed.py, against restic itself.
+    config["backups"] = {**config["backups"], "repository": FIELDS["backups.repository"]}
     return config
 
 
@@ -108,7 +111,7 @@ FIELDS: dict[str, str] = {
     "smartLogs.directory": "/root/logs",
     "smartLogs.schedule": "daily",
     "backups.schedule": "*-*-* 03:15:00",
-    "backups.repository": "sftp:backup@nas.example.test:/srv/restic/hemma",
+    "backups.repository": "s3:https://s3.eu-north-1.amazonaws.com/hemma-backups/hemma",
     "backups.checkSchedule": "Sat *-*-* 05:00:00",
     "backups.drillSchedule": "Sun *-*-* 05:00:00",
     "backups.dumpsDirectory": "/var/backups/hemma/dumps",
