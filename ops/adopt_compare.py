@@ -6,8 +6,9 @@ Stops (nothing is adopted until they are dealt with):
 
 - a declared container whose data volume (one the backups take, or shared-postgres's
   data) the running container of that name does not mount where the program will:
-  its data lives elsewhere (another path, another image's layout, or inside the
-  container), and the first ``up`` would start it empty. The operator copies the data
+  its data lives elsewhere (another path, or inside the container), and the first
+  ``up`` would start it empty; or one that mounts it at that path under another
+  image, which may keep another layout there. The operator copies the data
   into place, or says it may start empty (``adoptAsIs``);
 - a running container the swap leaves alone (it is not declared) holding an address
   and port the stack will publish: the first ``up`` would fail on it.
@@ -69,6 +70,14 @@ def repository(image: str) -> str:
     return "/".join(parts)
 
 
+def _same_product(running: str, declared: str) -> bool:
+    """The same image repository (any tag), or one the program builds (no repository
+    to compare with)."""
+    return (
+        not running or declared.startswith("sha256:") or repository(running) == repository(declared)
+    )
+
+
 def _norm(text: str) -> str:
     return text.lower().replace("-", "_")
 
@@ -118,7 +127,24 @@ def _data(declared: Container, there: Running, plan: Plan, found: Findings) -> s
     named: set[str] = set()
     data, accepted = plan.data_volumes(), plan.adopt_as_is
     for volume, path in declared.mounts:
-        if volume not in data or any(m.destination == path for m in there.mounts):
+        if volume not in data:
+            continue
+        if any(m.destination == path for m in there.mounts):
+            if _same_product(there.image, declared.image):
+                continue
+            text = (
+                f"{declared.name} keeps its data at {path} under image {there.image}; the "
+                f"program mounts {volume} there under {declared.image}, which may keep "
+                "another layout"
+            )
+            if volume in accepted:
+                found.notes.append(f"ACCEPTED {text}: {volume} is taken as it is (adoptAsIs)")
+            else:
+                found.stops.append(
+                    f"{text}. Check that {declared.image} reads what is there, or move the data "
+                    "(README, 'Data kept at another path'), then: scripts/pulumi config set "
+                    f"--path 'adoptAsIs[{len(accepted)}]' {volume}"
+                )
             continue
         elsewhere = [m for m in there.mounts if m.destination not in declared.destinations]
         named |= {m.destination for m in elsewhere}
