@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from components.model.allowed import GpuDevice
+from components.model.allowed.daemon import GpuDevice
 from components.model.app import (
     HOST_GATEWAY,
     SHARED_NETWORK,

@@ -143,9 +143,11 @@ def problem_line(error: Mapping[str, Any], secrets: set[str]) -> str:
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
     line = f"{key_path(loc)}: {message}"
-    shows_value = error["type"] not in ("missing", "extra_forbidden") and not isinstance(
-        error.get("input"), (dict, list)
-    )
+    shows_value = error["type"] not in (
+        "missing",
+        "extra_forbidden",
+        "hidden_value",
+    ) and not isinstance(error.get("input"), (dict, list))
     if shows_value and str(loc[0]) not in secrets | SECRET_KEYS:
         line += f" (got {shown(error['input'])})"
     return line

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from components.config.errors import ValueFree
 from components.config.stack import NAMESPACE, StackConfig
-from components.model.allowed import LOCAL_ROOT, STORAGE_ENV, parse_repository
+from components.model.allowed.directories import LOCAL_ROOT
+from components.model.allowed.restic import (
+    FILE_VARIABLES,
+    ROOT_FILES,
+    STORAGE_ENV,
+    parse_repository,
+)
 
 
 def host_checks(config: StackConfig) -> list[str]:
@@ -18,7 +24,19 @@ def _storage_env(config: StackConfig) -> list[str]:
     if repository is None:
         return []
     backend = parse_repository(repository).backend
-    return [
+    problems: list[str] = [
+        # The value is secret: the line names the variable and the rule only.
+        ValueFree(
+            f"{NAMESPACE}:backupStorageEnv.{name}: must name files under "
+            f"{' or '.join(ROOT_FILES)} (root-only: restic reads them as root)"
+        )
+        for name, value in sorted(config.backup_storage_env.items())
+        if name in FILE_VARIABLES
+        and not all(
+            f.startswith(ROOT_FILES) and ".." not in f and f == f.strip() for f in value.split(",")
+        )
+    ]
+    return problems + [
         ValueFree(
             f"{NAMESPACE}:backupStorageEnv.{name}: the {backend} repository does not read "
             f"it (it is for {', '.join(sorted(STORAGE_ENV[name]))}); remove it"

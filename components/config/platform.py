@@ -9,12 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from components.backups.restic import DUMPS_DIR, METRICS_DIR, VOLUME_ROOT
-from components.model.allowed import (
-    DataDirectory,
-    MetricsDirectory,
-    ResticRepository,
-    VolumeRoot,
-)
+from components.model.allowed.directories import DataDirectory, MetricsDirectory, VolumeRoot
+from components.model.allowed.restic import ResticRepository
 from components.model.values import (
     AbsolutePath,
     BodySize,

@@ -29,7 +29,8 @@ from components.config.platform import (
     SmartLogsConfig,
 )
 from components.foundation.containers import DEFAULT_LOG_OPTS
-from components.model.allowed import LogOpts, ServiceName, StorageEnvName
+from components.model.allowed.daemon import LogOpts, ServiceName
+from components.model.allowed.restic import StorageEnvName
 from components.model.app import App, AppSpec
 from components.model.site import Site
 from components.model.values import (

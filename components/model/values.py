@@ -283,8 +283,10 @@ WebhookUrl = Annotated[
     ),
 ]
 LogOptValue = Annotated[
-    str, AfterValidator(matching(re.compile(r"[A-Za-z0-9._:/=-]{1,128}"), "not a log option value"))
+    str,
+    AfterValidator(matching(re.compile(r"[A-Za-z0-9._:/=,-]{1,128}"), "not a log option value")),
 ]
 LogOptName = Annotated[
-    str, AfterValidator(matching(re.compile(r"[a-z0-9][a-z0-9.-]{0,63}"), "not a log option name"))
+    str,
+    AfterValidator(matching(re.compile(r"[a-z0-9][a-z0-9.-]{0,63}"), "is not a log option name")),
 ]

@@ -42,6 +42,11 @@ __all__ = ["engine", "pg_image"]
 
 PUT = re.compile(r"^put (\S+) (\d{4}) ?(\S*)(?:\s+#.*)?$", re.M)
 HIDDEN_SYSTEM_DIRS = ("/etc/hemma", "/usr/local/lib/hemma", "/var/backups")
+TEST_DIR = "/var/backups/hemma-test"
+"""The repository and the metrics, inside the namespace: data directories the config
+allows, kept on the test's own directory (``/var/backups`` is bound there)."""
+VOLUME_ROOT = "/var/lib/docker/volumes"
+"""The deb's volume root, where the private engine's volumes are bound in the namespace."""
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ROWS = 500
 
@@ -61,6 +66,14 @@ class Night:
         return self.units["hemma-backup"]
 
     @property
+    def repository(self) -> Path:
+        return self.root / "var-backups" / "hemma-test" / "repo"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "var-backups" / "hemma-test" / "metrics"
+
+    @property
     def dumps(self) -> Path:
         # /var/backups/hemma/dumps inside the namespace, kept on this directory.
         return self.root / "var-backups" / "hemma" / "dumps"
@@ -78,6 +91,8 @@ class Night:
         setup.append(f"mount --bind {shlex.quote(str(self.root / 'etc-hemma'))} /etc/hemma")
         setup.append("mount -t tmpfs -o mode=0755 hemma /usr/local/lib/hemma")
         setup.append(f"mount --bind {shlex.quote(str(self.root / 'var-backups'))} /var/backups")
+        volumes = self.engine.root / "data" / "volumes"
+        setup.append(f"mount --bind {shlex.quote(str(volumes))} {VOLUME_ROOT}")
         setup.append("mount -t tmpfs -o mode=0755 cache /var/cache")
         setup.append("mount -t tmpfs -o mode=1777 tmp /var/tmp")
         setup.append("mount -t tmpfs -o mode=1777 lock /run/lock")
@@ -127,12 +142,13 @@ def confined_docker(path: Path, engine: Engine, hidden: list[str]) -> None:
 
 @pytest.fixture
 def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
-    made = [d for d in HIDDEN_SYSTEM_DIRS[:2] if not os.path.isdir(d)]
+    made = [
+        d for d in (*HIDDEN_SYSTEM_DIRS[:2], "/var/lib/docker", VOLUME_ROOT) if not os.path.isdir(d)
+    ]
     for directory in made:
         os.makedirs(directory)  # empty mount points only; removed below
     tag = secrets.token_hex(3)
     container = f"hm-shared-postgres-{tag}"
-    repository = tmp_path / "repo"
     docker = tmp_path / "bin" / "docker"
     docker.parent.mkdir()
     confined_docker(docker, engine, [*HIDDEN_SYSTEM_DIRS, str(tmp_path)])
@@ -143,11 +159,11 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
     }
     config["backups"] = {
         **config["backups"],
-        "repository": str(repository),
+        "repository": f"{TEST_DIR}/repo",
         # This machine has one filesystem: the repository is on its system disk, on purpose.
         "systemDisk": True,
-        "metricsDirectory": str(tmp_path / "metrics"),
-        "volumeRoot": str(engine.root / "data" / "volumes"),
+        "metricsDirectory": f"{TEST_DIR}/metrics",
+        "volumeRoot": VOLUME_ROOT,
     }
     program = run_program(config)
     files, units = {}, {}
@@ -191,7 +207,7 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
         engine.docker("rm", "--force", container, check=False)
         for volume in volumes:
             engine.docker("volume", "rm", "--force", volume, check=False)
-        for directory in made:
+        for directory in reversed(made):
             os.rmdir(directory)
 
 
@@ -239,7 +255,7 @@ def test_the_unit_dumps_every_database_keeps_a_failing_ones_old_dump_and_refuses
     )  # fmt: skip
     assert restored.returncode == 0, restored.stderr
     assert night.psql("SELECT count(*) FROM tools", db="restore_check") == str(ROWS)
-    snapshot = restic(night.root / "repo", "ls", "latest", "--path", "/var/backups/hemma/dumps")
+    snapshot = restic(night.repository, "ls", "latest", "--path", "/var/backups/hemma/dumps")
     assert "/var/backups/hemma/dumps/skriptoteket.dump" in snapshot.stdout, snapshot.stderr
 
     # The next night, one database cannot be dumped: its old dump stays, the rest is
@@ -252,20 +268,20 @@ def test_the_unit_dumps_every_database_keeps_a_failing_ones_old_dump_and_refuses
     assert "pg_dump of huleedu_nlp failed" in failed.stderr
     assert (night.dumps / "huleedu_nlp.dump").read_bytes() == kept
     assert (night.dumps / "skriptoteket.dump").stat().st_mtime_ns > fresh
-    metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
+    metrics = (night.metrics / "hemma_backup.prom").read_text()
     assert "hemma_backup_last_run_success 0" in metrics
     assert "hemma_backup_dump_failures 1" in metrics
 
     # The disk the repository is on goes away: the night fails and says why, the dumps
     # are refreshed, and no new repository appears in the old place; the drill fails.
-    repository = night.root / "repo"
+    repository = night.repository
     shutil.rmtree(repository)
     gone = night.run()
     assert gone.returncode == 1
     assert "does not exist: is the backup disk mounted?" in gone.stderr, gone.stderr
     assert not repository.exists(), "no job creates a repository"
     assert (night.dumps / "skriptoteket.dump").stat().st_mtime_ns > fresh
-    metrics = (night.root / "metrics" / "hemma_backup.prom").read_text()
+    metrics = (night.metrics / "hemma_backup.prom").read_text()
     assert "hemma_backup_repository_ok 0" in metrics
     assert night.run("hemma-restore-drill").returncode == 1
     assert not repository.exists()
@@ -359,6 +375,6 @@ def test_the_drill_migrates_and_checks_both_django_services_on_the_restored_copy
     failed = classhub.run("hemma-restore-drill")
     assert failed.returncode != 0
     assert "check 3 on classhub failed in helper_web" in failed.stderr
-    metrics = (classhub.root / "metrics" / "hemma_drill.prom").read_text()
+    metrics = (classhub.metrics / "hemma_drill.prom").read_text()
     assert "hemma_drill_last_run_success 0" in metrics
     assert 'hemma_drill_failures{check="database",database="classhub"} 1' in metrics

@@ -30,14 +30,9 @@ from hypothesis import strategies as st
 from components.backups.restic import restic_env
 from components.config.errors import ConfigError
 from components.main import host_units
-from components.model.allowed import (
-    DATA_ROOTS,
-    GPU_DEVICE,
-    NEWER_RESTIC,
-    STORAGE_ENV,
-    data_directory,
-    parse_repository,
-)
+from components.model.allowed.daemon import GPU_DEVICE
+from components.model.allowed.directories import DATA_ROOTS, data_directory
+from components.model.allowed.restic import NEWER_RESTIC, STORAGE_ENV, parse_repository
 from tests.config.test_properties import base_config, run_parse, verify_units
 from tests.harness import run_expecting_error, site_config
 from tests.host.test_units import MANAGED_GPU
@@ -81,7 +76,7 @@ EXAMPLES: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"backups.repository": "rest:https://u:pw@backup.example.test/"},
-        "hemma:backups.repository: must not hold credentials: put them in backupStorageEnv (RESTIC_REST_USERNAME, AWS_ACCESS_KEY_ID, ...) (got 'rest:https://u:pw@backup.example.test/')",
+        "hemma:backups.repository: must not hold credentials: put them in backupStorageEnv (RESTIC_REST_USERNAME, AWS_ACCESS_KEY_ID, ...)",
     ),
     (
         {"backups.repository": "rclone:remote:hemma"},
@@ -89,23 +84,23 @@ EXAMPLES: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"backups.dumpsDirectory": "/"},
-        "hemma:backups.dumpsDirectory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/')",
+        "hemma:backups.dumpsDirectory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/')",
     ),
     (
         {"backups.dumpsDirectory": "/etc"},
-        "hemma:backups.dumpsDirectory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/etc')",
+        "hemma:backups.dumpsDirectory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/etc')",
     ),
     (
         {"backups.metricsDirectory": "/"},
-        "hemma:backups.metricsDirectory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (or /tmp, for the local stack) (got '/')",
+        "hemma:backups.metricsDirectory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (or /tmp, for the local stack) (got '/')",
     ),
     (
         {"backups.repository": "/var/lib"},
-        "hemma:backups.repository: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/var/lib')",
+        "hemma:backups.repository: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/var/lib')",
     ),
     (
         {"smartLogs.directory": "/root/.ssh"},
-        "hemma:smartLogs.directory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/root/.ssh')",
+        "hemma:smartLogs.directory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/root/.ssh')",
     ),
     (
         {"backups.metricsDirectory": "/tmp/hemma/metrics"},
@@ -113,7 +108,7 @@ EXAMPLES: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"dockerService": "poweroff.target"},
-        "hemma:dockerService: must be the Docker daemon's .service unit, such as docker.service (got 'poweroff.target')",
+        "hemma:dockerService: must be docker.service or snap.docker.dockerd.service (got 'poweroff.target')",
     ),
     (
         {"huleedu.offloadDevices": ["/dev/kfd", "/dev/mem"]},
@@ -134,11 +129,42 @@ EXAMPLES: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"logOpts": {"max-size": "0", "max-file": "5"}},
-        "hemma:logOpts: max-size must be a positive size such as 10m",
+        "hemma:logOpts: max-size must be a size from 100k to 10g, such as 10m",
     ),
     (
         {"logOpts": {"max-size": "10m", "compress": "true"}},
         "hemma:logOpts: compress needs max-size and a max-file of 2 or more",
+    ),
+    (
+        {"dockerService": "systemd-suspend.service"},
+        "hemma:dockerService: must be docker.service or snap.docker.dockerd.service (got 'systemd-suspend.service')",
+    ),
+    (
+        {"backups.dumpsDirectory": "/var/snap/docker/common/var-lib-docker/v"},
+        "hemma:backups.dumpsDirectory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/var/snap/docker/common/var-lib-docker/v')",
+    ),
+    (
+        {"backupStorageEnv": {"AWS_SHARED_CREDENTIALS_FILE": "/srv/x/credentials"}},
+        "hemma:backupStorageEnv: the key 'AWS_SHARED_CREDENTIALS_FILE' is not a variable restic's storage back-ends read (AWS_*, AZURE_*, B2_*, GOOGLE_*, OS_*, ST_*, RESTIC_REST_*, RESTIC_CACERT; see the README)",
+    ),
+    (
+        {
+            "backups.repository": "gs:hemma-backups:/",
+            "backupStorageEnv": {"GOOGLE_APPLICATION_CREDENTIALS": "/srv/app/key.json"},
+        },
+        "hemma:backupStorageEnv.GOOGLE_APPLICATION_CREDENTIALS: must name files under /etc/hemma/ or /root/ (root-only: restic reads them as root)",
+    ),
+    (
+        {"backups.repository": "rest:http://nas.example.test:8000/"},
+        "hemma:backups.repository: must be https (plain http only to 127.0.0.1, for a tunnel) (got 'rest:http://nas.example.test:8000/')",
+    ),
+    (
+        {"logOpts": {"max-file": "5"}},
+        "hemma:logOpts: must set max-size: without it a container's log grows until the disk is full",
+    ),
+    (
+        {"logOpts": {"max-size": "999999999g"}},
+        "hemma:logOpts: max-size must be a size from 100k to 10g, such as 10m",
     ),
     (
         {"postgres.hostPort": 22},
@@ -178,12 +204,26 @@ def test_the_overrides_and_good_forms_are_accepted() -> None:
         "azure:hemma-backups:/hemma",
         "gs:hemma-backups:/",
         "swift:hemma:/restic",
+        "local:/mnt/backup/hemma",
+        "gs:my_bucket:/",
+        "s3:https://s3.amazonaws.com/hemma-backups/",
+        "sftp:nas:/srv/restic/",
+        "sftp:John.Doe@nas:/srv/restic",
+        "sftp:backup_nas:/srv/restic",
+        "sftp://backup@[fd00::5]:22//srv/restic",
+        "rest:http://127.0.0.1:8000/",
     ):
         parse_repository(repository)
+    assert parse_repository("sftp://[fd00::5]//srv/restic").host == "fd00::5"
     run_parse(with_values(**{"gpu.llama.user": "root", "gpu.llama.runAsRoot": True}))
     run_parse(with_values(**{"huleedu.offloadDevices": ["/dev/kfd", "/dev/dri/renderD128"]}))
     run_parse(with_values(backups__volumeRoot="/var/lib/docker/volumes"))
     run_parse(with_values(logOpts={"max-size": "50m", "max-file": "3", "compress": "true"}))
+    for size in ("10M", "10mb", "1.5m", "100k", "10g"):
+        run_parse(with_values(logOpts={"max-size": size, "labels": "a,b", "env": "HOME,PATH"}))
+    run_parse(
+        with_values(**{"huleedu.offloadDevices": ["/dev/dri/by-path/pci-0000:03:00.0-render"]})
+    )
 
 
 def test_sftp_hands_ssh_the_host_user_and_port_it_parsed() -> None:
@@ -221,14 +261,14 @@ def refused_naming(config: dict[str, Any], key: str) -> bool:
 GOOD_SFTP = {
     "form": ["sftp:", "sftp://"],
     "user": ["", "backup@", "root@"],
-    "host": ["nas.example.test", "nas", "10.0.0.5"],
+    "host": ["nas.example.test", "nas", "10.0.0.5", "backup_nas"],
     "port": ["", ":2222"],
     "path": ["/srv/restic", "restic/hemma"],
 }
 BAD_SFTP = {
     "form": [],
     "user": ["-l@", "-oProxyCommand=id@", "b a@"],
-    "host": ["-Jevil.example.test", "-oProxyCommand=id", "-", "nas.-x", "nas_x", "[::1]",
+    "host": ["-Jevil.example.test", "-oProxyCommand=id", "-", "nas.-x", "_nas", "[::1]",
              "-p2222", "nas example", "nas\n"],
     "port": [":-1", ":0", ":22x"],
     "path": ["/-r", "/srv/../etc", "~/restic", "/srv/.x", "/srv/restic -o x", ""],

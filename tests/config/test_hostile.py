@@ -143,17 +143,17 @@ HOSTILE: list[tuple[str, Any, str]] = [
     (
         "dockerService",
         "snap.docker.dockerd.service\nExecStartPre=/bin/id",
-        "hemma:dockerService: must be the Docker daemon's .service unit, such as docker.service (got 'snap.docker.dockerd.service\\nExecStartP... (48 characters))",
+        "hemma:dockerService: must be docker.service or snap.docker.dockerd.service (got 'snap.docker.dockerd.service\\nExecStartP... (48 characters))",
     ),
     (  # systemd: "Failed to add dependency on @snap.docker.dockerd.service ... Invalid argument"
         "dockerService",
         "@snap.docker.dockerd.service",
-        "hemma:dockerService: must be the Docker daemon's .service unit, such as docker.service (got '@snap.docker.dockerd.service')",
+        "hemma:dockerService: must be docker.service or snap.docker.dockerd.service (got '@snap.docker.dockerd.service')",
     ),
     (  # a template is no unit to start
         "dockerService",
         "docker@.service",
-        "hemma:dockerService: must be the Docker daemon's .service unit, such as docker.service (got 'docker@.service')",
+        "hemma:dockerService: must be docker.service or snap.docker.dockerd.service (got 'docker@.service')",
     ),
     (
         "hostnames.grafana",
@@ -320,12 +320,12 @@ HOSTILE: list[tuple[str, Any, str]] = [
     (
         "smartLogs.directory",
         "/",
-        "hemma:smartLogs.directory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/')",
+        "hemma:smartLogs.directory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/')",
     ),
     (
         "smartLogs.directory",
         "/etc/systemd",
-        "hemma:smartLogs.directory: must be a directory of its own under /root, /home/USER, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common, not hidden (got '/etc/systemd')",
+        "hemma:smartLogs.directory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/etc/systemd')",
     ),
     (
         "extraEnv.grafana",
