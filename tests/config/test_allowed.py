@@ -140,8 +140,8 @@ EXAMPLES: list[tuple[dict[str, Any], str]] = [
         "hemma:dockerService: must be docker.service or snap.docker.dockerd.service (got 'systemd-suspend.service')",
     ),
     (
-        {"backups.dumpsDirectory": "/var/snap/docker/common/var-lib-docker/v"},
-        "hemma:backups.dumpsDirectory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/var/snap/docker/common/var-lib-docker/v')",
+        {"backups.dumpsDirectory": "/var/snap/docker/common/var-lib-docker"},
+        "hemma:backups.dumpsDirectory: must be a directory of its own under /root, /srv, /mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not Docker's data), not hidden (got '/var/snap/docker/common/var-lib-docker')",
     ),
     (
         {"backupStorageEnv": {"AWS_SHARED_CREDENTIALS_FILE": "/srv/x/credentials"}},
