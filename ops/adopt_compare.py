@@ -7,8 +7,8 @@ Stops (nothing is adopted until they are dealt with):
 - a declared container whose data volume (one the backups take, or shared-postgres's
   data) the running container of that name does not mount where the program will:
   its data lives elsewhere (another path, or inside the container), and the first
-  ``up`` would start it empty; or one that mounts it at that path under another
-  image, which may keep another layout there. The operator copies the data
+  ``up`` would start it empty. (The same path under another image is a note: that
+  product may keep another layout there.) The operator copies the data
   into place, or says it may start empty (``adoptAsIs``);
 - a running container the swap leaves alone (it is not declared) holding an address
   and port the stack will publish: the first ``up`` would fail on it.
@@ -130,20 +130,11 @@ def _data(declared: Container, there: Running, plan: Plan, found: Findings) -> s
         if volume not in data:
             continue
         if any(m.destination == path for m in there.mounts):
-            if _same_product(there.image, declared.image):
-                continue
-            text = (
-                f"{declared.name} keeps its data at {path} under image {there.image}; the "
-                f"program mounts {volume} there under {declared.image}, which may keep "
-                "another layout"
-            )
-            if volume in accepted:
-                found.notes.append(f"ACCEPTED {text}: {volume} is taken as it is (adoptAsIs)")
-            else:
-                found.stops.append(
-                    f"{text}. Check that {declared.image} reads what is there, or move the data "
-                    "(README, 'Data kept at another path'), then: scripts/pulumi config set "
-                    f"--path 'adoptAsIs[{len(accepted)}]' {volume}"
+            if not _same_product(there.image, declared.image) and volume not in accepted:
+                found.notes.append(
+                    f"IMAGE {declared.name} keeps its data at {path} under image "
+                    f"{there.image}; the program mounts {volume} there under "
+                    f"{declared.image}: check that it reads what is there before the swap"
                 )
             continue
         elsewhere = [m for m in there.mounts if m.destination not in declared.destinations]
