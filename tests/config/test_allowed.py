@@ -655,3 +655,73 @@ def test_every_storage_variable_is_one_restic_reads_and_no_shell_does() -> None:
     assert sorted(set(STORAGE_ENV) & (bash_variables() | script_variables())) == []
     assert {"subset", "PATH", "IFS", "HOME"} <= bash_variables() | script_variables()
     assert [n for n in STORAGE_ENV if n.startswith("LD_") or not n.isupper()] == []
+
+
+DEVICE_NODES = st.deferred(
+    lambda: st.sampled_from(
+        sorted(str(p) for p in Path("/dev").rglob("*") if p.exists() and not p.is_dir())
+    )
+)
+"""The device nodes this machine has (no GPU among them, here)."""
+
+
+@PROPERTY
+@given(
+    device=st.one_of(
+        DEVICE_NODES,
+        st.sampled_from(
+            ["/dev/kfd", "/dev/dri", "/dev/dri/renderD128", "/dev/nvidia0", "/dev/nvidiactl",
+             "/dev/dri/../mem", "/dev/dri/card0/../../sda", "/dev/kfd/", "/dev/nvidia-uvm"]
+        ),
+    )
+)  # fmt: skip
+def test_a_device_is_refused_or_is_a_gpu_node_handed_to_the_offload_server(device: str) -> None:
+    config = with_values(**{"huleedu.offloadDevices": [device]})
+    if refused_naming(config, "huleedu.offloadDevices[0]"):
+        event("refused")
+        return
+    event("accepted")
+    node = Path(device)
+    if node.exists():
+        where = kernel_class(node)
+        assert "/drm/" in where or where.endswith("/kfd") or os.major(node.stat().st_rdev) == 195
+    parsed = run_parse(config)
+    (offload,) = [
+        s for app in parsed.apps() for s in app.services if s.container.endswith("_offload")
+    ]
+    assert offload.devices == (device,)
+
+
+PORT_KEYS = ["sshPort", "postgres.hostPort", "gpu.llama.port", "gpu.tabby.port"]
+FREE_PORTS = [2222, 5433, 8082, 8083, 8090, 9101, 15000]
+TAKEN_PORTS = [22, 80, 443, 5432, 8085, 9000]
+"""80 and 443 are the proxy's, 8085 and 9000 HuleEdu's localhost services'."""
+
+
+@PROPERTY
+@given(
+    ports=st.one_of(
+        st.lists(st.sampled_from(FREE_PORTS), min_size=4, max_size=4, unique=True),
+        st.lists(st.sampled_from(FREE_PORTS + TAKEN_PORTS), min_size=4, max_size=4),
+    )
+)
+def test_ports_are_refused_together_or_all_differ(ports: list[int]) -> None:
+    """Every port the host uses, sshPort and the published ones, against every other."""
+    config = with_values(**dict(zip(PORT_KEYS, ports, strict=True)))
+    try:
+        parsed = run_parse(config)
+    except ConfigError as error:
+        event("refused")
+        assert "is already used by" in str(error)
+        return
+    event("accepted")
+    used = [
+        parsed.ssh_port,
+        parsed.postgres.host_port,
+        parsed.gpu.llama.port,
+        parsed.gpu.tabby.port,
+        80,
+        443,
+        *(p.host_port for app in parsed.apps() for s in app.services for p in s.localhost_ports),
+    ]
+    assert len(used) == len(set(used)), used
