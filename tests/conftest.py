@@ -21,6 +21,9 @@ pytest-xdist (``-n 2 --dist loadgroup``) every test that uses them runs in one w
 the rest beside it."""
 
 
+# First: xdist's worker reads the xdist_group marks in its own hook of this name, to
+# put the group into each test's id; a mark added after that is never seen.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
