@@ -275,6 +275,16 @@ class DockerApi:
         return result
 
 
+class EndpointCountDrift(DockerError):
+    """The engine refuses to delete a network for active endpoints it no longer lists.
+
+    20.10 checks a stored endpoint count (libnetwork ``network.delete``:
+    ``n.getEpCnt().EndpointCnt() != 0``), which a daemon restart with running
+    containers can leave above the endpoints it keeps; no disconnect reaches it. The
+    CI run after the engine's tests were put in one worker met it after the
+    daemon-restart rehearsal."""
+
+
 def remove_network(api: DockerApi, name: str, tries: int = 5) -> None:
     """``DELETE /networks/NAME``, gone already counts as done.
 
@@ -299,7 +309,7 @@ def remove_network(api: DockerApi, name: str, tries: int = 5) -> None:
             stale = {k: e for k, e in held.items() if k.startswith("ep-")}
             if attempt == tries - 1 or len(stale) < len(held):
                 names = sorted(str(e.get("Name") or k) for k, e in held.items())
-                raise DockerError(
+                raise (EndpointCountDrift if not held else DockerError)(
                     error.method, error.path, error.status,
                     f"{error.message}; still attached: {', '.join(names) or 'none listed'}",
                 ) from None  # fmt: skip
@@ -721,6 +731,11 @@ class Replayed:
         for network in self.networks:
             try:
                 remove_network(self.api, network)
+            except EndpointCountDrift as error:
+                # Nothing is attached, so nothing is cut off: the network stays, and a
+                # later replay on this engine refuses to start, naming it. The rehearsal
+                # that restarts the daemon runs last among those that declare networks.
+                print(f"rehearsal: {network} kept on the engine: {error}", flush=True)
             except DockerError as error:
                 errors.append(error)
         for volume in self.volumes:
