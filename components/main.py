@@ -35,11 +35,19 @@ from components.host.units import host_unit_groups
 from components.model.app import SHARED_NETWORK, App, network_names
 from components.postgres.server import SharedPostgres, SharedPostgresArgs
 from components.proxy.nginx_files import host_policies, proxy_files
-from components.proxy.stack import LOCAL_ADDRESSES, PUBLIC_ADDRESSES, ProxyStack, ProxyStackArgs
+from components.proxy.stack import (
+    HTPASSWD_VOLUME,
+    LOCAL_ADDRESSES,
+    PUBLIC_ADDRESSES,
+    VHOST_VOLUME,
+    ProxyStack,
+    ProxyStackArgs,
+)
 
 PLATFORM_VOLUME_BACKUPS = {"certs": "live", "acme": "live", "html": "skip"}
 """The proxy's volumes: the certificates and the ACME account are data; the
-challenge files are not. shared-postgres's data is taken as dumps instead."""
+challenge files are not, nor are the per-host files, which every ``up`` writes.
+shared-postgres's data is taken as dumps instead."""
 
 
 def backup_plan(config: StackConfig, catalog: tuple[App, ...]) -> BackupPlan:
@@ -48,6 +56,8 @@ def backup_plan(config: StackConfig, catalog: tuple[App, ...]) -> BackupPlan:
         proxy.certs_volume: PLATFORM_VOLUME_BACKUPS["certs"],
         proxy.acme_volume: PLATFORM_VOLUME_BACKUPS["acme"],
         proxy.html_volume: PLATFORM_VOLUME_BACKUPS["html"],
+        VHOST_VOLUME: "skip",
+        HTPASSWD_VOLUME: "skip",
     }
     return BackupPlan(
         docker=config.docker_path,
@@ -144,6 +154,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             acme_email=None if config.local else config.acme_email,
             acme_staging=config.acme_staging,
             network=shared_network,
+            shell=shell,
             hosts=policies,
             import_ids=config.import_ids,
             defaults=defaults,
@@ -183,6 +194,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 app=app,
                 networks=networks.by_name,
                 shell=shell,
+                routed_after=proxy.reload,
                 docker_host=config.docker_host,
                 hostnames=config.hostnames,
                 database=(

@@ -30,9 +30,9 @@ ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
 
 ADVICE = {
     "/etc/nginx/vhost.d": (
-        "per-host nginx settings: the program writes its own vhost.d files (request-size "
-        "limits from proxy.defaultMaxBodySize and each route); any other setting there "
-        "is lost unless you bring it into the config first"
+        "per-host nginx settings: the program writes its own vhost.d files into its own "
+        "volume (request-size limits from proxy.defaultMaxBodySize and each route); any "
+        "other setting there is lost unless you bring it into the config first"
     ),
     "/etc/nginx/htpasswd": (
         "basic-auth users: the program makes its own, with generated passwords; after the "
@@ -183,7 +183,15 @@ def compare(plan: Plan, observed: Observed) -> Findings:
                 f"{_ports(d.ports)}"
             )
         named = _data(d, there, plan, found)
+        declared_at = {path: volume for volume, path in d.mounts}
         for mount in there.mounts:
+            replaced = declared_at.get(mount.destination)
+            if replaced and mount.destination in ADVICE and mount.name != replaced:
+                found.notes.append(
+                    f"REPLACED {d.name} mounts {_shown(mount)}; the program mounts "
+                    f"{replaced} there: " + _advice(mount.destination)
+                )
+                continue
             if mount.destination in d.destinations or mount.destination in named:
                 continue
             found.notes.append(

@@ -85,6 +85,9 @@ class AppStackArgs:
     """Docker name -> network, for every network the app's services join."""
     shell: HostShell
     """Where the steps run: SSH to Hemma, or this machine's Docker (the local stack)."""
+    routed_after: pulumi.Resource | None
+    """The proxy's reload step: a routed container starts only once its host's
+    files (its htpasswd above all) are in place."""
     docker_host: str
     """Hemma's daemon as ``docker --host`` reaches it, for the builds."""
     hostnames: Mapping[str, str]
@@ -240,6 +243,8 @@ class AppStack(pulumi.ComponentResource):
         built, image_ref = self._service_image(service)
         assert service.healthcheck is not None, f"{service.container} has no health check"
         needs = [built, *extra_images, *([self._database.resource] if self._database else [])]
+        if service.route and self._args.routed_after is not None:
+            needs.append(self._args.routed_after)
         created = container(
             name,
             parent=self,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from components.plan import diff, report
+from components.plan import diff, downtime, report
 from components.plan.document import FORMAT, document
 from components.plan.revisions import is_revision, plan_of_revision
 from components.plan.runner import ProgramError, evaluate
@@ -149,7 +149,8 @@ def _diff_main(argv: Sequence[str]) -> int:
     old, old_label = _load(args.old, plan_args)
     new, new_label = _load(args.new, plan_args)
     comparison = diff.compare(old, new)
-    sys.stdout.write(diff.render(comparison, old_label, new_label))
+    edge = downtime.costs(comparison.changes, old, new)
+    sys.stdout.write(diff.render(comparison, old_label, new_label, edge))
     return CHANGES if args.exit_code and comparison.changes else 0
 
 

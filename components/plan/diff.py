@@ -274,7 +274,10 @@ def _normal(value: Any) -> Any:
     return sorted(value) if isinstance(value, list) else (value or None)
 
 
-def render(comparison: Comparison, old_label: str, new_label: str) -> str:
+def render(
+    comparison: Comparison, old_label: str, new_label: str, edge: list[str] | None = None
+) -> str:
+    """The changes, then (``edge``) what they cost the public sites."""
     lines = [f"plan diff: {old_label} -> {new_label}"]
     protected = comparison.protected
     if protected:
@@ -298,4 +301,6 @@ def render(comparison: Comparison, old_label: str, new_label: str) -> str:
         f"{comparison.count(UPDATE)} to update, {comparison.count(DELETE)} to delete"
         + (f", {comparison.count(OPTIONS)} option changes" if comparison.count(OPTIONS) else ""),
     ]
+    if edge:
+        lines += ["", "Public sites:", *(f"  {line}" for line in edge)]
     return "\n".join(lines) + "\n"

@@ -128,19 +128,31 @@ def vhost_server_snippet(max_body_size: str) -> str:
     return f"include {EDGE_HARDENING_PATH};\nclient_max_body_size {max_body_size};\n"
 
 
-def proxy_files(policies: list[HostPolicy], default_max_body_size: str) -> dict[str, str]:
-    """Every non-secret file for the proxy container, by path relative to /etc/nginx."""
-    files = {
+def static_files() -> dict[str, str]:
+    """The files no config value changes, by path relative to /etc/nginx: uploaded onto
+    the proxy container."""
+    return {
         EDGE_HARDENING_PATH: edge_hardening(),
         UNKNOWN_HOSTS_PATH: unknown_hosts(),
         PROXY_CONF_PATH: proxy_conf(),
-        "vhost.d/default": vhost_server_snippet(default_max_body_size),
     }
+
+
+def host_files(policies: list[HostPolicy], default_max_body_size: str) -> dict[str, str]:
+    """The per-host files, by path relative to /etc/nginx (``vhost.d/...``): written into
+    the proxy's vhost.d volume by its reload step, never uploaded, so that a route edit
+    reloads nginx-proxy instead of replacing it."""
+    files = {"vhost.d/default": vhost_server_snippet(default_max_body_size)}
     for policy in policies:
         files[f"vhost.d/{policy.hostname}"] = vhost_server_snippet(policy.max_body_size)
         for path, size in sorted(policy.paths.items()):
             files[location_file(policy.hostname, path)] = f"client_max_body_size {size};\n"
     return files
+
+
+def proxy_files(policies: list[HostPolicy], default_max_body_size: str) -> dict[str, str]:
+    """Every non-secret file nginx-proxy reads, by path relative to /etc/nginx."""
+    return {**static_files(), **host_files(policies, default_max_body_size)}
 
 
 def host_policies(config: StackConfig, catalog: tuple[App, ...]) -> list[HostPolicy]:

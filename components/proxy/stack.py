@@ -2,13 +2,15 @@
 
 nginx-proxy routes by the ``VIRTUAL_HOST`` of containers on a network it shares
 with them; acme-companion obtains certificates for containers that also set
-``LETSENCRYPT_HOST``. The per-host snippets and htpasswd files are uploaded onto
-the proxy container itself, because nginx-proxy only re-renders on Docker
-events and the files must be there when it does.
+``LETSENCRYPT_HOST``. The files no config value changes are uploaded onto the
+proxy container; the per-host snippets and htpasswd files live in two volumes
+that the reload step writes (``reload.py``), so a route edit reloads nginx-proxy
+and does not replace it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +30,10 @@ from components.foundation.containers import (
     protected_volume,
 )
 from components.foundation.secrets import generated_password, secret_value
+from components.foundation.shell import HostShell
 from components.proxy.htpasswd import htpasswd
-from components.proxy.nginx_files import HostPolicy, proxy_files
+from components.proxy.nginx_files import HostPolicy, host_files, static_files
+from components.proxy.reload import manifest, reload_script
 
 NGINX_LABEL = "com.github.nginx-proxy.nginx"
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -38,6 +42,9 @@ PUBLIC_ADDRESSES = ("0.0.0.0", "::")
 publishes IPv4 only; Docker's proxy carries IPv6 clients to the container's IPv4."""
 LOCAL_ADDRESSES = ("127.0.0.1",)
 """The local stack's proxy: this machine only."""
+VHOST_VOLUME = "nginx-proxy-vhost"
+HTPASSWD_VOLUME = "nginx-proxy-htpasswd"
+"""The per-host files: written by the reload step on every change, so not backed up."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class ProxyStackArgs:
     acme_staging: bool
     network: docker.Network
     """hule-network: the proxy reaches every routed container over it."""
+    shell: HostShell
+    """Where the reload step runs."""
     hosts: Sequence[HostPolicy]
     """What the edge enforces for each public hostname."""
     import_ids: Mapping[str, str] = field(default_factory=dict)
@@ -68,6 +77,9 @@ class ProxyStack(pulumi.ComponentResource):
     """nginx-proxy."""
     companion: docker.Container | None
     """acme-companion; None without ACME."""
+    reload: pulumi.CustomResource
+    """Writes the per-host files and reloads nginx-proxy: every routed container
+    starts after it, so a protected host is never routed without its htpasswd."""
 
     def __init__(
         self, name: str, args: ProxyStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -86,10 +98,11 @@ class ProxyStack(pulumi.ComponentResource):
         acme = volume("acme", config.acme_volume)
         self._volumes = (certs, html, acme)
 
-        uploads = [
-            docker.ContainerUploadArgs(file=f"/etc/nginx/{path}", content=text)
-            for path, text in proxy_files(list(hosts), config.default_max_body_size).items()
-        ]
+        vhost = volume("vhost", VHOST_VOLUME)
+        passwords = volume("htpasswd", HTPASSWD_VOLUME)
+        per_host: dict[str, pulumi.Input[str]] = dict(
+            host_files(list(hosts), config.default_max_body_size)
+        )
         credentials: dict[str, pulumi.Output[str]] = {}
         for host in hosts:
             if not host.basic_auth:
@@ -101,15 +114,9 @@ class ProxyStack(pulumi.ComponentResource):
                 special=False,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            content = pulumi.Output.all(secret_value(password), salt.result).apply(
-                self._htpasswd_for(config.basic_auth_user)
-            )
-            uploads.append(
-                docker.ContainerUploadArgs(
-                    file=f"/etc/nginx/htpasswd/{host.hostname}",
-                    content=pulumi.Output.secret(content),
-                )
-            )
+            per_host[f"htpasswd/{host.hostname}"] = pulumi.Output.all(
+                secret_value(password), salt.result
+            ).apply(self._htpasswd_for(config.basic_auth_user))
             credentials[host.hostname] = secret_value(password)
 
         self.container = container(
@@ -140,10 +147,33 @@ class ProxyStack(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(
                     volume_name=html.name, container_path="/usr/share/nginx/html"
                 ),
+                docker.ContainerVolumeArgs(
+                    volume_name=vhost.name, container_path="/etc/nginx/vhost.d"
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=passwords.name, container_path="/etc/nginx/htpasswd"
+                ),
             ],
-            uploads=uploads,
+            uploads=[
+                docker.ContainerUploadArgs(file=f"/etc/nginx/{path}", content=text)
+                for path, text in static_files().items()
+            ],
             wait=True,
             wait_timeout=120,
+        )
+        files: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(**per_host).apply(manifest)
+        )
+        self.reload = args.shell.run(
+            f"{name}-reload",
+            reload_script(args.shell.docker_path, config.container_name),
+            stdin=files,
+            triggers=[files.apply(_digest), self.container.id],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.container],
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
         )
 
         self.companion = None if args.acme_email is None else self._companion(name, args)
@@ -198,3 +228,7 @@ class ProxyStack(pulumi.ComponentResource):
             return htpasswd(user, str(password), str(salt))
 
         return render
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

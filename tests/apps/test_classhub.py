@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from tests.harness import Declared, Program, run_program, site_config, with_classhub
+from tests.proxy.files import per_host
 
 
 @pytest.fixture
@@ -26,10 +27,6 @@ def ports(container: Declared) -> list[tuple[str, int, int]]:
     return [(p["ip"], p["external"], p["internal"]) for p in container.inputs.get("ports", [])]
 
 
-def uploads(container: Declared) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in container.inputs.get("uploads", [])}
-
-
 def test_class_hub_is_off_unless_enabled(program: Program) -> None:
     names = {c.inputs["name"] for c in program.containers}
     assert not {n for n in names if n.startswith(("classhub", "helper"))}
@@ -44,10 +41,10 @@ def test_class_hub_runs_behind_nginx_proxy_with_its_limits_and_shared_token() ->
     assert env(helper)["VIRTUAL_HOST"] == "classhub.hule.education"
     assert env(helper)["VIRTUAL_PATH"] == "/helper/", "the runbook serves the helper at /helper/"
     assert env(helper)["LETSENCRYPT_HOST"] == "classhub.hule.education"
-    files = uploads(program.container("nginx-proxy"))
-    assert "client_max_body_size 650m;" in files["/etc/nginx/vhost.d/classhub.hule.education"]
+    files = per_host(program)
+    assert "client_max_body_size 650m;" in files["vhost.d/classhub.hule.education"]
     # nginx-proxy's per-path location file: vhost.d/<host>_<sha1(VIRTUAL_PATH)>_location
-    helper_location = "/etc/nginx/vhost.d/classhub.hule.education_" + (
+    helper_location = "vhost.d/classhub.hule.education_" + (
         hashlib.sha1(b"/helper/").hexdigest() + "_location"
     )
     assert files[helper_location] == "client_max_body_size 1m;\n"

@@ -180,15 +180,18 @@ def test_mounts_the_program_does_not_carry_over_are_named_with_what_to_do(
     )  # fmt: skip
     found = compare(plan_of(plan_json), observed)
     assert found.stops == []
-    dropped = sorted(n for n in found.notes if n.startswith("DROPPED"))
-    assert [n.split(", which")[0] for n in dropped] == [
-        "DROPPED nginx-proxy mounts /src/htpasswd at /etc/nginx/htpasswd",
-        "DROPPED nginx-proxy mounts vhost at /etc/nginx/vhost.d",
-        "DROPPED shared-postgres mounts /src/init at /docker-entrypoint-initdb.d",
+    dropped = sorted(n for n in found.notes if n.startswith(("DROPPED", "REPLACED")))
+    assert [n.split(": ")[0] for n in dropped] == [
+        "DROPPED shared-postgres mounts /src/init at /docker-entrypoint-initdb.d, which the "
+        "program does not",
+        "REPLACED nginx-proxy mounts /src/htpasswd at /etc/nginx/htpasswd; the program mounts "
+        "nginx-proxy-htpasswd there",
+        "REPLACED nginx-proxy mounts vhost at /etc/nginx/vhost.d; the program mounts "
+        "nginx-proxy-vhost there",
     ]
-    assert "basicAuthCredentials --show-secrets" in dropped[0]
-    assert "per-host nginx settings" in dropped[1]
-    assert "runs only on an empty data directory" in dropped[2]
+    assert "runs only on an empty data directory" in dropped[0]
+    assert "basicAuthCredentials --show-secrets" in dropped[1]
+    assert "per-host nginx settings" in dropped[2]
     assert not [n for n in found.notes if n.startswith("IMAGE")], "the same images"
 
 

@@ -1,10 +1,11 @@
 """The proxy's generated files, served by a real nginx on 127.0.0.1.
 
-The files are taken from what the program uploads onto the nginx-proxy
-container. The server blocks around them are written the way nginx-proxy 1.6
-renders a host: ``vhost.d/<host>`` (or ``vhost.d/default``) included at server
-level, and ``auth_basic`` with ``htpasswd/<host>`` in ``location /`` when that
-file exists. A second server stands in for the app container.
+The files are taken from what the program hands nginx-proxy: the uploads onto
+its container and the per-host files on its reload step's stdin. The server
+blocks around them are written the way nginx-proxy 1.6 renders a host:
+``vhost.d/<host>`` (or ``vhost.d/default``) included at server level, and
+``auth_basic`` with ``htpasswd/<host>`` in ``location /`` when that file exists.
+A second server stands in for the app container.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from string import Template
 import pytest
 
 from tests.harness import Program, run_program
+from tests.proxy.files import nginx_files
 from tests.proxy.nginx import start_nginx, stop_nginx
 
 pytestmark = pytest.mark.tools
@@ -138,11 +140,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     assert os.path.exists(nginx), "nginx is required (apt-get install nginx)"
     program = run_program()
     root = tmp_path_factory.mktemp("nginx")
-    proxy = program.container("nginx-proxy")
-    for upload in proxy.inputs["uploads"]:
-        target = root / upload["file"].removeprefix("/etc/nginx/")
+    for path, text in nginx_files(program).items():
+        target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(upload["content"])
+        target.write_text(text)
     port, upstream = free_port(), free_port()
     hosts = [*program.outputs["proxyPublicHosts"], UNDECLARED]
     user = "user root root;" if os.geteuid() == 0 else ""

@@ -13,6 +13,7 @@ from tests.harness import (
     run_program,
     site_config,
 )
+from tests.proxy.files import RELOAD_STEP, nginx_files
 
 PUBLIC_HOSTS = [
     "api.huleedu.hule.education",
@@ -28,10 +29,6 @@ PUBLIC_HOSTS = [
 @pytest.fixture
 def program() -> Program:
     return run_program()
-
-
-def uploads(container: Declared) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in container.inputs["uploads"]}
 
 
 def volume_mounts(container: Declared) -> dict[str, dict[str, Any]]:
@@ -100,18 +97,18 @@ def test_the_proxy_trusts_no_forwarded_header_a_client_sends(program: Program) -
 
 
 def test_unknown_hosts_get_the_default_server_that_drops_them(program: Program) -> None:
-    files = uploads(program.container("nginx-proxy"))
-    default_server = files["/etc/nginx/conf.d/hemma-unknown-hosts.conf"]
+    files = nginx_files(program)
+    default_server = files["conf.d/hemma-unknown-hosts.conf"]
     assert "listen 80 default_server;" in default_server
     assert "return 444;" in default_server
     assert "ssl_reject_handshake on;" in default_server
 
 
 def test_every_host_is_hardened_and_size_limited_on_the_proxy(program: Program) -> None:
-    files = uploads(program.container("nginx-proxy"))
-    assert "return 444" in files["/etc/nginx/hemma/edge-hardening.conf"]
+    files = nginx_files(program)
+    assert "return 444" in files["hemma/edge-hardening.conf"]
     for host in [*PUBLIC_HOSTS, "default"]:
-        snippet = files[f"/etc/nginx/vhost.d/{host}"]
+        snippet = files[f"vhost.d/{host}"]
         assert "include hemma/edge-hardening.conf;" in snippet, host
         assert "client_max_body_size 10m;" in snippet, host
     assert program.outputs["proxyPublicHosts"] == PUBLIC_HOSTS
@@ -120,14 +117,28 @@ def test_every_host_is_hardened_and_size_limited_on_the_proxy(program: Program) 
 def test_prometheus_and_jaeger_are_behind_basic_auth_with_a_generated_password(
     program: Program,
 ) -> None:
-    proxy = program.container("nginx-proxy")
-    files = uploads(proxy)
-    protected = sorted(f.removeprefix("/etc/nginx/htpasswd/") for f in files if "htpasswd" in f)
+    files = nginx_files(program)
+    protected = sorted(f.removeprefix("htpasswd/") for f in files if f.startswith("htpasswd/"))
     assert protected == ["jaeger.hemma.hule.education", "prometheus.hemma.hule.education"]
-    assert proxy.secret_input("uploads"), "htpasswd content must reach the engine as a secret"
+    assert program.named(RELOAD_STEP).secret_input("stdin"), "htpasswd must travel as a secret"
     credentials = program.outputs["basicAuthCredentials"]
     for host in protected:
-        user, hashed = files[f"/etc/nginx/htpasswd/{host}"].strip().split(":", 1)
+        user, hashed = files[f"htpasswd/{host}"].strip().split(":", 1)
         _, _, salt, _ = hashed.split("$")
         assert user == credentials[host]["username"] == "admin"
         assert hashed == apr1(credentials[host]["password"], salt)
+
+
+def test_every_routed_container_starts_after_the_proxy_has_its_files(program: Program) -> None:
+    """A protected host's container must not be routed before its htpasswd is there:
+    docker-gen renders basic auth only for a file that exists."""
+    reload = program.named(RELOAD_STEP)
+    routed = [c for c in program.containers if "VIRTUAL_HOST" in env_or_secret(c)]
+    assert {c.inputs["name"] for c in routed} >= {"prometheus", "jaeger", "skriptoteket-web"}
+    for container in routed:
+        assert reload.urn in container.dependencies, container.inputs["name"]
+    assert program.container("nginx-proxy").urn in reload.dependencies
+
+
+def env_or_secret(container: Declared) -> str:
+    return str(container.state.get("envs", ""))

@@ -42,6 +42,7 @@ from tests.parts.engine import Engine
 from tests.parts.ssh import SshServer
 from tests.parts.tools import TIMINGS
 from tests.postgres_server import database_sql, grant_sql, pg_tool, role_sql
+from tests.proxy.files import RELOAD_STEP
 from tests.rehearsal.replay import (
     DOCKER_SOCKET,
     Replayed,
@@ -829,11 +830,13 @@ def exec_log(site: Replayed, name: str) -> list[dict[str, Any]]:
 
 def container_steps(program: Program) -> list[Declared]:
     """Remote commands that run something in a container with docker exec: the
-    migrations, and the like (Grafana's password reset)."""
+    migrations, and the like (Grafana's password reset). The proxy's reload step
+    needs a real nginx: tests/proxy/test_reload_on_engine.py runs it."""
     return [
         c
         for c in program.of_type(COMMAND)
-        if re.search(r"^container=", c.inputs.get("create", ""), re.M)
+        if c.name != RELOAD_STEP
+        and re.search(r"^container=", c.inputs.get("create", ""), re.M)
         and '"$docker" exec' in c.inputs["create"]
     ]
 

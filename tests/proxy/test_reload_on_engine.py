@@ -1,0 +1,387 @@
+"""A route edit reloads the proxy; it never replaces it.
+
+The program's own reload step (its ``create`` line and its stdin, as
+pulumi-command hands them to the login shell over SSH) runs through a real
+sshd against a proxy container on the private engine: a real nginx, with the
+program's uploaded files and the two per-host volumes. ``proxy_image.py`` says
+what stands in for docker-gen, and why. A load loop sends GET and POST, with
+keep-alive on and off, to a host the edit does not touch, through the
+container's published port.
+
+The baseline is what the program did before: the edit changed an upload, so
+nginx-proxy was replaced delete-first (stop with its grace, remove, create,
+start), and every host was down until the new one listened.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import itertools
+import select
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.harness import Program, run_program, site_config
+from tests.parts.engine import Engine
+from tests.parts.ssh import SshServer
+from tests.parts.tools import wait_until
+from tests.proxy.files import RELOAD_STEP, uploaded
+from tests.proxy.proxy_image import proxy_image
+
+pytest_plugins = ["tests.parts.fixtures"]
+pytestmark = pytest.mark.tools
+
+OPEN = "skriptoteket.hule.education"
+PROTECTED = "prometheus.hemma.hule.education"
+NEW_PROMETHEUS = "prometheus2.hemma.hule.education"
+RATE = 40
+"""Requests a second over the four kinds (GET/POST, keep-alive on/off)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def program_for(target: Proxy, **changes: Any) -> Program:
+    """The program, with the SSH user's docker CLI and the rehearsal's proxy name."""
+    config = {**site_config(), "dockerPath": target.docker_path}
+    config["proxy"] = {**config["proxy"], "containerName": target.name}
+    for key, value in changes.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    return run_program(config)
+
+
+@dataclass
+class Proxy:
+    engine: Engine
+    ssh_server: SshServer
+    docker_path: str
+    name: str
+    image: str
+    port: int
+    volumes: tuple[str, str]
+
+    def run(self) -> None:
+        vhost, htpasswd = self.volumes
+        self.engine.docker(
+            "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:80",
+            "-v", f"{vhost}:/etc/nginx/vhost.d", "-v", f"{htpasswd}:/etc/nginx/htpasswd",
+            self.image,
+        )  # fmt: skip
+        wait_until(f"{self.name} listens", self.answers, timeout=30)
+
+    def answers(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def workers(self) -> set[str]:
+        found = self.engine.docker("exec", self.name, "pgrep", "-f", "nginx: worker", check=False)
+        return set(found.stdout.split())
+
+    def reloaded(self, before: set[str]) -> None:
+        """Wait until nginx's old workers are gone: a reload is a signal, and the old
+        workers finish in their own time."""
+        wait_until("nginx's old workers exit", lambda: not (self.workers() & before), 10)
+
+    def step(self, program: Program, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """The program's reload step, as pulumi-command runs it: its create line through
+        the login shell over SSH, its stdin on stdin."""
+        declared = program.named(RELOAD_STEP).inputs
+        before = self.workers()
+        done = self.ssh_server.ssh(
+            declared["create"],
+            input=declared["stdin"] if stdin is None else stdin,
+            check=False,
+            timeout=60,
+        )
+        if done.returncode == 0:
+            self.reloaded(before)
+        return done
+
+    def route(self, *hosts: str) -> None:
+        """The hosts whose containers run: what docker-gen renders on their events,
+        followed by its notify command."""
+        before = self.workers()
+        self.engine.docker(
+            "exec", "-i", self.name, "sh", "-c",
+            "cat > /etc/hemma-test/routes && docker-gen /app/nginx.tmpl "
+            "/etc/nginx/conf.d/default.conf && nginx -s reload",
+            input="\n".join(hosts) + "\n",
+        )  # fmt: skip
+        self.reloaded(before)
+
+    def read(self, path: str) -> str:
+        return self.engine.docker("exec", self.name, "cat", f"/etc/nginx/{path}").stdout
+
+    def status(
+        self, host: str, auth: tuple[str, str] | None = None, size: int = 0, send: bool = False
+    ) -> int:
+        """One request's status: a GET, or a POST that announces ``size`` bytes (and sends
+        them with ``send``; nginx answers 413 from the header alone)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        headers = {"Host": host}
+        if auth:
+            headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+        if size:
+            headers["Content-Length"] = str(size)
+            connection.putrequest("POST", "/", skip_host=True)
+            for key, value in headers.items():
+                connection.putheader(key, value)
+            connection.endheaders()
+            if send:
+                connection.send(b"x" * size)
+        else:
+            connection.request("GET", "/", headers=headers)
+        try:
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+
+def dropped(connection: http.client.HTTPConnection) -> bool:
+    """The server closed this idle keep-alive connection: what urllib3 asks before it
+    reuses one (``util.connection.is_connection_dropped``), and browsers too. nginx's old
+    workers close their idle connections on a reload; a client that sent on one
+    would lose a request nginx never read."""
+    return connection.sock is not None and bool(select.select([connection.sock], [], [], 0)[0])
+
+
+@dataclass
+class Failure:
+    method: str
+    keep_alive: bool
+    at: float
+    ended: float
+    error: str
+
+
+@dataclass
+class Load:
+    """GET and POST to one host, with keep-alive on and off, at ``RATE`` a second."""
+
+    port: int
+    host: str
+    sent: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    answered: list[float] = field(default_factory=list)
+    """When each successful request got its answer."""
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> Load:
+        for method in ("GET", "POST"):
+            for keep_alive in (True, False):
+                thread = threading.Thread(target=self._loop, args=(method, keep_alive))
+                thread.start()
+                self._threads.append(thread)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _loop(self, method: str, keep_alive: bool) -> None:
+        interval = 4 / RATE
+        connection: http.client.HTTPConnection | None = None
+        while not self._stop.is_set():
+            started = time.monotonic()
+            error = ""
+            try:
+                if connection is not None and dropped(connection):
+                    connection.close()
+                    connection = None
+                if connection is None:
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                headers = {"Host": self.host, "Connection": "keep-alive" if keep_alive else "close"}
+                body = b"x" * 512 if method == "POST" else None
+                connection.request(method, "/", body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    error = f"status {response.status}"
+            except (OSError, http.client.HTTPException) as caught:
+                error = f"{type(caught).__name__}: {caught}"
+            if error or not keep_alive:
+                if connection is not None:
+                    connection.close()
+                connection = None
+            with self._lock:
+                self.sent += 1
+                if error:
+                    failure = Failure(method, keep_alive, started, time.monotonic(), error)
+                    self.failures.append(failure)
+                else:
+                    self.answered.append(time.monotonic())
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        if connection is not None:
+            connection.close()
+
+    def summary(self) -> str:
+        by_kind = {
+            f"{m} keep-alive={'on' if k else 'off'}": sum(
+                1 for f in self.failures if f.method == m and f.keep_alive == k
+            )
+            for m in ("GET", "POST")
+            for k in (True, False)
+        }
+        times = sorted(self.answered)
+        gap = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+        errors = sorted({f.error.split(":")[0] for f in self.failures})
+        return (
+            f"{len(self.failures)} of {self.sent} failed ({by_kind}); "
+            f"longest time without an answer {gap:.2f} s; {errors}"
+        )
+
+
+@pytest.fixture
+def proxy(engine: Engine, ssh_server: SshServer) -> Iterator[Proxy]:
+    tag = f"{time.monotonic_ns() % 10**9}"
+    volumes = (f"hm-vhost-{tag}", f"hm-htpasswd-{tag}")
+    docker_path = ssh_server.ssh("command -v docker").stdout.strip()
+    made = Proxy(engine, ssh_server, docker_path, f"hm-proxy-{tag}", "", free_port(), volumes)
+    program = program_for(made)
+    static = {
+        path.removeprefix("/etc/nginx/"): text
+        for path, text in uploaded(program.container(made.name)).items()
+    }
+    made.image = proxy_image(engine, static)
+    try:
+        made.run()
+        first = made.step(program)
+        assert first.returncode == 0, first.stderr
+        made.route(*program.outputs["proxyPublicHosts"])
+        yield made
+    finally:
+        engine.docker("rm", "--force", made.name, check=False)
+        engine.docker("volume", "rm", "--force", *made.volumes, check=False)
+
+
+def credentials(program: Program, host: str) -> tuple[str, str]:
+    found = program.outputs["basicAuthCredentials"][host]
+    return found["username"], found["password"]
+
+
+def test_the_step_puts_every_host_behind_its_own_files(engine: Engine, proxy: Proxy) -> None:
+    program = program_for(proxy)
+    assert proxy.status(OPEN) == 200
+    assert proxy.status(PROTECTED) == 401
+    assert proxy.status(PROTECTED, credentials(program, PROTECTED)) == 200
+    assert proxy.status(OPEN, size=10 * 1024 * 1024 + 1) == 413
+    assert "client_max_body_size 10m;" in proxy.read(f"vhost.d/{OPEN}")
+
+
+def test_a_hostname_body_size_and_user_edit_reloads_and_no_other_request_fails(
+    engine: Engine, proxy: Proxy
+) -> None:
+    before = program_for(proxy)
+    edited = program_for(
+        proxy,
+        hostnames={"prometheus": NEW_PROMETHEUS},
+        proxy={"defaultMaxBodySize": "20m", "basicAuthUser": "ops"},
+    )
+    assert edited.container(proxy.name).inputs == before.container(proxy.name).inputs
+    with Load(proxy.port, OPEN) as load:
+        time.sleep(1)
+        step = proxy.step(edited)
+        assert step.returncode == 0, step.stderr
+        # The step's own reload: the new limit holds before any container changes.
+        assert proxy.status(OPEN, size=15 * 1024 * 1024, send=True) == 200
+        # The old host's container still runs: it keeps its htpasswd, so it stays
+        # closed to anyone without the old credentials.
+        assert proxy.status(PROTECTED) == 401
+        assert proxy.status(PROTECTED, credentials(before, PROTECTED)) == 200
+        # Then the engine replaces the app's container: docker-gen sees it go and come.
+        proxy.route(*edited.outputs["proxyPublicHosts"])
+        time.sleep(1)
+    print(f"\nhostname edit, reload: {load.summary()}")
+    assert load.sent >= RATE, "the load loop ran"
+    assert load.failures == [], load.summary()
+    assert proxy.status(NEW_PROMETHEUS) == 401
+    assert proxy.status(NEW_PROMETHEUS, credentials(edited, NEW_PROMETHEUS)) == 200
+    assert credentials(edited, NEW_PROMETHEUS)[0] == "ops"
+    assert (
+        proxy.status(
+            "jaeger.hemma.hule.education", credentials(before, "jaeger.hemma.hule.education")
+        )
+        == 401
+    ), "the user is now ops"
+    assert proxy.status(OPEN, size=20 * 1024 * 1024 + 1) == 413
+
+
+def test_replacing_the_proxy_as_an_upload_edit_did_fails_requests(
+    engine: Engine, proxy: Proxy
+) -> None:
+    """The baseline: delete-first, with the proxy's declared 30 s grace (nginx exits on
+    SIGTERM at once)."""
+    with Load(proxy.port, OPEN) as load:
+        time.sleep(1)
+        engine.docker("stop", "--time", "30", proxy.name)
+        engine.docker("rm", proxy.name)
+        proxy.run()
+        proxy.route(*program_for(proxy).outputs["proxyPublicHosts"])
+        time.sleep(1)
+    print(f"\nnginx-proxy replaced delete-first: {load.summary()}")
+    assert load.failures, "a replaced proxy drops requests: the baseline must show it"
+
+
+def test_files_nginx_refuses_are_rolled_back_and_nginx_keeps_serving(
+    engine: Engine, proxy: Proxy
+) -> None:
+    program = program_for(proxy)
+    before = proxy.read(f"vhost.d/{OPEN}")
+    lines = program.named(RELOAD_STEP).inputs["stdin"].splitlines()
+    broken = base64.b64encode(b"no_such_directive on;\n").decode()
+    stdin = "\n".join(
+        f"vhost.d/{OPEN} {broken}" if line.startswith(f"vhost.d/{OPEN} ") else line
+        for line in lines
+    )
+    step = proxy.step(program, stdin + "\n")
+    assert step.returncode == 1
+    assert "nginx refused the new per-host files; the previous ones are back" in step.stderr
+    assert proxy.read(f"vhost.d/{OPEN}") == before
+    listing = proxy.engine.docker("exec", proxy.name, "ls", "-A", "/etc/nginx/vhost.d").stdout
+    assert ".hemma-" not in listing, listing
+    assert proxy.status(OPEN) == 200
+    assert proxy.status(OPEN, size=10 * 1024 * 1024 + 1) == 413
+
+
+@pytest.mark.parametrize(
+    "path", ["conf.d/evil.conf", "vhost.d/../nginx.conf", "vhost.d/a/b", "vhost.d/.hidden", "x"]
+)
+def test_a_path_outside_the_two_directories_is_refused(
+    engine: Engine, proxy: Proxy, path: str
+) -> None:
+    program = program_for(proxy)
+    data = base64.b64encode(b"return 200;\n").decode()
+    step = proxy.step(program, f"{path} {data}\n")
+    assert step.returncode == 2
+    assert f"refusing to write /etc/nginx/{path}" in step.stderr
+    found = proxy.engine.docker("exec", proxy.name, "ls", "-A", "/etc/nginx/conf.d").stdout
+    assert "evil" not in found
+
+
+def test_a_declared_host_that_drops_basic_auth_loses_its_htpasswd(
+    engine: Engine, proxy: Proxy
+) -> None:
+    program = program_for(proxy)
+    lines = program.named(RELOAD_STEP).inputs["stdin"].splitlines()
+    without = [line for line in lines if not line.startswith(f"htpasswd/{PROTECTED} ")]
+    step = proxy.step(program, "\n".join(without) + "\n")
+    assert step.returncode == 0, step.stderr
+    assert f"htpasswd/{PROTECTED}" in step.stdout, "the removal is named"
+    assert proxy.status(PROTECTED) == 200
