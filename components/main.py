@@ -35,14 +35,7 @@ from components.host.units import host_unit_groups
 from components.model.app import SHARED_NETWORK, App, network_names
 from components.postgres.server import SharedPostgres, SharedPostgresArgs
 from components.proxy.nginx_files import host_policies, proxy_files
-from components.proxy.stack import (
-    HTPASSWD_VOLUME,
-    LOCAL_ADDRESSES,
-    PUBLIC_ADDRESSES,
-    VHOST_VOLUME,
-    ProxyStack,
-    ProxyStackArgs,
-)
+from components.proxy.stack import LOCAL_ADDRESSES, PUBLIC_ADDRESSES, ProxyStack, ProxyStackArgs
 
 PLATFORM_VOLUME_BACKUPS = {"certs": "live", "acme": "live", "html": "skip"}
 """The proxy's volumes: the certificates and the ACME account are data; the
@@ -56,8 +49,8 @@ def backup_plan(config: StackConfig, catalog: tuple[App, ...]) -> BackupPlan:
         proxy.certs_volume: PLATFORM_VOLUME_BACKUPS["certs"],
         proxy.acme_volume: PLATFORM_VOLUME_BACKUPS["acme"],
         proxy.html_volume: PLATFORM_VOLUME_BACKUPS["html"],
-        VHOST_VOLUME: "skip",
-        HTPASSWD_VOLUME: "skip",
+        proxy.vhost_volume: "skip",
+        proxy.htpasswd_volume: "skip",
     }
     return BackupPlan(
         docker=config.docker_path,

@@ -96,6 +96,8 @@ def check_site(config: StackConfig) -> list[str]:
         (f"{NAMESPACE}:proxy.certsVolume", config.proxy.certs_volume),
         (f"{NAMESPACE}:proxy.htmlVolume", config.proxy.html_volume),
         (f"{NAMESPACE}:proxy.acmeVolume", config.proxy.acme_volume),
+        (f"{NAMESPACE}:proxy.vhostVolume", config.proxy.vhost_volume),
+        (f"{NAMESPACE}:proxy.htpasswdVolume", config.proxy.htpasswd_volume),
         (f"{NAMESPACE}:postgres.dataVolume", config.postgres.data_volume),
     ]
     # One entry per app volume: check_catalog already keeps two apps off one volume.

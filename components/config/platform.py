@@ -70,6 +70,9 @@ class ProxyConfig(Model):
     certs_volume: DockerName = "nginx-proxy-certs"
     html_volume: DockerName = "nginx-proxy-html"
     acme_volume: DockerName = "acme-companion-acme"
+    vhost_volume: DockerName = "nginx-proxy-vhost"
+    htpasswd_volume: DockerName = "nginx-proxy-htpasswd"
+    """The per-host files (vhost.d, htpasswd): every ``up`` writes them."""
 
 
 class PostgresConfig(Model):

@@ -41,18 +41,24 @@ class HostShell:
     def run(
         self,
         name: str,
-        script: str,
+        script: pulumi.Input[str],
         *,
         stdin: pulumi.Input[str] | None,
         triggers: Sequence[pulumi.Input[str]],
         opts: pulumi.ResourceOptions,
     ) -> pulumi.CustomResource:
-        """A command resource that runs ``script`` with bash once, and again on ``triggers``."""
+        """A command resource that runs ``script`` with bash once, and again on ``triggers``
+        (pulumi-command runs ``create`` again on an update too: a changed script)."""
+        create: pulumi.Input[str] = (
+            as_command(script)
+            if isinstance(script, str)
+            else pulumi.Output.from_input(script).apply(as_command)  # type: ignore[arg-type]
+        )
         if self.connection is not None:
             return command.remote.Command(
                 name,
                 connection=self.connection,
-                create=as_command(script),
+                create=create,
                 stdin=stdin,
                 triggers=list(triggers),
                 add_previous_output_in_env=False,
@@ -62,7 +68,7 @@ class HostShell:
         assert self.local_docker_host is not None
         return command.local.Command(
             name,
-            create=as_command(script),
+            create=create,
             stdin=stdin,
             triggers=list(triggers),
             environment={"DOCKER_HOST": self.local_docker_host},

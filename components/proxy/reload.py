@@ -4,8 +4,17 @@ A container's uploads are ForceNew in terraform-provider-docker, so a file uploa
 onto nginx-proxy that a hostname, route, basic-auth or body-size edit changes would
 replace nginx-proxy, and every public site would go down with it. Those files
 (``vhost.d/...`` and ``htpasswd/...``) live in two volumes instead, and one step
-writes them through ``docker exec`` into the running proxy, then has it render and
-reload:
+writes them. It runs before the proxy container is created or replaced, so a new
+proxy renders its first config with every htpasswd in place:
+
+- When the proxy runs with the two volumes, the step writes through ``docker exec``
+  into it, then has it render and reload (below).
+- Otherwise (the first ``up``, or the hand-made proxy of an adoption, which has
+  other mounts there and is left alone) it writes into the volumes from a
+  throwaway container of the proxy's image, with no network, and renders nothing:
+  the proxy renders at its start.
+
+When it reloads the running proxy:
 
 - nginx-proxy's template includes ``vhost.d/<host>`` and turns basic auth on only
   when the file ``exists`` at render time (nginx.tmpl, 1.6.0), and docker-gen
@@ -70,7 +79,7 @@ fi
 changed=''
 for staged in vhost.d/"$new"* htpasswd/"$new"*; do
   [ -e "$staged" ] || continue
-  path="${staged%/*}/${staged##*/$new}"
+  path="${staged%/*}/${staged##*/"$new"}"
   [ -e "$path" ] && cp -p "$path" "${path%/*}/$old${path##*/}"
   changed="$changed $path"
 done
@@ -87,6 +96,12 @@ done
 for path in $changed; do
   mv -f "${path%/*}/$new${path##*/}" "$path"
 done
+if [ "${1:-reload}" = write ]; then
+  rm -f vhost.d/"$old"* htpasswd/"$old"*
+  echo "hemma: $count per-host files in place, removed:${removed:- none};" \
+    "the proxy renders them at its start"
+  exit 0
+fi
 rollback() {
   for path in $changed; do
     if [ -e "${path%/*}/$old${path##*/}" ]; then
@@ -127,12 +142,39 @@ def inside_script() -> str:
     return _INSIDE.replace("RENDER_COMMAND", RENDER)
 
 
-def reload_script(docker: str, container: str) -> str:
-    """The host's bash: hand the manifest on stdin to the script inside the proxy."""
+_HOST = r"""
+mounted() {
+  "$docker" inspect -f "{{range .Mounts}}{{if eq .Destination \"$1\"}}{{.Name}}{{end}}{{end}}" \
+    "$container" 2>/dev/null
+}
+serving() {
+  [ "$("$docker" inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" = true ] &&
+    [ "$(mounted /etc/nginx/vhost.d)" = "$vhost" ] &&
+    [ "$(mounted /etc/nginx/htpasswd)" = "$htpasswd" ]
+}
+if serving; then
+  "$docker" exec -i "$container" sh -c "$inside" sh reload
+else
+  "$docker" run --rm -i --network none --entrypoint sh \
+    -v "$vhost:/etc/nginx/vhost.d" -v "$htpasswd:/etc/nginx/htpasswd" \
+    "$image" -c "$inside" sh write
+fi
+"""
+
+
+def reload_script(docker: str, container: str, volumes: tuple[str, str], image: str) -> str:
+    """The host's bash: hand the manifest on stdin to the script inside the running
+    proxy, or, while no proxy with the two volumes runs, to a throwaway container of
+    ``image`` that mounts them."""
     q = shlex.quote
-    return (
-        "set -euo pipefail\n"
-        f"docker={q(docker)}\n"
-        f"container={q(container)}\n"
-        f'"$docker" exec -i "$container" sh -c {q(inside_script())}\n'
-    )
+    vhost, htpasswd = volumes
+    head = [
+        "set -euo pipefail",
+        f"docker={q(docker)}",
+        f"container={q(container)}",
+        f"vhost={q(vhost)}",
+        f"htpasswd={q(htpasswd)}",
+        f"image={q(image)}",
+        f"inside={q(inside_script())}",
+    ]
+    return "\n".join(head) + _HOST

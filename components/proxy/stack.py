@@ -42,9 +42,6 @@ PUBLIC_ADDRESSES = ("0.0.0.0", "::")
 publishes IPv4 only; Docker's proxy carries IPv6 clients to the container's IPv4."""
 LOCAL_ADDRESSES = ("127.0.0.1",)
 """The local stack's proxy: this machine only."""
-VHOST_VOLUME = "nginx-proxy-vhost"
-HTPASSWD_VOLUME = "nginx-proxy-htpasswd"
-"""The per-host files: written by the reload step on every change, so not backed up."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +75,9 @@ class ProxyStack(pulumi.ComponentResource):
     companion: docker.Container | None
     """acme-companion; None without ACME."""
     reload: pulumi.CustomResource
-    """Writes the per-host files and reloads nginx-proxy: every routed container
-    starts after it, so a protected host is never routed without its htpasswd."""
+    """Writes the per-host files (and reloads nginx-proxy when it runs): nginx-proxy
+    and every routed container start after it, so a protected host is never routed
+    without its htpasswd."""
 
     def __init__(
         self, name: str, args: ProxyStackArgs, opts: pulumi.ResourceOptions | None = None
@@ -98,8 +96,8 @@ class ProxyStack(pulumi.ComponentResource):
         acme = volume("acme", config.acme_volume)
         self._volumes = (certs, html, acme)
 
-        vhost = volume("vhost", VHOST_VOLUME)
-        passwords = volume("htpasswd", HTPASSWD_VOLUME)
+        vhost = volume("vhost", config.vhost_volume)
+        passwords = volume("htpasswd", config.htpasswd_volume)
         per_host: dict[str, pulumi.Input[str]] = dict(
             host_files(list(hosts), config.default_max_body_size)
         )
@@ -119,11 +117,33 @@ class ProxyStack(pulumi.ComponentResource):
             ).apply(self._htpasswd_for(config.basic_auth_user))
             credentials[host.hostname] = secret_value(password)
 
+        proxy_image = image(f"{name}-nginx-proxy-image", config.image, self).image_id
+        files: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(**per_host).apply(manifest)
+        )
+        docker_path, volumes = args.shell.docker_path, (config.vhost_volume, config.htpasswd_volume)
+        self.reload = args.shell.run(
+            f"{name}-reload",
+            pulumi.Output.from_input(proxy_image).apply(
+                lambda image_id: reload_script(
+                    docker_path, config.container_name, volumes, image_id
+                )
+            ),
+            stdin=files,
+            triggers=[files.apply(_digest)],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[vhost, passwords],
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
+        )
+
         self.container = container(
             f"{name}-nginx-proxy",
             parent=self,
             docker_name=config.container_name,
-            image=image(f"{name}-nginx-proxy-image", config.image, self).image_id,
+            image=proxy_image,
+            depends_on=[self.reload],
             health=Health('nginx -t -q && kill -0 "$(cat /var/run/nginx.pid)"', start_period=20),
             stop_grace_seconds=30,
             defaults=args.defaults,
@@ -161,21 +181,6 @@ class ProxyStack(pulumi.ComponentResource):
             wait=True,
             wait_timeout=120,
         )
-        files: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(**per_host).apply(manifest)
-        )
-        self.reload = args.shell.run(
-            f"{name}-reload",
-            reload_script(args.shell.docker_path, config.container_name),
-            stdin=files,
-            triggers=[files.apply(_digest), self.container.id],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[self.container],
-                additional_secret_outputs=["stdout", "stderr"],
-            ),
-        )
-
         self.companion = None if args.acme_email is None else self._companion(name, args)
         users = {host: config.basic_auth_user for host in credentials}
         self.basic_auth = pulumi.Output.secret(

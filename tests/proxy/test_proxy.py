@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.proxy.htpasswd import apr1
+from components.proxy.reload import inside_script
 from tests.harness import (
     Declared,
     Program,
@@ -49,6 +54,8 @@ def test_nginx_proxy_runs_the_runbook_image_with_socket_certs_and_html(program: 
     assert mounts["/tmp/docker.sock"]["readOnly"] is True
     assert mounts["/etc/nginx/certs"]["volumeName"] == "nginx-proxy-certs"
     assert mounts["/usr/share/nginx/html"]["volumeName"] == "nginx-proxy-html"
+    assert mounts["/etc/nginx/vhost.d"]["volumeName"] == "nginx-proxy-vhost"
+    assert mounts["/etc/nginx/htpasswd"]["volumeName"] == "nginx-proxy-htpasswd"
     assert {"label": "com.github.nginx-proxy.nginx", "value": "true"} in proxy.inputs["labels"]
     assert [n["name"] for n in proxy.inputs["networksAdvanced"]] == ["hule-network"]
 
@@ -131,14 +138,37 @@ def test_prometheus_and_jaeger_are_behind_basic_auth_with_a_generated_password(
 
 def test_every_routed_container_starts_after_the_proxy_has_its_files(program: Program) -> None:
     """A protected host's container must not be routed before its htpasswd is there:
-    docker-gen renders basic auth only for a file that exists."""
+    docker-gen renders basic auth only for a file that exists. The same holds for a
+    new proxy, which renders at its start."""
     reload = program.named(RELOAD_STEP)
     routed = [c for c in program.containers if "VIRTUAL_HOST" in env_or_secret(c)]
     assert {c.inputs["name"] for c in routed} >= {"prometheus", "jaeger", "skriptoteket-web"}
     for container in routed:
         assert reload.urn in container.dependencies, container.inputs["name"]
-    assert program.container("nginx-proxy").urn in reload.dependencies
+    assert reload.urn in program.container("nginx-proxy").dependencies, "a new proxy, too"
 
 
 def env_or_secret(container: Declared) -> str:
     return str(container.state.get("envs", ""))
+
+
+@pytest.mark.tools
+def test_the_reload_step_passes_shellcheck(program: Program, tmp_path: Path) -> None:
+    """The host's bash as the step runs it (``bash -c``), and the script it hands the
+    proxy as POSIX sh (Debian's dash in nginx-proxy's image)."""
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is required (apt-get install shellcheck)"
+    create = program.named(RELOAD_STEP).inputs["create"]
+    host = tmp_path / "host.sh"
+    host.write_text("#!/bin/bash\n" + shlex.split(create)[2])
+    inside = tmp_path / "inside.sh"
+    inside.write_text("#!/bin/sh\n" + inside_script())
+    # SC2016: the script handed to the proxy is single-quoted on purpose.
+    host_check = subprocess.run(
+        [shellcheck, "-e", "SC2016", str(host)], capture_output=True, text=True
+    )
+    assert host_check.returncode == 0, host_check.stdout
+    inside_check = subprocess.run(
+        [shellcheck, "-s", "dash", str(inside)], capture_output=True, text=True
+    )
+    assert inside_check.returncode == 0, inside_check.stdout

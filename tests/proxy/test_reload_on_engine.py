@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import base64
 import http.client
-import itertools
-import select
+import re
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,6 +32,7 @@ from tests.parts.engine import Engine
 from tests.parts.ssh import SshServer
 from tests.parts.tools import wait_until
 from tests.proxy.files import RELOAD_STEP, uploaded
+from tests.proxy.load import RATE, Load
 from tests.proxy.proxy_image import proxy_image
 
 pytest_plugins = ["tests.parts.fixtures"]
@@ -42,8 +41,6 @@ pytestmark = pytest.mark.tools
 OPEN = "skriptoteket.hule.education"
 PROTECTED = "prometheus.hemma.hule.education"
 NEW_PROMETHEUS = "prometheus2.hemma.hule.education"
-RATE = 40
-"""Requests a second over the four kinds (GET/POST, keep-alive on/off)."""
 
 
 def free_port() -> int:
@@ -55,7 +52,13 @@ def free_port() -> int:
 def program_for(target: Proxy, **changes: Any) -> Program:
     """The program, with the SSH user's docker CLI and the rehearsal's proxy name."""
     config = {**site_config(), "dockerPath": target.docker_path}
-    config["proxy"] = {**config["proxy"], "containerName": target.name}
+    vhost, htpasswd = target.volumes
+    config["proxy"] = {
+        **config["proxy"],
+        "containerName": target.name,
+        "vhostVolume": vhost,
+        "htpasswdVolume": htpasswd,
+    }
     for key, value in changes.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
     return run_program(config)
@@ -88,8 +91,9 @@ class Proxy:
             return False
 
     def workers(self) -> set[str]:
+        """nginx's worker PIDs; none while the proxy does not run."""
         found = self.engine.docker("exec", self.name, "pgrep", "-f", "nginx: worker", check=False)
-        return set(found.stdout.split())
+        return set(found.stdout.split()) if found.returncode == 0 else set()
 
     def reloaded(self, before: set[str]) -> None:
         """Wait until nginx's old workers are gone: a reload is a signal, and the old
@@ -100,14 +104,17 @@ class Proxy:
         """The program's reload step, as pulumi-command runs it: its create line through
         the login shell over SSH, its stdin on stdin."""
         declared = program.named(RELOAD_STEP).inputs
+        # The one swap: the mocks' image ID names no image on this engine.
+        create = re.sub(r"^image=\S+$", f"image={self.image}", declared["create"], flags=re.M)
+        assert create != declared["create"], "the step names the proxy's image"
         before = self.workers()
         done = self.ssh_server.ssh(
-            declared["create"],
+            create,
             input=declared["stdin"] if stdin is None else stdin,
             check=False,
             timeout=60,
         )
-        if done.returncode == 0:
+        if done.returncode == 0 and done.stdout.rstrip().endswith("nginx reloaded"):
             self.reloaded(before)
         return done
 
@@ -151,103 +158,6 @@ class Proxy:
             connection.close()
 
 
-def dropped(connection: http.client.HTTPConnection) -> bool:
-    """The server closed this idle keep-alive connection: what urllib3 asks before it
-    reuses one (``util.connection.is_connection_dropped``), and browsers too. nginx's old
-    workers close their idle connections on a reload; a client that sent on one
-    would lose a request nginx never read."""
-    return connection.sock is not None and bool(select.select([connection.sock], [], [], 0)[0])
-
-
-@dataclass
-class Failure:
-    method: str
-    keep_alive: bool
-    at: float
-    ended: float
-    error: str
-
-
-@dataclass
-class Load:
-    """GET and POST to one host, with keep-alive on and off, at ``RATE`` a second."""
-
-    port: int
-    host: str
-    sent: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    answered: list[float] = field(default_factory=list)
-    """When each successful request got its answer."""
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __enter__(self) -> Load:
-        for method in ("GET", "POST"):
-            for keep_alive in (True, False):
-                thread = threading.Thread(target=self._loop, args=(method, keep_alive))
-                thread.start()
-                self._threads.append(thread)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-    def _loop(self, method: str, keep_alive: bool) -> None:
-        interval = 4 / RATE
-        connection: http.client.HTTPConnection | None = None
-        while not self._stop.is_set():
-            started = time.monotonic()
-            error = ""
-            try:
-                if connection is not None and dropped(connection):
-                    connection.close()
-                    connection = None
-                if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                headers = {"Host": self.host, "Connection": "keep-alive" if keep_alive else "close"}
-                body = b"x" * 512 if method == "POST" else None
-                connection.request(method, "/", body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                if response.status != 200:
-                    error = f"status {response.status}"
-            except (OSError, http.client.HTTPException) as caught:
-                error = f"{type(caught).__name__}: {caught}"
-            if error or not keep_alive:
-                if connection is not None:
-                    connection.close()
-                connection = None
-            with self._lock:
-                self.sent += 1
-                if error:
-                    failure = Failure(method, keep_alive, started, time.monotonic(), error)
-                    self.failures.append(failure)
-                else:
-                    self.answered.append(time.monotonic())
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
-        if connection is not None:
-            connection.close()
-
-    def summary(self) -> str:
-        by_kind = {
-            f"{m} keep-alive={'on' if k else 'off'}": sum(
-                1 for f in self.failures if f.method == m and f.keep_alive == k
-            )
-            for m in ("GET", "POST")
-            for k in (True, False)
-        }
-        times = sorted(self.answered)
-        gap = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
-        errors = sorted({f.error.split(":")[0] for f in self.failures})
-        return (
-            f"{len(self.failures)} of {self.sent} failed ({by_kind}); "
-            f"longest time without an answer {gap:.2f} s; {errors}"
-        )
-
-
 @pytest.fixture
 def proxy(engine: Engine, ssh_server: SshServer) -> Iterator[Proxy]:
     tag = f"{time.monotonic_ns() % 10**9}"
@@ -261,9 +171,12 @@ def proxy(engine: Engine, ssh_server: SshServer) -> Iterator[Proxy]:
     }
     made.image = proxy_image(engine, static)
     try:
-        made.run()
+        # The first up: the step runs before the proxy exists, and the proxy renders
+        # its first config with every file in place.
         first = made.step(program)
         assert first.returncode == 0, first.stderr
+        assert "the proxy renders them at its start" in first.stdout
+        made.run()
         made.route(*program.outputs["proxyPublicHosts"])
         yield made
     finally:
@@ -385,3 +298,37 @@ def test_a_declared_host_that_drops_basic_auth_loses_its_htpasswd(
     assert step.returncode == 0, step.stderr
     assert f"htpasswd/{PROTECTED}" in step.stdout, "the removal is named"
     assert proxy.status(PROTECTED) == 200
+
+
+def test_a_proxy_with_other_mounts_is_left_alone(engine: Engine, proxy: Proxy) -> None:
+    """The hand-made proxy of an adoption runs under the declared name with its own
+    vhost.d: the step writes into the declared volumes and leaves it as it is."""
+    program = program_for(proxy)
+    engine.docker("rm", "--force", proxy.name)
+    own = f"{proxy.name}-own"
+    engine.docker("volume", "create", own)
+    try:
+        engine.docker(
+            "run", "-d", "--name", proxy.name, "-v", f"{own}:/etc/nginx/vhost.d", proxy.image,
+        )  # fmt: skip
+        engine.docker("exec", proxy.name, "sh", "-c", "echo hand-made > /etc/nginx/vhost.d/x")
+        lines = program.named(RELOAD_STEP).inputs["stdin"].splitlines()
+        edited = [
+            f"vhost.d/{OPEN} " + base64.b64encode(b"client_max_body_size 1k;\n").decode()
+            if line.startswith(f"vhost.d/{OPEN} ")
+            else line
+            for line in lines
+        ]
+        step = proxy.step(program, "\n".join(edited) + "\n")
+        assert step.returncode == 0, step.stderr
+        assert "the proxy renders them at its start" in step.stdout
+        assert proxy.read("vhost.d/x") == "hand-made\n"
+        listing = engine.docker("exec", proxy.name, "ls", "-A", "/etc/nginx/vhost.d").stdout
+        assert listing.split() == ["x"], "nothing written into the hand-made proxy's files"
+    finally:
+        engine.docker("rm", "--force", proxy.name, check=False)
+        engine.docker("volume", "rm", "--force", own, check=False)
+    written = engine.docker(
+        "run", "--rm", "-v", f"{proxy.volumes[0]}:/v", proxy.image, "cat", f"/v/{OPEN}"
+    ).stdout
+    assert written == "client_max_body_size 1k;\n"

@@ -150,13 +150,19 @@ def test_the_survey_stops_on_data_elsewhere_and_a_taken_port_and_swap_refuses_to
                for line in lines)  # fmt: skip
     assert any(line.startswith(f"LIKELY acme-companion runs here as {ACME}") for line in lines)
     dropped = sorted(line.split(", which")[0] for line in lines if line.startswith("DROPPED"))
-    assert len(dropped) == 3, dropped
-    assert dropped[0].startswith("DROPPED nginx-proxy mounts /") and dropped[0].endswith(
-        "/htpasswd at /etc/nginx/htpasswd"
-    )
-    assert dropped[1] == f"DROPPED nginx-proxy mounts {site.volumes[1]} at /etc/nginx/vhost.d"
-    assert dropped[2].startswith("DROPPED shared-postgres mounts /") and dropped[2].endswith(
+    assert len(dropped) == 1, dropped
+    assert dropped[0].startswith("DROPPED shared-postgres mounts /") and dropped[0].endswith(
         "/init at /docker-entrypoint-initdb.d"
+    )
+    # The program mounts volumes of its own where the hand-made proxy had its files.
+    replaced = sorted(line.split(": ")[0] for line in lines if line.startswith("REPLACED"))
+    assert len(replaced) == 2, replaced
+    assert replaced[0].startswith("REPLACED nginx-proxy mounts /") and replaced[0].endswith(
+        "/htpasswd at /etc/nginx/htpasswd; the program mounts nginx-proxy-htpasswd there"
+    )
+    assert replaced[1] == (
+        f"REPLACED nginx-proxy mounts {site.volumes[1]} at /etc/nginx/vhost.d; the program "
+        "mounts nginx-proxy-vhost there"
     )
 
     swap = surveyor.adopt("swap", "--dry-run")
