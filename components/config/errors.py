@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pulumi
+from pydantic import BaseModel
 
-from components.config.stack import NAMESPACE, SECRET_KEYS
+from components.config.stack import NAMESPACE, SECRET_KEYS, StackConfig
 
 
 class ConfigError(pulumi.RunError):
@@ -30,6 +34,9 @@ def key_path(loc: tuple[int | str, ...]) -> str:
         path += f".{name}" if path else name
     return f"{NAMESPACE}:{path}"
 
+
+NOT_JSON = "must be an object, and this is not JSON (or set one field: KEY.FIELD=VALUE)"
+"""An object key's value the CLI handed over as text that is not JSON."""
 
 _MESSAGES = {
     "missing": "is required",
@@ -82,6 +89,9 @@ def _value_free(template: str) -> str:
 
 _VALUE_FREE = re.compile(
     "|".join(_value_free(m) for m in _MESSAGES.values())
+    + r"|unknown config key \(did you mean [A-Za-z0-9_:.\[\]@/-]+\?\)"
+    + "|"
+    + re.escape(NOT_JSON)
     + "|must be set as a secret \\(pulumi config set --secret [A-Za-z]+ \\.\\.\\.\\)"
 )
 """Reasons that hold nothing of the value."""
@@ -127,6 +137,40 @@ def safe_message(
     return "\n".join(dict.fromkeys(safe_line(line, keys, secret_values) for line in lines))
 
 
+def _model_at(loc: tuple[int | str, ...]) -> Any:
+    """The config model (or type) the key path ``loc`` leads to; None past its end."""
+    node: Any = StackConfig
+    for part in loc:
+        while typing.get_origin(node) in (typing.Union, types.UnionType, typing.Annotated):
+            args = [a for a in typing.get_args(node) if a is not type(None)]
+            node = args[0] if args else None
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            fields = {(f.alias or name): f for name, f in node.model_fields.items()}
+            if part not in fields:
+                return None
+            node = fields[str(part)].annotation
+        elif typing.get_origin(node) in (dict, Mapping, typing.Mapping):
+            node = typing.get_args(node)[1] if typing.get_args(node) else None
+        elif typing.get_origin(node) in (list, tuple):
+            node = typing.get_args(node)[0] if typing.get_args(node) else None
+        else:
+            return None
+    return node
+
+
+def nearest_key(loc: tuple[int | str, ...]) -> str | None:
+    """The known key nearest an unknown one (``hostPrt`` -> ``hostPort``)."""
+    model = _model_at(loc[:-1])
+    while typing.get_origin(model) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(model) if a is not type(None)]
+        model = args[0] if args else None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    found = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
 def problem_line(error: Mapping[str, Any], secrets: set[str]) -> str:
     """One pydantic error as ``hemma:KEY: what is wrong (got VALUE)``; never a secret value."""
     loc = tuple(error["loc"])
@@ -143,6 +187,8 @@ def problem_line(error: Mapping[str, Any], secrets: set[str]) -> str:
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
     line = f"{key_path(loc)}: {message}"
+    if error["type"] == "extra_forbidden" and (near := nearest_key(loc)):
+        line += f" (did you mean {key_path((*loc[:-1], near))}?)"
     shows_value = error["type"] not in (
         "missing",
         "extra_forbidden",

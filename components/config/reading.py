@@ -17,7 +17,13 @@ from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from components.config.checks import check_site, missing_operator_secrets
-from components.config.errors import ConfigError, problem_line, safe_line, safe_message
+from components.config.errors import (
+    NOT_JSON,
+    ConfigError,
+    problem_line,
+    safe_line,
+    safe_message,
+)
 from components.config.sources import absent_checkouts
 from components.config.stack import NAMESPACE, SECRET_KEYS, StackConfig, object_keys
 
@@ -86,7 +92,7 @@ def _decode(key: str, value: str, structured: frozenset[str]) -> tuple[Any, str 
     try:
         decoded = json.loads(value)
     except json.JSONDecodeError:
-        return None, f"{NAMESPACE}:{key}: must be an object"
+        return None, f"{NAMESPACE}:{key}: {NOT_JSON}"
     except RecursionError:
         return None, f"{NAMESPACE}:{key}: is nested too deeply"
     except ValueError:  # a number with more digits than Python converts

@@ -1,11 +1,15 @@
 """``python -m components.plan``: the offline plan, and the diff of two plans.
 
     scripts/plan [--stack hemma] [--config KEY=VALUE ...] [--secret KEY=VALUE ...]
-                 [--json FILE] [--quiet]
-    scripts/plan diff [--exit-code] [--stack ...] [--config ...] [--secret ...] OLD NEW
+                 [--json FILE|-] [--quiet]
+    scripts/plan diff [--exit-code] [--full] [--stack ...] [--config ...] [--secret ...]
+                      [OLD [NEW]]
 
-OLD and NEW are plan files (``--json``) or git revisions. Exit status: 0 done
-(a diff with changes too, unless ``--exit-code``: then 2), 1 bad config or input.
+OLD and NEW are plan files (``--json``), git revisions, or ``.``, the working tree
+as it is (uncommitted edits too); OLD defaults to ``HEAD`` and NEW to ``.``. The
+stack defaults to ``$HEMMA_STACK``, else ``hemma``. Exit status: 0 done (a diff
+with changes too, unless ``--exit-code``: then 2), 1 bad config or input, 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from components.plan import diff, downtime, report
+from components.plan import diff, downtime, outputs, report
 from components.plan.document import FORMAT, document
 from components.plan.revisions import is_revision, plan_of_revision
 from components.plan.runner import ProgramError, evaluate
@@ -35,6 +39,9 @@ from components.plan.stackconfig import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANGES = 2
+INTERRUPTED = 130
+WORKING_TREE = "."
+STACK_VARIABLE = "HEMMA_STACK"
 CALLER_DIR = "HEMMA_PLAN_CWD"
 """Set by scripts/plan, which runs from the repo: where relative file names point."""
 
@@ -54,7 +61,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", default="hemma", help="the stack file Pulumi.STACK.yaml")
+    parser.add_argument(
+        "--stack",
+        default=os.environ.get(STACK_VARIABLE) or "hemma",
+        help=f"the stack file Pulumi.STACK.yaml (default: ${STACK_VARIABLE}, else hemma)",
+    )
     parser.add_argument(
         "--config",
         action="append",
@@ -101,21 +112,37 @@ def make_plan(
 
 def _plan_main(argv: Sequence[str]) -> int:
     parser = _Parser(
-        prog="scripts/plan", description="The plan anyone can run: no Pulumi CLI, no server."
+        prog="scripts/plan",
+        description="The plan anyone can run: no Pulumi CLI, no server. "
+        "`scripts/plan diff --help`: what a change would do.",
     )
     _common(parser)
-    parser.add_argument("--json", metavar="FILE", help="write the full desired state here")
+    parser.add_argument(
+        "--json", metavar="FILE", help="write the full desired state here (- for stdout)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = parser.parse_args(argv)
+    target = None if args.json in (None, "-") else _file(args.json)
+    if target is not None and not target.parent.is_dir():
+        raise InputError(f"--json {args.json}: no such directory {target.parent}")
     plan = make_plan(ROOT, args.stack, args.config, args.secret)
-    if args.json:
-        _file(args.json).write_text(json.dumps(plan, indent=2) + "\n")
+    text = json.dumps(plan, indent=2) + "\n"
+    if args.json == "-":
+        sys.stdout.write(text)
+        return 0
+    if target is not None:
+        try:
+            target.write_text(text)
+        except OSError as error:
+            raise InputError(f"--json {args.json}: {error.strerror}") from None
     if not args.quiet:
         sys.stdout.write(report.render(plan))
     return 0
 
 
-def _load(argument: str, plan_args: list[str]) -> tuple[dict[str, Any], str]:
+def _load(argument: str, plan_args: list[str], stack: str) -> tuple[dict[str, Any], str]:
+    if argument == WORKING_TREE:
+        return make_plan(ROOT, stack, *_assigned(plan_args)), "the working tree"
     path = _file(argument)
     if path.is_file():
         try:
@@ -134,24 +161,45 @@ def _diff_main(argv: Sequence[str]) -> int:
     parser = _Parser(
         prog="scripts/plan diff",
         description="What pulumi up would create, replace, update or delete between two "
-        "plans (plan files or git revisions), and why.",
+        "plans (plan files, git revisions, or . for the working tree), and why. With no "
+        "argument: HEAD against the working tree (uncommitted edits too).",
     )
     _common(parser)
-    parser.add_argument("old", help="plan file or git revision")
-    parser.add_argument("new", help="plan file or git revision")
+    parser.add_argument(
+        "old", nargs="?", default="HEAD", help="plan file, git revision or . (default HEAD)"
+    )
+    parser.add_argument(
+        "new", nargs="?", default=WORKING_TREE, help="plan file, git revision or . (default .)"
+    )
     parser.add_argument(
         "--exit-code", action="store_true", help=f"exit {CHANGES} when anything changes"
     )
+    parser.add_argument("--full", action="store_true", help="show every value and line whole")
     args = parser.parse_args(argv)
     plan_args = ["--stack", args.stack]
     plan_args += [f"--config={pair}" for pair in args.config]
     plan_args += [f"--secret={pair}" for pair in args.secret]
-    old, old_label = _load(args.old, plan_args)
-    new, new_label = _load(args.new, plan_args)
-    comparison = diff.compare(old, new)
+    _progress(f"planning {args.old}")
+    old, old_label = _load(args.old, plan_args, args.stack)
+    _progress(f"planning {args.new}")
+    new, new_label = _load(args.new, plan_args, args.stack)
+    comparison = diff.compare(old, new, full=args.full)
     edge = downtime.costs(comparison.changes, old, new)
-    sys.stdout.write(diff.render(comparison, old_label, new_label, edge))
-    return CHANGES if args.exit_code and comparison.changes else 0
+    exported = outputs.changes(old, new, args.full)
+    sys.stdout.write(diff.render(comparison, old_label, new_label, edge, exported))
+    return CHANGES if args.exit_code and (comparison.changes or exported) else 0
+
+
+def _assigned(plan_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The ``--config`` and ``--secret`` pairs back out of ``plan_args``."""
+    configs = [a.removeprefix("--config=") for a in plan_args if a.startswith("--config=")]
+    secrets = [a.removeprefix("--secret=") for a in plan_args if a.startswith("--secret=")]
+    return configs, secrets
+
+
+def _progress(line: str) -> None:
+    """A line on stderr while a diff plans, which takes seconds per side."""
+    sys.stderr.write(f"plan diff: {line}...\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,3 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, ProgramError) as error:
         sys.stderr.write(f"{error}\n")
         return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("plan: interrupted\n")
+        return INTERRUPTED

@@ -139,7 +139,9 @@ def _holds(value: Any, needle: str) -> bool:
     return needle in json.dumps(value)
 
 
-def compare(old_plan: Mapping[str, Any], new_plan: Mapping[str, Any]) -> Comparison:
+def compare(
+    old_plan: Mapping[str, Any], new_plan: Mapping[str, Any], full: bool = False
+) -> Comparison:
     olds, news = _resources(old_plan), _resources(new_plan)
     pairs: dict[str, str] = {urn: urn for urn in news if urn in olds}
     renamed: list[tuple[str, str]] = []
@@ -213,7 +215,7 @@ def compare(old_plan: Mapping[str, Any], new_plan: Mapping[str, Any]) -> Compari
             for key, (before, after) in changed[urn].items():
                 if any(line.startswith(f"{key}: ") for line in reasons[urn]):
                     continue
-                lines = describe(key, before, after)
+                lines = describe(key, before, after, full)
                 plain = [line.removeprefix(f"{key}: ") for line in lines]
                 same = next((k for k, v in seen.items() if v == plain), None)
                 details += [f"{key}: the same change as {same}"] if same else lines
@@ -275,9 +277,14 @@ def _normal(value: Any) -> Any:
 
 
 def render(
-    comparison: Comparison, old_label: str, new_label: str, edge: list[str] | None = None
+    comparison: Comparison,
+    old_label: str,
+    new_label: str,
+    edge: list[str] | None = None,
+    outputs: list[str] | None = None,
 ) -> str:
-    """The changes, then (``edge``) what they cost the public sites."""
+    """The changes, then (``edge``) what they cost the public sites, then (``outputs``)
+    how the stack outputs change."""
     lines = [f"plan diff: {old_label} -> {new_label}"]
     protected = comparison.protected
     if protected:
@@ -289,7 +296,7 @@ def render(
         lines += [f"!!   {c.action} {c.name} ({c.type})" for c in protected]
     lines.append("")
     if not comparison.changes:
-        lines.append("no changes")
+        lines.append("no changes" + (" to resources" if outputs else ""))
     for change in comparison.changes:
         lines.append(change.headline())
         lines += [f"    {detail}" for detail in change.details]
@@ -303,4 +310,6 @@ def render(
     ]
     if edge:
         lines += ["", "Public sites:", *(f"  {line}" for line in edge)]
+    if outputs:
+        lines += ["", "Outputs:", *(f"  {line}" for line in outputs)]
     return "\n".join(lines) + "\n"

@@ -121,7 +121,7 @@ def read_stack_file(path: Path, namespace: str) -> tuple[dict[str, str], set[str
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise InputError(f"{path.name}: not YAML: {error}".splitlines()[0]) from None
+        raise InputError(yaml_problem(path.name, error)) from None
     config = data.get("config") or {}
     if not isinstance(config, dict):
         raise InputError(f"{path.name}: config must be a mapping")
@@ -137,6 +137,15 @@ def read_stack_file(path: Path, namespace: str) -> tuple[dict[str, str], set[str
         else:
             values[key] = cli_value(value)
     return values, encrypted
+
+
+def yaml_problem(name: str, error: yaml.YAMLError) -> str:
+    """``FILE:LINE:COLUMN: not YAML: what`` in one line."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark is not None else name
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    return f"{where}: not YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def assignments(pairs: Iterable[str], namespace: str, option: str) -> dict[str, str]:
@@ -170,6 +179,28 @@ def declares(path: str) -> bool:
     return True
 
 
+def set_path(values: Mapping[str, str], path: str, value: str) -> str:
+    """The top-level value with one field at ``path`` (``postgres.hostPort``) set, as
+    ``pulumi config set --path`` does: the rest of the object stays as it is."""
+    key, *fields = path.split(".")
+    if any(not part for part in [key, *fields]):
+        raise InputError(f"--config {path}: an empty part in the key path")
+    try:
+        current = json.loads(values.get(key, "{}"))
+    except json.JSONDecodeError:
+        raise InputError(f"--config {path}: {key} is not an object, so it has no fields") from None
+    if not isinstance(current, dict):
+        raise InputError(f"--config {path}: {key} is not an object, so it has no fields")
+    node = current
+    for part in fields[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise InputError(f"--config {path}: {part} is not an object, so it has no fields")
+        node = child
+    node[fields[-1]] = value
+    return json.dumps(current)
+
+
 def _fill_setting(values: dict[str, str], path: str, value: str) -> bool:
     key, _, rest = path.partition(".")
     try:
@@ -190,8 +221,14 @@ def plan_config(
 ) -> PlanConfig:
     """The stack file's values, then ``--config``, then ``--secret``; every operator-held
     or encrypted key still without a value gets a placeholder marked secret."""
-    values = {**stack_values, **overrides, **secrets}
-    secret_keys = set(secrets)
+    values = dict(stack_values)
+    for given in (overrides, secrets):
+        for key, value in given.items():
+            if "." in key:
+                values[key.split(".", 1)[0]] = set_path(values, key, value)
+            else:
+                values[key] = value
+    secret_keys = {key.split(".", 1)[0] for key in secrets}
     config = PlanConfig(values=values, secret_keys=secret_keys)
     structured = object_keys()
     for key in sorted(OPERATOR_KEYS | encrypted):

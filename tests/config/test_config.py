@@ -56,12 +56,12 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
     (
         "typo in a key",
         setting("acmeEmial", "ops@hule.education"),
-        "hemma:acmeEmial: unknown config key",
+        "hemma:acmeEmial: unknown config key (did you mean hemma:acmeEmail?)",
     ),
     (
         "typo in a nested key",
         setting("proxy.containerNmae", "edge"),
-        "hemma:proxy.containerNmae: unknown config key",
+        "hemma:proxy.containerNmae: unknown config key (did you mean hemma:proxy.containerName?)",
     ),
     (
         "a port that is not a number",
@@ -171,7 +171,11 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
         "hemma:dockerHost: must be a Docker host URL: ssh://HOST, tcp://HOST:PORT or "
         "unix:///PATH (got 'hemma')",
     ),
-    ("an object key holding a string", setting("proxy", "nginx"), "hemma:proxy: must be an object"),
+    (
+        "an object key holding a string",
+        setting("proxy", "nginx"),
+        "hemma:proxy: must be an object, and this is not JSON (or set one field: KEY.FIELD=VALUE)",
+    ),
     (
         "a user name with a space",
         setting("sshUser", "Root User"),

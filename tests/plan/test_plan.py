@@ -202,7 +202,7 @@ def test_the_plan_reads_the_stack_file_and_prints_every_section(fresh: Path) -> 
 def test_a_bad_config_prints_the_one_line_error_and_exits_1(fresh: Path) -> None:
     done = plan(fresh, "--config", "acmeEmial=admin@hule.education")
     assert done.returncode == 1
-    assert done.stderr == "hemma:acmeEmial: unknown config key\n"
+    assert done.stderr == "hemma:acmeEmial: unknown config key (did you mean hemma:acmeEmail?)\n"
     assert done.stdout == ""
 
 

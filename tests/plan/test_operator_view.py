@@ -1,0 +1,183 @@
+"""The plan as a new operator meets it: the working tree diffed, every change shown,
+config set one field at a time, and no traceback at any edge."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.plan.test_plan import (
+    PYTHON,
+    ROOT,
+    _commit,
+    bare_env,
+    copy_checkout,
+    fresh,
+    plan,
+    worktrees,
+)
+
+__all__ = ["fresh"]
+NEW_GRAFANA = "grafana2.hemma.hule.education"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Path]:
+    """A repository of this checkout with one commit, and an uncommitted edit of the
+    stack file: Grafana's hostname."""
+    checkout = tmp_path / "hemma"
+    copy_checkout(ROOT, checkout)
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    _commit(checkout, "as it is")
+    path = checkout / "Pulumi.hemma.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["config"]["hemma:hostnames"]["grafana"] = NEW_GRAFANA
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    yield checkout
+
+
+def test_a_bare_diff_compares_head_with_the_uncommitted_edit(repo: Path) -> None:
+    done = plan(repo, "diff", "--exit-code")
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.startswith("plan diff: HEAD (git revision) -> the working tree\n")
+    assert "replace observability-grafana (docker:index/container:Container): envs" in done.stdout
+    assert "plan diff: planning HEAD..." in done.stderr, "progress while it plans"
+    dotted = plan(repo, "diff", "HEAD", ".")
+    assert dotted.stdout == done.stdout
+    assert len(worktrees(repo)) == 1, "the temporary worktree is gone"
+
+
+def test_the_diff_says_which_dns_records_to_add_and_remove(repo: Path) -> None:
+    done = plan(repo, "diff")
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    assert f"DNS: add an A/AAAA record for {NEW_GRAFANA} (to Hemma)" in lines
+    assert "DNS: remove the record for grafana.hemma.hule.education" in lines
+    assert f"dnsRecords: + '{NEW_GRAFANA}'" in lines, "the output change itself"
+
+
+def test_uploads_are_diffed_line_by_line_under_their_file_names(repo: Path) -> None:
+    """Prometheus probes the public hosts: its prometheus.yml changes with the hostname."""
+    done = plan(repo, "diff")
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    probe = [line for line in lines if line.startswith("uploads: /etc/prometheus/prometheus.yml: ")]
+    assert any(line.endswith(f"https://{NEW_GRAFANA}/api/health") for line in probe), probe
+    assert not any(line.startswith('uploads: - {"content"') for line in lines)
+
+
+def test_full_shows_every_line_whole(repo: Path) -> None:
+    cut = plan(repo, "diff").stdout
+    whole = plan(repo, "diff", "--full").stdout
+    assert "..." in cut
+    longest = max(len(line) for line in whole.splitlines())
+    assert longest > max(len(line) for line in cut.splitlines())
+    assert len(whole.splitlines()) >= len(cut.splitlines())
+
+
+def test_one_field_of_an_object_is_set_as_pulumi_config_set_path_does(fresh: Path) -> None:
+    done = plan(fresh, "--config", "postgres.hostPort=443", "--quiet")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "hemma:postgres.hostPort: port 443 is already used by nginx-proxy (HTTPS)\n"
+    ), "the documented key is known, and the rest of postgres stays as the stack file has it"
+    moved = plan(fresh, "--config", "postgres.hostPort=5433", "--json", "-")
+    assert moved.returncode == 0, moved.stderr
+    config = json.loads(moved.stdout)["config"]
+    postgres = json.loads(config["postgres"])
+    assert postgres["hostPort"] == "5433"
+    assert postgres["containerName"] == "shared-postgres", "merged into the stack file's object"
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [
+        ("postgres.hostPrt=5", "hemma:postgres.hostPrt: unknown config key "
+         "(did you mean hemma:postgres.hostPort?)"),
+        ("postgress.hostPort=5", "hemma:postgress: unknown config key "
+         "(did you mean hemma:postgres?)"),
+        ("postgres={hostPort: 1}", "hemma:postgres: must be an object, and this is not "
+         "JSON (or set one field: KEY.FIELD=VALUE)"),
+        ("hostnames.grafana.x=1", "--config hostnames.grafana.x: grafana is not an object, "
+         "so it has no fields"),
+    ],
+)  # fmt: skip
+def test_a_bad_key_gets_one_line_that_helps(fresh: Path, setting: str, line: str) -> None:
+    done = plan(fresh, "--config", setting, "--quiet")
+    assert done.returncode == 1
+    assert done.stderr == line + "\n"
+
+
+def test_json_dash_writes_the_plan_to_stdout(fresh: Path) -> None:
+    done = plan(fresh, "--json", "-")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stack"] == "hemma"
+    assert not (fresh / "-").exists()
+
+
+def test_json_into_a_missing_directory_is_one_line(fresh: Path) -> None:
+    done = plan(fresh, "--json", "no/such/dir/plan.json")
+    assert done.returncode == 1
+    assert done.stderr.startswith("--json no/such/dir/plan.json: no such directory ")
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_yaml_error_names_its_line_and_column(tmp_path: Path) -> None:
+    checkout = tmp_path / "hemma"
+    copy_checkout(ROOT, checkout)
+    path = checkout / "Pulumi.hemma.yaml"
+    lines = path.read_text().splitlines()
+    at = lines.index("  hemma:proxy:")
+    lines[at] = "  hemma:proxy: [unclosed"
+    path.write_text("\n".join(lines) + "\n")
+    done = plan(checkout, "--quiet")
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"Pulumi.hemma.yaml:{at + 2}:"), done.stderr
+    assert ": not YAML: " in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_help_lists_the_diff_and_the_stack_variable(fresh: Path) -> None:
+    done = plan(fresh, "--help")
+    assert done.returncode == 0
+    assert "scripts/plan diff --help" in " ".join(done.stdout.split())
+    assert "HEMMA_STACK" in done.stdout
+    assert "working tree" in " ".join(plan(fresh, "diff", "--help").stdout.split())
+
+
+def test_hemma_stack_selects_the_stack_file(fresh: Path) -> None:
+    env = {**bare_env(fresh.parent), "HEMMA_STACK": "local"}
+    done = plan(fresh, "--json", "-", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stack"] == "local"
+
+
+def test_ctrl_c_stops_a_diff_at_once_and_leaves_no_worktree(repo: Path) -> None:
+    started = subprocess.Popen(
+        [str(PYTHON), "-m", "components.plan", "diff", "HEAD", "HEAD"],
+        cwd=repo,
+        env=bare_env(repo.parent),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while len(worktrees(repo)) == 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(worktrees(repo)) == 2, "the diff is planning a revision"
+    os.killpg(started.pid, signal.SIGINT)
+    stopped = time.monotonic()
+    _, stderr = started.communicate(timeout=20)
+    assert started.returncode == 130, stderr
+    assert time.monotonic() - stopped < 10
+    assert stderr.rstrip().endswith("plan: interrupted")
+    assert "Traceback" not in stderr
+    assert len(worktrees(repo)) == 1, "the temporary worktree is gone"
