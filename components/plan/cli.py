@@ -1,7 +1,7 @@
 """``python -m components.plan``: the offline plan, and the diff of two plans.
 
     scripts/plan [--stack hemma] [--config KEY=VALUE ...] [--secret KEY=VALUE ...]
-                 [--json FILE|-] [--quiet]
+                 [--json FILE|-] [--quiet] [--policy]
     scripts/plan diff [--exit-code] [--full] [--stack ...] [--config ...] [--secret ...]
                       [OLD [NEW]]
 
@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from components.plan import diff, downtime, outputs, report
+from components.plan import diff, downtime, outputs, policies, report
 from components.plan.document import FORMAT, document
 from components.plan.revisions import is_revision, plan_of_revision
-from components.plan.runner import ProgramError, evaluate
+from components.plan.runner import Evaluation, ProgramError, evaluate
 from components.plan.stackconfig import (
     InputError,
     PlanConfig,
@@ -99,15 +99,22 @@ def make_config(
     return project, config
 
 
-def make_plan(
+def make_evaluation(
     root: Path, stack: str, configs: Sequence[str], secrets: Sequence[str]
-) -> dict[str, Any]:
-    """Plan ``root``'s program with its stack file and the command line's config."""
+) -> tuple[Evaluation, PlanConfig]:
+    """Run ``root``'s program with its stack file and the command line's config."""
     project, config = make_config(root, stack, configs, secrets)
     evaluation = evaluate(
         config.values, config.secret_keys, root=root, project=project, stack=stack
     )
-    return document(evaluation, config)
+    return evaluation, config
+
+
+def make_plan(
+    root: Path, stack: str, configs: Sequence[str], secrets: Sequence[str]
+) -> dict[str, Any]:
+    """Plan ``root``'s program with its stack file and the command line's config."""
+    return document(*make_evaluation(root, stack, configs, secrets))
 
 
 def _plan_main(argv: Sequence[str]) -> int:
@@ -121,15 +128,26 @@ def _plan_main(argv: Sequence[str]) -> int:
         "--json", metavar="FILE", help="write the full desired state here (- for stdout)"
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "--policy",
+        action="store_true",
+        help=f"run the policy pack's checks too; exit {policies.VIOLATION} on a mandatory one",
+    )
     args = parser.parse_args(argv)
     target = None if args.json in (None, "-") else _file(args.json)
     if target is not None and not target.parent.is_dir():
         raise InputError(f"--json {args.json}: no such directory {target.parent}")
-    plan = make_plan(ROOT, args.stack, args.config, args.secret)
+    evaluation, config = make_evaluation(ROOT, args.stack, args.config, args.secret)
+    plan = document(evaluation, config)
+    violated = False
+    if args.policy:
+        lines, violated = policies.report(policies.as_resources(evaluation.resources))
+        sys.stderr.write("".join(f"{line}\n" for line in lines))
     text = json.dumps(plan, indent=2) + "\n"
+    status = policies.VIOLATION if violated else 0
     if args.json == "-":
         sys.stdout.write(text)
-        return 0
+        return status
     if target is not None:
         try:
             target.write_text(text)
@@ -137,7 +155,7 @@ def _plan_main(argv: Sequence[str]) -> int:
             raise InputError(f"--json {args.json}: {error.strerror}") from None
     if not args.quiet:
         sys.stdout.write(report.render(plan))
-    return 0
+    return status
 
 
 def _load(argument: str, plan_args: list[str], stack: str) -> tuple[dict[str, Any], str]:

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
+from components.plan import policies
+from components.plan.cli import make_evaluation
 from tests.plan.test_plan import (
     PYTHON,
     ROOT,
@@ -181,3 +185,23 @@ def test_ctrl_c_stops_a_diff_at_once_and_leaves_no_worktree(repo: Path) -> None:
     assert stderr.rstrip().endswith("plan: interrupted")
     assert "Traceback" not in stderr
     assert len(worktrees(repo)) == 1, "the temporary worktree is gone"
+
+
+def test_the_policy_pack_runs_over_the_plan_offline(fresh: Path) -> None:
+    done = plan(fresh, "--policy", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"Policies: 9 of 9 pass over \d+ resources\n", done.stderr), done.stderr
+
+
+def test_a_mandatory_violation_fails_the_offline_policy_run() -> None:
+    evaluation, _ = make_evaluation(ROOT, "hemma", [], [])
+    resources = policies.as_resources(evaluation.resources)
+    volume = next(r for r in resources if r.props.get("name") == "shared-postgres-data")
+    tampered = [replace(r, protect=False) if r is volume else r for r in resources]
+    lines, violated = policies.report(tampered)
+    assert violated
+    assert lines[0] == (
+        "mandatory data-is-protected: shared-postgres-data is not protected from deletion"
+    )
+    assert lines[-1].startswith("Policies: 8 of 9 pass over ")
+    assert policies.report(resources)[1] is False
