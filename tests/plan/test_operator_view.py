@@ -205,3 +205,17 @@ def test_a_mandatory_violation_fails_the_offline_policy_run() -> None:
     )
     assert lines[-1].startswith("Policies: 8 of 9 pass over ")
     assert policies.report(resources)[1] is False
+
+
+def test_the_test_command_prints_its_help_and_changes_nothing(fresh: Path) -> None:
+    done = subprocess.run(
+        ["bash", str(fresh / "scripts" / "test"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=bare_env(fresh.parent),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: bash scripts/test [--fast] [PYTEST ARGS...]")
+    assert "--fast" in done.stdout
+    assert not (fresh / "venv").exists(), "nothing was set up"
