@@ -127,6 +127,8 @@ FIELDS: dict[str, str] = {
     "proxy.companionImage": "nginxproxy/acme-companion:2.4",
     "proxy.htmlVolume": "nginx-proxy-html",
     "proxy.acmeVolume": "acme-companion-acme",
+    "proxy.vhostVolume": "nginx-proxy-vhost",
+    "proxy.htpasswdVolume": "nginx-proxy-htpasswd",
     "postgres.image": "postgres:16-alpine",
     "import.volume/shared-postgres-data": "shared-postgres-data",
     "adoptAsIs[0]": "huleedu_kafka_data",
