@@ -192,6 +192,10 @@ def test_migrations_run_in_the_new_container_before_it_must_be_healthy() -> None
         assert container.inputs["wait"] is False, f"{name}: the migration must not wait for health"
         assert container.urn in migration.dependencies, name
         assert migration.inputs["triggers"] == [container.inputs["image"]], "again on a new image"
+        # A migration of a large database may run minutes: the step waits 300 s for the
+        # container to run and then to turn healthy, as the provider's wait would.
+        assert "deadline=$((SECONDS + 300))" in script, name
+        assert container.inputs["waitTimeout"] == 300
 
 
 def test_class_hubs_migrations_run_one_after_the_other() -> None:

@@ -454,3 +454,40 @@ def test_a_swap_that_fails_renames_nothing_and_connections_come_back(hemma: Hemm
     finally:
         for db in ("tutoring", "restore_tutoring", "tutoring_before_1"):
             pg.sql(f"DROP DATABASE IF EXISTS {db}")
+
+
+def test_a_volume_restore_refuses_a_scratch_volume_that_exists(hemma: Hemma) -> None:
+    """An earlier restore left restore_NAME: this one stops before it copies anything
+    into it, and says how to go on."""
+    data = hemma.volume("classhub-media")
+    (data / "photo.jpg").write_bytes(b"live")
+    hemma.docker.add("classhub_web", volumes=["classhub-media"])
+    assert hemma.backup(volumes=(("classhub-media", "live", ()),)).returncode == 0
+    left = hemma.volume_root / "restore_classhub-media" / "_data"
+    left.mkdir(parents=True)
+    (left / "earlier.txt").write_text("an earlier restore\n")
+    done, _ = scripts_restore(
+        hemma.root, "volume", "classhub-media", "--production", "--yes",
+        *local_args(hemma), mode="local",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "volume restore_classhub-media exists: remove it first" in done.stderr
+    assert sorted(p.name for p in left.iterdir()) == ["earlier.txt"], "nothing copied into it"
+    assert (data / "photo.jpg").read_bytes() == b"live", "the live volume is untouched"
+
+
+def test_the_copy_kept_before_a_volume_restore_is_readable_by_root_only(hemma: Hemma) -> None:
+    """The copy keeps the live files' own modes (``cp -a``); the directory it is made in
+    is root's alone (``umask 077``), so nobody else reaches into it."""
+    data = hemma.volume("classhub-media")
+    (data / "secret.env").write_text("KEY=value\n")
+    hemma.docker.add("classhub_web", volumes=["classhub-media"])
+    assert hemma.backup(volumes=(("classhub-media", "live", ()),)).returncode == 0
+    done, _ = scripts_restore(
+        hemma.root, "volume", "classhub-media", "--production", "--yes",
+        *local_args(hemma), mode="local",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    keep = hemma.root / "kept"
+    assert keep.stat().st_mode & 0o777 == 0o700, oct(keep.stat().st_mode)
+    assert (next(keep.glob("classhub-media-*")) / "secret.env").read_text() == "KEY=value\n"

@@ -226,6 +226,11 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
         "hemma:proxy.basicAuthUser: must be letters, digits, '.', '_' or '-' (got 'ad:min')",
     ),
     (
+        "a managed GPU server without its executable",
+        setting("gpu.llama.manage", True),
+        "hemma:gpu.llama: a managed server needs its executable (from the running unit)",
+    ),
+    (
         "letting a volume the stack does not have start empty",
         setting("adoptAsIs", ["kafka_data"]),
         "hemma:adoptAsIs[0]: 'kafka_data' is no volume the stack declares",

@@ -241,6 +241,41 @@ HOSTILE: list[tuple[str, Any, str]] = [
         "hemma:extraEnv.grafana.LETSENCRYPT_HOST: nginx-proxy and acme-companion read it; routes are the apps' own",
     ),
     (
+        "extraEnv",
+        {"skriptoteket-web": {"HTTPS_METHOD": "noredirect"}},
+        "hemma:extraEnv.skriptoteket-web.HTTPS_METHOD: nginx-proxy and acme-companion read it; routes are the apps' own",
+    ),
+    (
+        "extraEnv",
+        {"skriptoteket-web": {"HSTS": "noredirect"}},
+        "hemma:extraEnv.skriptoteket-web.HSTS: nginx-proxy and acme-companion read it; routes are the apps' own",
+    ),
+    (
+        "extraEnv",
+        {"skriptoteket-web": {"CERT_NAME": "noredirect"}},
+        "hemma:extraEnv.skriptoteket-web.CERT_NAME: nginx-proxy and acme-companion read it; routes are the apps' own",
+    ),
+    (
+        "extraEnv",
+        {"skriptoteket-web": {"NETWORK_ACCESS": "noredirect"}},
+        "hemma:extraEnv.skriptoteket-web.NETWORK_ACCESS: nginx-proxy and acme-companion read it; routes are the apps' own",
+    ),
+    (
+        "extraEnv",
+        {"skriptoteket-web": {"SSL_POLICY": "noredirect"}},
+        "hemma:extraEnv.skriptoteket-web.SSL_POLICY: nginx-proxy and acme-companion read it; routes are the apps' own",
+    ),
+    (
+        "extraEnv",
+        {"skriptoteket-web": {"ACME_CA_URI": "noredirect"}},
+        "hemma:extraEnv.skriptoteket-web.ACME_CA_URI: nginx-proxy and acme-companion read it; routes are the apps' own",
+    ),
+    (
+        "extraEnv",
+        {"skriptoteket-web": {"DATABASE_URL_FILE": "/run/evil"}},
+        "hemma:extraEnv.skriptoteket-web.DATABASE_URL_FILE: the skriptoteket app sets DATABASE_URL, which this would override; extraEnv cannot override it",
+    ),
+    (
         "backups.keepDaily",
         True,
         "hemma:backups.keepDaily: must be a number, not true or false (got True)",

@@ -11,6 +11,7 @@ from tests.harness import (
     Declared,
     Program,
     run_program,
+    site_config,
 )
 
 VOLUME = "docker:index/volume:Volume"
@@ -83,6 +84,13 @@ def test_shared_postgres_is_postgres_16_on_hule_network_and_localhost_only(
     assert server.inputs["wait"] is True
     assert server.secret_input("envs"), "POSTGRES_PASSWORD must reach the engine as a secret"
     assert env(server)["POSTGRES_PASSWORD"] == program.outputs["postgresAdminPassword"]
+
+
+def test_postgres_host_port_moves_the_published_port_and_the_tunnel() -> None:
+    program = run_program({**site_config(), "postgres": {"hostPort": 5433}})
+    server = program.container("shared-postgres")
+    assert server.inputs["ports"] == [{"internal": 5432, "external": 5433, "ip": "127.0.0.1"}]
+    assert ":127.0.0.1:5433 " in program.outputs["postgresTunnel"]
 
 
 def test_the_data_volume_survives_anything(program: Program) -> None:
