@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -199,6 +200,29 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that nothing listens on, below the kernel's ephemeral
+    range: a port picked with ``bind(0)`` and let go can come back from the next such
+    call, or be taken as the source port of any outgoing connection before the tunnel
+    binds it (``ip_local_port_range`` starts at 32768)."""
+    held: list[socket.socket] = []
+    try:
+        for candidate in random.sample(range(20000, 32000), 200):
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+            if len(held) == count:
+                return [s.getsockname()[1] for s in held]
+        raise AssertionError(f"no {count} free ports between 20000 and 32000")
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> bool:

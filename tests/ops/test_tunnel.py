@@ -19,6 +19,7 @@ from tests.ops.helpers import (
     ROOT,
     executable,
     free_port,
+    free_ports,
     read_log,
     sample,
     wait_for_port,
@@ -230,7 +231,8 @@ def test_open_tunnels_forward_until_stopped(
     port_options: list[str],
     reaper: list[int],
 ) -> None:
-    ports = {"lang": free_port(), "offload": free_port()}
+    lang, offload = free_ports(2)
+    ports = {"lang": lang, "offload": offload}
     process, log = start_tunnels(tmp_path, echo_server, ports, ssh_port)
     reaper.append(process.pid)
     try:
