@@ -189,14 +189,18 @@ def test_no_more_checks_run_at_once_than_asked(
     server_factory: Any,
     concurrency: int,
 ) -> None:
-    gate: Server = server_factory(delay=0.3)
+    """Never more than asked; and more than one at a time, which the server sees while it
+    holds each request 0.5 s. How many overlap beyond two depends on how fast the
+    machine starts the TLS handshakes, so that is not asserted: under load it was
+    not always all of them."""
+    gate: Server = server_factory(delay=0.5)
     hosts = {f"g{i}.test": gate.port for i in range(6)}
     path = write(tmp_path, public(*hosts))
     args = ["--outputs", str(path), "--ca-file", str(pki.ca), "--only", "https"]
     code, out, _ = run(capsys, *args, "--concurrency", str(concurrency), *resolve(hosts))
     assert code == 0, out
     assert gate.requests == 6
-    assert gate.max_inflight == concurrency
+    assert 2 <= gate.max_inflight <= concurrency
 
 
 def test_basic_auth_uses_the_exported_credentials_and_never_prints_them(
