@@ -67,7 +67,16 @@ def ssh_argv(ssh_command: str, target: str, command: str) -> list[str]:
 Runner = Callable[[list[str]], int]
 
 
-def run_plan(steps: Sequence[Step], ssh: Callable[[str], list[str]], runner: Runner) -> bool:
+SSH_FAILED = 255
+"""ssh's own exit status when it could not log in (or the connection broke)."""
+UNREACHABLE = 3
+"""Exit status when Hemma could not be reached and nothing ran: not 1, "a command on
+Hemma failed"."""
+
+
+def run_plan(steps: Sequence[Step], ssh: Callable[[str], list[str]], runner: Runner) -> int:
+    """Run the steps: 0 all passed, 1 one failed, ``UNREACHABLE`` when the first could
+    not even reach Hemma (then nothing else is tried either)."""
     tried: set[str] = set()
     failed = False
     for number, step in enumerate(steps, 1):
@@ -75,10 +84,19 @@ def run_plan(steps: Sequence[Step], ssh: Callable[[str], list[str]], runner: Run
             continue
         print(f"==> {number}. {step.what}\n    {step.command}", flush=True)
         tried.add(step.what)
-        if runner(ssh(step.command)) != 0:
+        code = runner(ssh(step.command))
+        if code == SSH_FAILED and len(tried) == 1:
+            print(
+                "hemma restore: cannot reach hemma over ssh (ssh exited 255 before the first "
+                "step); nothing was run",
+                file=sys.stderr,
+                flush=True,
+            )
+            return UNREACHABLE
+        if code != 0:
             print(f"hemma restore: step {number} failed", file=sys.stderr, flush=True)
             failed = True
-    return not failed
+    return 1 if failed else 0
 
 
 def _run(argv: list[str]) -> int:
@@ -222,6 +240,13 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
             found = subprocess.run(
                 ssh(lookup), stdin=subprocess.DEVNULL, capture_output=True, text=True
             )
+            if found.returncode == SSH_FAILED:
+                reason = (found.stderr.strip().splitlines() or ["ssh exited 255"])[-1]
+                print(
+                    f"hemma restore: cannot reach {target} over ssh: {reason}; nothing was run",
+                    file=sys.stderr,
+                )
+                return UNREACHABLE
             if found.returncode != 0:
                 print(f"hemma restore: {found.stderr.strip()}", file=sys.stderr)
                 return 1
@@ -236,8 +261,9 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
         print(f"  {number}. {step.what}{'  [always]' if step.always else ''}\n     {step.command}")
     if dry_run:
         return 0
-    if not run_plan(steps, ssh, runner):
-        return 1
+    status = run_plan(steps, ssh, runner)
+    if status != 0:
+        return status
     if args.kind == "database" and args.production:
         kept = kept_name(args.name, stamp)
         drop = f"{args.docker} exec {args.postgres} dropdb -U postgres {kept}"

@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -491,3 +492,33 @@ def test_the_copy_kept_before_a_volume_restore_is_readable_by_root_only(hemma: H
     keep = hemma.root / "kept"
     assert keep.stat().st_mode & 0o777 == 0o700, oct(keep.stat().st_mode)
     assert (next(keep.glob("classhub-media-*")) / "secret.env").read_text() == "KEY=value\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["database", "skriptoteket"], "cannot reach hemma over ssh (ssh exited 255 before "
+         "the first step); nothing was run"),
+        (["volume", "classhub-media", "--production", "--yes", "--dry-run"],
+         "cannot reach 127.0.0.1 over ssh: ssh: connect to host 127.0.0.1 port {port}: "
+         "Connection refused; nothing was run"),
+    ],
+)  # fmt: skip
+def test_an_unreachable_hemma_is_said_first_with_its_own_exit_status(
+    args: list[str], line: str
+) -> None:
+    """The real ssh client against a port nobody listens on: exit 3, not 1 ("a command
+    on Hemma failed"), and nothing after the first attempt, not even the clean-up."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    ssh = f"ssh -p {port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    done = subprocess.run(
+        [*WRAPPER, *args, "--ssh", "127.0.0.1", "--ssh-command", ssh],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == restore.UNREACHABLE == 3, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "hemma restore: " + line.format(port=port)
+    assert done.stdout.count("==> ") <= 1
