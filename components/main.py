@@ -218,6 +218,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     stacks = {app.name: app_stack(app) for app in catalog}
     for app in retired:
         app_stack(app, retire=True)
+    proxy.settle([c for stack in stacks.values() for c in stack.containers.values()])
     ssh = shell.connection
     units = [
         SystemdUnit(

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from components.plan import diff, downtime, outputs, policies, report
+from components.plan import diff, downtime, outputs, report
 from components.plan.document import FORMAT, document
 from components.plan.revisions import is_revision, plan_of_revision
 from components.plan.runner import Evaluation, ProgramError, evaluate
@@ -40,6 +40,8 @@ from components.plan.stackconfig import (
 ROOT = Path(__file__).resolve().parents[2]
 CHANGES = 2
 INTERRUPTED = 130
+VIOLATION = 3
+"""``--policy``: a mandatory policy is violated."""
 WORKING_TREE = "."
 STACK_VARIABLE = "HEMMA_STACK"
 CALLER_DIR = "HEMMA_PLAN_CWD"
@@ -131,7 +133,7 @@ def _plan_main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--policy",
         action="store_true",
-        help=f"run the policy pack's checks too; exit {policies.VIOLATION} on a mandatory one",
+        help=f"run the policy pack's checks too; exit {VIOLATION} on a mandatory one",
     )
     args = parser.parse_args(argv)
     target = None if args.json in (None, "-") else _file(args.json)
@@ -141,10 +143,16 @@ def _plan_main(argv: Sequence[str]) -> int:
     plan = document(evaluation, config)
     violated = False
     if args.policy:
+        # Only here: a checkout without the pack (policy/) still plans.
+        try:
+            from components.plan import policies
+        except ImportError as error:
+            raise InputError(f"--policy: the policy pack is not here ({error})") from None
+
         lines, violated = policies.report(policies.as_resources(evaluation.resources))
         sys.stderr.write("".join(f"{line}\n" for line in lines))
     text = json.dumps(plan, indent=2) + "\n"
-    status = policies.VIOLATION if violated else 0
+    status = VIOLATION if violated else 0
     if args.json == "-":
         sys.stdout.write(text)
         return status

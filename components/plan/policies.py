@@ -3,7 +3,7 @@
 The same functions the pack hands the Pulumi policy engine (``policy/validators.py``),
 over every resource the program declares, with the values as the engine would see
 them (secrets unmasked, in memory only). A mandatory violation makes the plan exit
-``VIOLATION``; an advisory one is printed and passes, as ``pulumi preview
+3 (``cli.VIOLATION``); an advisory one is printed and passes, as ``pulumi preview
 --policy-pack policy`` treats them.
 """
 
@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from components.plan.runner import Registered, unwrap
 from policy.validators import RESOURCE_POLICIES, STACK_POLICIES, Resource, violations
 
-VIOLATION = 3
 LEVELS = {name: level for name, (_, level) in {**RESOURCE_POLICIES, **STACK_POLICIES}.items()}
 
 

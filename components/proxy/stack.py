@@ -33,9 +33,11 @@ from components.foundation.secrets import generated_password, secret_value
 from components.foundation.shell import HostShell
 from components.proxy.htpasswd import htpasswd
 from components.proxy.nginx_files import HostPolicy, host_files, static_files
-from components.proxy.reload import manifest, reload_script
+from components.proxy.reload import ADD, GUARD, SETTLE, manifest, reload_script
 
 NGINX_LABEL = "com.github.nginx-proxy.nginx"
+NGINX_PROXY_COMMAND = ("forego", "start", "-r")
+"""The image's CMD (1.6.0 Dockerfile): its entrypoint sets up only for exactly this."""
 DOCKER_SOCKET = "/var/run/docker.sock"
 PUBLIC_ADDRESSES = ("0.0.0.0", "::")
 """80 and 443 on IPv4 and IPv6 (runbook 000 has AAAA records). An explicit 0.0.0.0
@@ -83,6 +85,7 @@ class ProxyStack(pulumi.ComponentResource):
         self, name: str, args: ProxyStackArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("hemma:proxy:ProxyStack", name, None, opts)
+        self._name = name
         config, hosts, import_ids = args.config, args.hosts, args.import_ids
         self.public_hosts = sorted(h.hostname for h in hosts)
 
@@ -121,22 +124,8 @@ class ProxyStack(pulumi.ComponentResource):
         files: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(**per_host).apply(manifest)
         )
-        docker_path, volumes = args.shell.docker_path, (config.vhost_volume, config.htpasswd_volume)
-        self.reload = args.shell.run(
-            f"{name}-reload",
-            pulumi.Output.from_input(proxy_image).apply(
-                lambda image_id: reload_script(
-                    docker_path, config.container_name, volumes, image_id
-                )
-            ),
-            stdin=files,
-            triggers=[files.apply(_digest)],
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[vhost, passwords],
-                additional_secret_outputs=["stdout", "stderr"],
-            ),
-        )
+        self._step_inputs = (args.shell, config, proxy_image, files)
+        self.reload = self._step(f"{name}-reload", ADD, [vhost, passwords])
 
         self.container = container(
             f"{name}-nginx-proxy",
@@ -144,6 +133,9 @@ class ProxyStack(pulumi.ComponentResource):
             docker_name=config.container_name,
             image=proxy_image,
             depends_on=[self.reload],
+            # nginx-proxy's own entrypoint, behind the check that its files are there.
+            entrypoints=["/bin/sh", "-c", GUARD, "hemma-guard"],
+            command=list(NGINX_PROXY_COMMAND),
             health=Health('nginx -t -q && kill -0 "$(cat /var/run/nginx.pid)"', start_period=20),
             stop_grace_seconds=30,
             defaults=args.defaults,
@@ -224,6 +216,34 @@ class ProxyStack(pulumi.ComponentResource):
                     volume_name=html.name, container_path="/usr/share/nginx/html"
                 ),
             ],
+        )
+
+    def settle(self, after: Sequence[pulumi.Resource]) -> pulumi.CustomResource:
+        """The step that runs after every app container (``after``): it also removes the
+        htpasswd of a declared host that no longer asks for basic auth, once the
+        containers serving that host are the new ones."""
+        name = self._name
+        return self._step(f"{name}-settle", SETTLE, [self.reload, self.container, *after])
+
+    def _step(
+        self, name: str, mode: str, depends_on: Sequence[pulumi.Resource]
+    ) -> pulumi.CustomResource:
+        shell, config, proxy_image, files = self._step_inputs
+        volumes = (config.vhost_volume, config.htpasswd_volume)
+        return shell.run(
+            name,
+            pulumi.Output.from_input(proxy_image).apply(
+                lambda image_id: reload_script(
+                    shell.docker_path, config.container_name, volumes, image_id, mode
+                )
+            ),
+            stdin=files,
+            triggers=[files.apply(_digest)],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(depends_on),
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
         )
 
     @staticmethod

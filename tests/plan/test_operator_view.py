@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -219,3 +220,13 @@ def test_the_test_command_prints_its_help_and_changes_nothing(fresh: Path) -> No
     assert done.stdout.startswith("usage: bash scripts/test [--fast] [PYTEST ARGS...]")
     assert "--fast" in done.stdout
     assert not (fresh / "venv").exists(), "nothing was set up"
+
+
+def test_a_checkout_without_the_policy_pack_still_plans(tmp_path: Path) -> None:
+    checkout = tmp_path / "hemma"
+    copy_checkout(ROOT, checkout)
+    shutil.rmtree(checkout / "policy")
+    assert plan(checkout, "--quiet").returncode == 0
+    done = plan(checkout, "--policy", "--quiet")
+    assert done.returncode == 1
+    assert done.stderr == "--policy: the policy pack is not here (No module named 'policy')\n"

@@ -8,6 +8,7 @@ import base64
 from tests.harness import Declared, Program
 
 RELOAD_STEP = "proxy-reload"
+SETTLE_STEP = "proxy-settle"
 
 
 def uploaded(proxy: Declared) -> dict[str, str]:

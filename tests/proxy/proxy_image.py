@@ -11,7 +11,12 @@ container on the private engine, laid out as nginx-proxy lays itself out.
   ``vhost.d/default``, and ``auth_basic`` with ``htpasswd/<host>`` when that file
   exists. The hosts come from ``/etc/hemma-test/routes`` (one per line) instead of
   the containers' ``VIRTUAL_HOST``: the test writes it as the containers come and
-  go. Each host proxies to a server in the same nginx that answers 200.
+  go. Each host proxies to a server in the same nginx that answers 200. It logs
+  what docker-gen 0.14.0 logs (``Generated '...' from N containers``, ``Contents of
+  ... did not change``), and, while ``/etc/hemma-test/cannot-list`` exists, what it
+  does when it cannot list the containers: logs and exits 0 without rendering.
+- ``/app/docker-entrypoint.sh``: for ``forego start -r``, as nginx-proxy's does, it
+  sets up and starts the server (here: render, then nginx in the foreground).
 - The nginx binary is Debian bookworm's, copied from this machine into the
   rehearsal's Debian bookworm base image, which has its libraries.
 """
@@ -19,7 +24,6 @@ container on the private engine, laid out as nginx-proxy lays itself out.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -59,6 +63,9 @@ RENDERER = f"""#!/usr/bin/python3
 import os, sys
 root = "/etc/nginx"
 dest = sys.argv[-1]
+if os.path.exists("/etc/hemma-test/cannot-list"):
+    print("Error listing containers: Cannot connect to the Docker daemon", file=sys.stderr)
+    sys.exit(0)
 try:
     hosts = open("/etc/hemma-test/routes").read().split()
 except FileNotFoundError:
@@ -86,13 +93,22 @@ if old != text:
     with open(dest + ".tmp", "w") as f:
         f.write(text)
     os.rename(dest + ".tmp", dest)
+    print(f"Generated '{{dest}}' from {{len(hosts)}} containers", file=sys.stderr)
+else:
+    print(f"Contents of {{dest}} did not change. Skipping notification ''", file=sys.stderr)
 """
 
-START = (
-    "mkdir -p /var/lib/nginx /etc/hemma-test && touch /etc/hemma-test/routes && "
-    "docker-gen /app/nginx.tmpl /etc/nginx/conf.d/default.conf && "
-    "exec nginx -g 'daemon off;'"
-)
+ENTRYPOINT = """#!/bin/sh
+# nginx-proxy's entrypoint, as far as the rehearsal needs it.
+set -e
+if [ "$*" = "forego start -r" ]; then
+  mkdir -p /var/lib/nginx /etc/hemma-test
+  touch /etc/hemma-test/routes
+  docker-gen /app/nginx.tmpl /etc/nginx/conf.d/default.conf
+  exec nginx -g 'daemon off;'
+fi
+exec "$@"
+"""
 
 
 def proxy_image(engine: Engine, uploaded: dict[str, str]) -> str:
@@ -101,7 +117,8 @@ def proxy_image(engine: Engine, uploaded: dict[str, str]) -> str:
     assert NGINX.exists(), "nginx is required (apt-get install nginx)"
     base = base_image(engine)
     digest = hashlib.sha256(
-        NGINX.read_bytes() + NGINX_CONF.encode() + RENDERER.encode() + base.encode()
+        NGINX.read_bytes() + NGINX_CONF.encode() + RENDERER.encode() + ENTRYPOINT.encode()
+        + base.encode()
         + repr(sorted(uploaded.items())).encode()
     ).hexdigest()[:12]  # fmt: skip
     tag = f"hemma-test/proxy-nginx:{digest}"
@@ -116,15 +133,18 @@ def proxy_image(engine: Engine, uploaded: dict[str, str]) -> str:
         (root / "etc/nginx/conf.d").mkdir(parents=True, exist_ok=True)
         (root / "app").mkdir()
         (root / "app/nginx.tmpl").write_text("# rendered by the stand-in docker-gen\n")
+        entrypoint = root / "app/docker-entrypoint.sh"
+        entrypoint.write_text(ENTRYPOINT)
+        entrypoint.chmod(0o755)
         (root / "usr/sbin").mkdir(parents=True)
         shutil.copy2(NGINX, root / "usr/sbin/nginx")
         (root / "usr/local/bin").mkdir(parents=True)
         renderer = root / "usr/local/bin/docker-gen"
         renderer.write_text(RENDERER)
         renderer.chmod(0o755)
-        command = json.dumps(["sh", "-c", START])
         (Path(context) / "Dockerfile").write_text(
-            f"FROM {base}\nCOPY root/ /\nENTRYPOINT []\nCMD {command}\n"
+            f"FROM {base}\nCOPY root/ /\n"
+            'ENTRYPOINT ["/app/docker-entrypoint.sh"]\nCMD ["forego", "start", "-r"]\n'
         )
         engine.docker("build", "--quiet", "--tag", tag, context)
     return tag

@@ -18,7 +18,7 @@ from tests.harness import (
     run_program,
     site_config,
 )
-from tests.proxy.files import RELOAD_STEP, nginx_files
+from tests.proxy.files import RELOAD_STEP, SETTLE_STEP, nginx_files
 
 PUBLIC_HOSTS = [
     "api.huleedu.hule.education",
@@ -146,6 +146,22 @@ def test_every_routed_container_starts_after_the_proxy_has_its_files(program: Pr
     for container in routed:
         assert reload.urn in container.dependencies, container.inputs["name"]
     assert reload.urn in program.container("nginx-proxy").dependencies, "a new proxy, too"
+    # The htpasswd of a host that no longer asks for auth goes only once every
+    # container that served it is the new one.
+    settle = program.named(SETTLE_STEP)
+    for container in [*routed, program.container("nginx-proxy")]:
+        assert container.urn in settle.dependencies, container.inputs["name"]
+    assert "mode=settle\n" in settle.inputs["create"] and "mode=add\n" in reload.inputs["create"]
+
+
+def test_nginx_proxy_refuses_to_start_without_its_per_host_files(program: Program) -> None:
+    """Its own entrypoint and command, behind a check: on empty volumes it would serve
+    every host without its limits and basic auth."""
+    proxy = program.container("nginx-proxy").inputs
+    assert proxy["entrypoints"][:2] == ["/bin/sh", "-c"]
+    assert proxy["entrypoints"][2].startswith("test -e /etc/nginx/vhost.d/default || ")
+    assert proxy["entrypoints"][2].endswith('exec /app/docker-entrypoint.sh "$@"')
+    assert proxy["command"] == ["forego", "start", "-r"], "the entrypoint sets up only for this"
 
 
 def env_or_secret(container: Declared) -> str:
@@ -158,14 +174,16 @@ def test_the_reload_step_passes_shellcheck(program: Program, tmp_path: Path) -> 
     proxy as POSIX sh (Debian's dash in nginx-proxy's image)."""
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is required (apt-get install shellcheck)"
-    create = program.named(RELOAD_STEP).inputs["create"]
-    host = tmp_path / "host.sh"
-    host.write_text("#!/bin/bash\n" + shlex.split(create)[2])
+    hosts = []
+    for step in (RELOAD_STEP, SETTLE_STEP):
+        host = tmp_path / f"{step}.sh"
+        host.write_text("#!/bin/bash\n" + shlex.split(program.named(step).inputs["create"])[2])
+        hosts.append(str(host))
     inside = tmp_path / "inside.sh"
     inside.write_text("#!/bin/sh\n" + inside_script())
     # SC2016: the script handed to the proxy is single-quoted on purpose.
     host_check = subprocess.run(
-        [shellcheck, "-e", "SC2016", str(host)], capture_output=True, text=True
+        [shellcheck, "-e", "SC2016", *hosts], capture_output=True, text=True
     )
     assert host_check.returncode == 0, host_check.stdout
     inside_check = subprocess.run(

@@ -31,7 +31,7 @@ from tests.harness import Program, run_program, site_config
 from tests.parts.engine import Engine
 from tests.parts.ssh import SshServer
 from tests.parts.tools import wait_until
-from tests.proxy.files import RELOAD_STEP, uploaded
+from tests.proxy.files import RELOAD_STEP, SETTLE_STEP, uploaded
 from tests.proxy.load import RATE, Load
 from tests.proxy.proxy_image import proxy_image
 
@@ -74,13 +74,20 @@ class Proxy:
     port: int
     volumes: tuple[str, str]
 
-    def run(self) -> None:
+    def start(self, program: Program) -> None:
+        """The proxy container with the program's entrypoint and command (the guard in
+        front of nginx-proxy's own entrypoint)."""
+        declared = program.container(self.name).inputs
+        entrypoint, *guard = declared["entrypoints"]
         vhost, htpasswd = self.volumes
         self.engine.docker(
             "run", "-d", "--name", self.name, "-p", f"127.0.0.1:{self.port}:80",
             "-v", f"{vhost}:/etc/nginx/vhost.d", "-v", f"{htpasswd}:/etc/nginx/htpasswd",
-            self.image,
+            "--entrypoint", entrypoint, self.image, *guard, *declared["command"],
         )  # fmt: skip
+
+    def run(self, program: Program) -> None:
+        self.start(program)
         wait_until(f"{self.name} listens", self.answers, timeout=30)
 
     def answers(self) -> bool:
@@ -100,10 +107,13 @@ class Proxy:
         workers finish in their own time."""
         wait_until("nginx's old workers exit", lambda: not (self.workers() & before), 10)
 
-    def step(self, program: Program, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """The program's reload step, as pulumi-command runs it: its create line through
+    def step(
+        self, program: Program, stdin: str | None = None, step: str = RELOAD_STEP
+    ) -> subprocess.CompletedProcess[str]:
+        """One of the program's two steps (``proxy-reload`` before the containers,
+        ``proxy-settle`` after them), as pulumi-command runs it: its create line through
         the login shell over SSH, its stdin on stdin."""
-        declared = program.named(RELOAD_STEP).inputs
+        declared = program.named(step).inputs
         # The one swap: the mocks' image ID names no image on this engine.
         create = re.sub(r"^image=\S+$", f"image={self.image}", declared["create"], flags=re.M)
         assert create != declared["create"], "the step names the proxy's image"
@@ -176,7 +186,7 @@ def proxy(engine: Engine, ssh_server: SshServer) -> Iterator[Proxy]:
         first = made.step(program)
         assert first.returncode == 0, first.stderr
         assert "the proxy renders them at its start" in first.stdout
-        made.run()
+        made.run(program)
         made.route(*program.outputs["proxyPublicHosts"])
         yield made
     finally:
@@ -245,8 +255,9 @@ def test_replacing_the_proxy_as_an_upload_edit_did_fails_requests(
         time.sleep(1)
         engine.docker("stop", "--time", "30", proxy.name)
         engine.docker("rm", proxy.name)
-        proxy.run()
-        proxy.route(*program_for(proxy).outputs["proxyPublicHosts"])
+        program = program_for(proxy)
+        proxy.run(program)
+        proxy.route(*program.outputs["proxyPublicHosts"])
         time.sleep(1)
     print(f"\nnginx-proxy replaced delete-first: {load.summary()}")
     assert load.failures, "a replaced proxy drops requests: the baseline must show it"
@@ -293,10 +304,14 @@ def test_a_declared_host_that_drops_basic_auth_loses_its_htpasswd(
 ) -> None:
     program = program_for(proxy)
     lines = program.named(RELOAD_STEP).inputs["stdin"].splitlines()
-    without = [line for line in lines if not line.startswith(f"htpasswd/{PROTECTED} ")]
-    step = proxy.step(program, "\n".join(without) + "\n")
+    without = "\n".join(line for line in lines if not line.startswith(f"htpasswd/{PROTECTED} "))
+    step = proxy.step(program, without + "\n")
     assert step.returncode == 0, step.stderr
-    assert f"htpasswd/{PROTECTED}" in step.stdout, "the removal is named"
+    assert "removed: none" in step.stdout, "before the containers: nothing is removed"
+    assert proxy.status(PROTECTED) == 401
+    settle = proxy.step(program, without + "\n", step=SETTLE_STEP)
+    assert settle.returncode == 0, settle.stderr
+    assert f"removed: htpasswd/{PROTECTED}" in settle.stdout, "the removal is named"
     assert proxy.status(PROTECTED) == 200
 
 
@@ -332,3 +347,68 @@ def test_a_proxy_with_other_mounts_is_left_alone(engine: Engine, proxy: Proxy) -
         "run", "--rm", "-v", f"{proxy.volumes[0]}:/v", proxy.image, "cat", f"/v/{OPEN}"
     ).stdout
     assert written == "client_max_body_size 1k;\n"
+
+
+def test_a_protected_host_given_to_an_open_route_stays_closed_until_its_containers_change(
+    engine: Engine, proxy: Proxy
+) -> None:
+    """Prometheus moves to a new name and Grafana takes its old one. Until the engine has
+    replaced both containers, the old name is still served by prometheus's old
+    container: it keeps its htpasswd. The settle step, after the containers, opens it."""
+    edited = program_for(proxy, hostnames={"prometheus": NEW_PROMETHEUS, "grafana": PROTECTED})
+    step = proxy.step(edited)
+    assert step.returncode == 0, step.stderr
+    assert "removed: none" in step.stdout
+    assert proxy.status(PROTECTED) == 401
+    proxy.route(*edited.outputs["proxyPublicHosts"])  # both containers replaced
+    assert proxy.status(PROTECTED) == 401, "closed, not open, until the settle step"
+    settle = proxy.step(edited, step=SETTLE_STEP)
+    assert settle.returncode == 0, settle.stderr
+    assert f"removed: htpasswd/{PROTECTED}" in settle.stdout
+    assert proxy.status(PROTECTED) == 200, "grafana's route asks for no basic auth"
+    assert proxy.status(NEW_PROMETHEUS) == 401
+    assert proxy.status(NEW_PROMETHEUS, credentials(edited, NEW_PROMETHEUS)) == 200
+
+
+def test_a_render_that_lists_no_containers_fails_the_step_and_changes_nothing(
+    engine: Engine, proxy: Proxy
+) -> None:
+    """docker-gen exits 0 when it cannot list the containers, without rendering: a
+    step that trusted its exit status would report a basic auth it never turned on."""
+    program = program_for(proxy)
+    before = proxy.read(f"vhost.d/{OPEN}")
+    engine.docker("exec", proxy.name, "touch", "/etc/hemma-test/cannot-list")
+    lines = program.named(RELOAD_STEP).inputs["stdin"].splitlines()
+    smaller = base64.b64encode(b"include hemma/edge-hardening.conf;\nclient_max_body_size 1k;\n")
+    stdin = "\n".join(
+        f"vhost.d/{OPEN} {smaller.decode()}" if line.startswith(f"vhost.d/{OPEN} ") else line
+        for line in lines
+    )
+    step = proxy.step(program, stdin + "\n")
+    assert step.returncode == 1
+    assert "hemma: docker-gen did not render /etc/nginx/conf.d/default.conf" in step.stderr
+    assert proxy.read(f"vhost.d/{OPEN}") == before, "the previous file is back"
+
+
+def test_a_proxy_on_empty_volumes_refuses_to_start(engine: Engine, proxy: Proxy) -> None:
+    """Docker's data lost and the volumes made again: the step does not run again (its
+    inputs did not change), so the proxy must not serve without the files."""
+    program = program_for(proxy)
+    engine.docker("rm", "--force", proxy.name)
+    engine.docker("volume", "rm", *proxy.volumes)
+    proxy.start(program)
+    wait_until(
+        "the proxy exits",
+        lambda: engine.inspect(proxy.name, "{{.State.Running}}") == "false",
+        timeout=20,
+    )
+    assert engine.inspect(proxy.name, "{{.State.ExitCode}}") == "1"
+    logs = engine.docker("logs", proxy.name).stderr
+    assert "hemma: /etc/nginx/vhost.d has no files" in logs
+    assert not proxy.answers()
+    engine.docker("rm", "--force", proxy.name)
+    first = proxy.step(program)
+    assert first.returncode == 0, first.stderr
+    proxy.run(program)
+    proxy.route(*program.outputs["proxyPublicHosts"])
+    assert proxy.status(PROTECTED) == 401

@@ -24,6 +24,8 @@ Container: ``POST /containers/create?name=NAME``, then networks, uploads, start.
     labels {label, value}     Config.Labels, a map label -> value
     command                   Config.Cmd; the stand-in's ENTRYPOINT gets it as
                               arguments, records them and ignores them
+    entrypoints               put before command in Config.Cmd, the same way: the
+                              stand-in keeps its own ENTRYPOINT
     ports {internal,          Config.ExposedPorts["INTERNAL/PROTOCOL"] and
       external, ip,           HostConfig.PortBindings["INTERNAL/PROTOCOL"] +=
       protocol}               {HostIp: ip, HostPort: external}; ip defaults to
@@ -139,6 +141,7 @@ CONTAINER_INPUTS = frozenset(
         "envs",
         "labels",
         "command",
+        "entrypoints",
         "ports",
         "volumes",
         "hosts",
@@ -408,10 +411,11 @@ def plan_container(
     }
     if inputs.get("envs"):
         config["Env"] = list(inputs["envs"])
-    if inputs.get("command"):
-        if any(part == "" for part in inputs["command"]):
+    declared_argv = [*(inputs.get("entrypoints") or []), *(inputs.get("command") or [])]
+    if declared_argv:
+        if any(part == "" for part in declared_argv):
             raise ValueError(f"{inputs['name']}: values for command may not be empty")
-        config["Cmd"] = list(inputs["command"])
+        config["Cmd"] = declared_argv
     if inputs.get("labels"):
         config["Labels"] = _labels(inputs["labels"])
 

@@ -304,7 +304,7 @@ def test_the_engine_holds_the_declared_containers(site: Replayed) -> None:
             checks[f"aliases on {network}"] = set(aliases) <= set(stored_aliases)
         if name != POSTGRES:
             argv = json.loads(site.exec(name, "cat", ARGV_FILE).stdout)
-            checks["command"] = argv == list(i.get("command") or [])
+            checks["command"] = argv == [*(i.get("entrypoints") or []), *(i.get("command") or [])]
         problems += [f"{name}: {what}" for what, ok in checks.items() if not ok]
     assert not problems, "\n".join(problems)
 
