@@ -581,6 +581,9 @@ class Replayed:
     """Docker name -> container ID."""
     plans: dict[str, ContainerPlan] = field(default_factory=dict)
     networks: list[str] = field(default_factory=list)
+    kept_networks: list[str] = field(default_factory=list)
+    """Networks the teardown had to keep: the engine counts endpoints on them that it
+    does not list (20.10's libnetwork), and it refuses their removal."""
     volumes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     healthy_after: dict[str, float] = field(default_factory=dict)
@@ -618,15 +621,31 @@ class Replayed:
     def create_networks(self) -> None:
         # The 20.10 engine creates a second network of a taken name (the provider
         # sends no CheckDuplicate); one left by an earlier replay would make every
-        # later connect "ambiguous", so it stops the replay here, by name.
-        taken = {n["Name"] for n in self.api.call("GET", "/networks")}
+        # later connect "ambiguous". One that an earlier teardown had to keep for the
+        # engine's drifted endpoint count (nothing attached, the same driver and
+        # internal flag) is used as it is, with a loud line; any other stops the
+        # replay here, by name.
+        taken = {n["Name"]: n for n in self.api.call("GET", "/networks")}
         for network in self.program.of_type(NETWORK):
             body = network_body(network)
-            if body["Name"] in taken:
-                raise RuntimeError(
-                    f"network {body['Name']} is left on the engine by an earlier replay"
+            left = taken.get(body["Name"])
+            if left is not None:
+                found = self.api.call("GET", f"/networks/{left['Id']}")
+                same = (found.get("Driver"), bool(found.get("Internal"))) == (
+                    body.get("Driver", "bridge"),
+                    bool(body.get("Internal")),
                 )
-            self.api.call("POST", "/networks/create", body)
+                if found.get("Containers") or not same:
+                    raise RuntimeError(
+                        f"network {body['Name']} is left on the engine by an earlier replay"
+                    )
+                print(
+                    f"rehearsal: {body['Name']} is reused as an earlier replay left it "
+                    "(nothing attached; the engine still counts endpoints on it)",
+                    flush=True,
+                )
+            else:
+                self.api.call("POST", "/networks/create", body)
             self.networks.append(body["Name"])
 
     def create_volumes(self) -> None:
@@ -737,9 +756,9 @@ class Replayed:
                 remove_network(self.api, network)
             except EndpointCountDrift as error:
                 # Nothing is attached, so nothing is cut off: the network stays, and a
-                # later replay on this engine refuses to start, naming it. The rehearsal
-                # that restarts the daemon runs last among those that declare networks.
+                # later replay on this engine uses it as it is (create_networks).
                 print(f"rehearsal: {network} kept on the engine: {error}", flush=True)
+                self.kept_networks.append(network)
             except DockerError as error:
                 errors.append(error)
         for volume in self.volumes:

@@ -20,7 +20,7 @@ import pytest
 from tests.harness import Program, local_config, run_program
 from tests.parts.engine import Engine
 from tests.postgres_server import pg_tool
-from tests.proxy.files import RELOAD_STEP
+from tests.proxy.files import RELOAD_STEP, SETTLE_STEP
 from tests.rehearsal.replay import Replayed
 from tests.rehearsal.test_replay import (
     connects,
@@ -88,13 +88,13 @@ def test_the_migrations_run_here_with_this_machines_docker(
 ) -> None:
     """Each step as pulumi-command's local.Command runs it: its create line through the
     shell, with the declared environment, the declared socket swapped for the test
-    engine's (the only stand-in), and ``docker`` found on PATH. The proxy's reload
-    step needs a real nginx: tests/proxy/test_reload_on_engine.py runs it."""
+    engine's (the only stand-in), and ``docker`` found on PATH. The proxy's two
+    steps need a real nginx: tests/proxy/test_reload_on_engine.py runs them."""
     steps = [
         c
         for c in program.of_type(LOCAL_COMMAND)
         if (c.inputs.get("environment") or {}).get("DOCKER_HOST") == DECLARED_SOCKET
-        and c.name != RELOAD_STEP
+        and c.name not in (RELOAD_STEP, SETTLE_STEP)
     ]
     assert {s.name for s in steps} >= {"skriptoteket-web-migrate"}
     bin_dir = tmp_path / "bin"
