@@ -48,10 +48,12 @@ import binascii
 import hashlib
 import json
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi.runtime import rpc
 
+from components.plan.envs import by_container, masked_entries, secret_env_names
 from components.plan.readback import comparable
 from components.plan.runner import Evaluation, Registered, unwrap
 from components.plan.stackconfig import PlanConfig
@@ -124,20 +126,29 @@ def _options(resource: Registered) -> dict[str, Any]:
     }
 
 
-def _inputs(resource: Registered) -> dict[str, Any]:
+def _inputs(
+    resource: Registered, secret_env: Mapping[str, frozenset[str]] | None = None
+) -> dict[str, Any]:
     """Masked inputs; a wholly secret input is hashed in the order-free form the diff
-    compares (``readback.comparable``), so a reordered secret env list is no change."""
+    compares (``readback.comparable``), so a reordered secret env list is no change.
+    An app container's env list is masked entry by entry (``envs.py``)."""
     result: dict[str, Any] = {}
     for key, value in resource.raw_inputs.items():
         if rpc.is_rpc_secret(value):
             plain = comparable(resource.type, {key: unwrap(value)})[key]
-            result[key] = secret_mark(plain)
+            secret = by_container(secret_env or {}, unwrap(resource.raw_inputs.get("name")))
+            if resource.type == CONTAINER and key == "envs" and secret is not None:
+                result[key] = masked_entries(list(plain or []), secret, secret_mark)
+            else:
+                result[key] = secret_mark(plain)
         else:
             result[key] = masked(value)
     return result
 
 
-def _resource(resource: Registered) -> dict[str, Any]:
+def _resource(
+    resource: Registered, secret_env: Mapping[str, frozenset[str]] | None = None
+) -> dict[str, Any]:
     return {
         "type": resource.type,
         "name": resource.name,
@@ -146,7 +157,7 @@ def _resource(resource: Registered) -> dict[str, Any]:
         "custom": resource.custom,
         "parent": resource.parent,
         "provider": resource.provider,
-        "inputs": _inputs(resource),
+        "inputs": _inputs(resource, secret_env),
         "options": _options(resource),
     }
 
@@ -252,7 +263,8 @@ def scrubbed(value: Any, secrets: list[str], where: str, found: list[str]) -> An
 
 def document(evaluation: Evaluation, config: PlanConfig) -> dict[str, Any]:
     """The whole desired state of one run, secrets masked."""
-    resources = [_resource(r) for r in evaluation.resources]
+    secret_env = secret_env_names(config)
+    resources = [_resource(r, secret_env) for r in evaluation.resources]
     unscrubbed = {
         "format": FORMAT,
         "project": evaluation.project,

@@ -230,3 +230,32 @@ def test_a_checkout_without_the_policy_pack_still_plans(tmp_path: Path) -> None:
     done = plan(checkout, "--policy", "--quiet")
     assert done.returncode == 1
     assert done.stderr == "--policy: the policy pack is not here (No module named 'policy')\n"
+
+
+def test_a_plain_env_entry_shows_plainly_beside_the_secret_ones(fresh: Path) -> None:
+    """skriptoteket-web's env holds DATABASE_URL, a secret: the entry is hashed on its own,
+    and LOG_LEVEL=debug added with extraEnv shows as it is."""
+    with_debug = 'extraEnv={"skriptoteket-web":{"LOG_LEVEL":"debug"}}'
+    base = fresh.parent / "base.json"
+    edited = fresh.parent / "edited.json"
+    assert plan(fresh, "--quiet", "--json", str(base)).returncode == 0
+    assert plan(fresh, "--quiet", "--json", str(edited), "--config", with_debug).returncode == 0
+    done = plan(fresh, "diff", str(base), str(edited))
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    assert "envs: + 'LOG_LEVEL=debug'" in lines, done.stdout
+    envs = next(
+        r["inputs"]["envs"]
+        for r in json.loads(edited.read_text())["resources"]
+        if r["name"] == "skriptoteket-web"
+    )
+    assert any(re.fullmatch(r"DATABASE_URL=\[secret:[0-9a-f]{12}\]", e) for e in envs), envs
+    secret = plan(fresh, "--json", "-", "--secret", with_debug)
+    envs = next(
+        r["inputs"]["envs"]
+        for r in json.loads(secret.stdout)["resources"]
+        if r["name"] == "skriptoteket-web"
+    )
+    assert any(re.fullmatch(r"LOG_LEVEL=\[secret:[0-9a-f]{12}\]", e) for e in envs), (
+        "extraEnv set as a secret is masked entry by entry"
+    )
+    assert "debug" not in json.dumps(envs)
