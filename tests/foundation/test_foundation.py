@@ -8,10 +8,11 @@ import re
 from collections.abc import Awaitable
 
 import pulumi
+import pulumi_docker as docker
 import pytest
 
 from components.config.reading import parse
-from components.foundation.containers import HEALTHCHECK_LABEL, Health
+from components.foundation.containers import HEALTHCHECK_LABEL, Health, go_duration, localhost_port
 from components.main import shell_for
 from components.plan.readback import parse_duration
 from tests.harness import (
@@ -164,3 +165,42 @@ def test_a_changed_health_check_replaces_its_container(program: Program) -> None
         Health("true", retries=6),
     ):
         assert changed.digest() != base.digest(), changed
+
+
+@pytest.mark.parametrize(
+    ("seconds", "printed"),
+    [(0, "0s"), (15, "15s"), (60, "1m0s"), (90, "1m30s"), (3600, "1h0m0s"), (3661, "1h1m1s")],
+)
+def test_durations_are_written_as_the_provider_reads_them_back(seconds: int, printed: str) -> None:
+    """Go's Duration.String(): anything else differs on every preview."""
+    assert go_duration(seconds) == printed
+
+
+def test_a_negative_duration_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot be negative"):
+        go_duration(-1)
+
+
+def test_the_health_check_digest_does_not_change_between_versions() -> None:
+    """The digest is a label, and a changed label replaces the container: the same check
+    must give the same digest in every version of the program, or an up after an
+    upgrade replaces every container."""
+    assert Health("true").digest() == "903e7d44602b9391"
+
+
+def test_a_localhost_port_publishes_on_127_0_0_1_at_its_own_port_unless_told() -> None:
+    assert localhost_port(8085) == docker.ContainerPortArgs(
+        internal=8085, external=8085, ip="127.0.0.1"
+    )
+    assert localhost_port(5432, 25432) == docker.ContainerPortArgs(
+        internal=5432, external=25432, ip="127.0.0.1"
+    )
+
+
+def test_pulled_images_stay_on_hemma_for_a_rollback() -> None:
+    """keep_locally: an image replaced by a new one is not deleted, so imageOverrides can
+    go back to it without a registry."""
+    program = run_program(site_config())
+    images = program.of_type("docker:index/remoteImage:RemoteImage")
+    assert images
+    assert all(image.inputs.get("keepLocally") is True for image in images)

@@ -1,0 +1,273 @@
+"""A mutation check the project runs on itself: ``python -m tests.mutation``.
+
+Bugs are planted one at a time in the modules that guard data and security (a
+flipped comparison, ``and`` for ``or``, a dropped ``exit``, a dropped quote, a
+changed constant), and each module's own tests run against each planted bug. A
+bug the tests do not notice survives. It prints the score per module and every
+survivor (file, line, change), and exits 1 when a module scores under the
+threshold.
+
+    python -m tests.mutation                       # every module in MODULES
+    python -m tests.mutation --module nginx-files  # one of them
+    python -m tests.mutation --changed main        # only files changed since main
+    python -m tests.mutation --limit 10            # at most 10 mutants per file
+
+It works in a copy of the checkout (the checkout itself is never touched) and runs
+``pytest -x -q -m "not tools"`` with the module's tests for each mutant, so a run
+over every module takes a while: it is not part of ``scripts/test``.
+``tests/mutation_equivalent.txt`` lists mutants that cannot change behaviour
+(``FILE:LINE:WAS => NOW  # WHY``, one per line); they are left out of the score
+and listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tokenize
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT_FILE = ROOT / "tests" / "mutation_equivalent.txt"
+THRESHOLD = 0.9
+TIMEOUT = 600
+
+MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # name: (source files, the tests that cover them)
+    "config": (
+        (
+            "components/config/checks.py",
+            "components/config/host_checks.py",
+            "components/model/values.py",
+            "components/model/allowed/daemon.py",
+            "components/model/allowed/directories.py",
+            "components/model/allowed/restic.py",
+        ),
+        ("tests/config",),
+    ),
+    "shell": (
+        ("components/foundation/commands.py", "components/host/unit_files.py"),
+        ("tests/foundation", "tests/host", "tests/apps"),
+    ),
+    "nginx-files": (
+        ("components/proxy/nginx_files.py", "components/proxy/reload.py"),
+        ("tests/proxy",),
+    ),
+    "restic-and-restore": (
+        ("components/backups/restic.py", "ops/restore_plan.py"),
+        ("tests/backups",),
+    ),
+    "containers": (
+        ("components/foundation/containers.py",),
+        ("tests/foundation", "tests/policy", "tests/apps", "tests/postgres"),
+    ),
+    "replace-rules": (("components/plan/replaces.py",), ("tests/plan",)),
+    "adoption-shell": (("ops/adopt_shell.py",), ("tests/ops",)),
+}
+
+# (pattern, replacement, what): each applied to one match at a time. The first
+# ones apply to Python code; SHELL ones inside string literals (the scripts the
+# program writes) and in shell files; nothing applies to docstrings or comments.
+OPERATORS: tuple[tuple[str, str, str], ...] = (
+    (r" == ", " != ", "== to !="),
+    (r" != ", " == ", "!= to =="),
+    (r" <= ", " < ", "<= to <"),
+    (r" >= ", " > ", ">= to >"),
+    (r" < ", " <= ", "< to <="),
+    (r" > ", " >= ", "> to >="),
+    (r" and ", " or ", "and to or"),
+    (r" or ", " and ", "or to and"),
+    (r"\bnot ", "", "not dropped"),
+    (r"\bTrue\b", "False", "True to False"),
+    (r"\bFalse\b", "True", "False to True"),
+    (r"(?<![\w.])([1-9][0-9]*)(?![\w.])", "BUMP", "a constant changed"),
+)
+SHELL: tuple[tuple[str, str, str], ...] = (
+    (r"\bexit 1\b", "true", "exit 1 dropped"),
+    (r"\bexit 2\b", "true", "exit 2 dropped"),
+    (r"umask 077", "umask 022", "umask 077 to 022"),
+    (r'"\$([A-Za-z_][A-Za-z0-9_]*|[0-9])"', r"$\1", "a quote dropped"),
+    (r"\bset -e", "set +e", "set -e dropped"),
+)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str
+    line: int
+    was: str
+    now: str
+    what: str
+
+    def key(self) -> str:
+        return f"{self.path}:{self.line}:{self.was.strip()} => {self.now.strip()}"
+
+
+CODE, STRING, QUIET = "code", "string", "quiet"
+
+
+def _kinds(path: str, text: str) -> dict[tuple[int, int], str]:
+    """(line, column) -> STRING or QUIET (docstring, comment) for every character of a
+    Python file that is not code; a shell file is all STRING but its comments."""
+    lines = text.splitlines()
+    if not path.endswith(".py"):
+        return {
+            (number, col): QUIET if line.lstrip().startswith("#") else STRING
+            for number, line in enumerate(lines, 1)
+            for col in range(len(line))
+        }
+    kinds: dict[tuple[int, int], str] = {}
+    previous = tokenize.NEWLINE
+    starts = (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.NL)
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type in (tokenize.STRING, tokenize.COMMENT):
+            docstring = token.type == tokenize.STRING and previous in starts
+            kind = QUIET if token.type == tokenize.COMMENT or docstring else STRING
+            (row, col), (end_row, end_col) = token.start, token.end
+            for number in range(row, end_row + 1):
+                first = col if number == row else 0
+                last = end_col if number == end_row else len(lines[number - 1])
+                for column in range(first, last):
+                    kinds[(number, column)] = kind
+        if token.type not in (tokenize.COMMENT, tokenize.NL):
+            previous = token.type
+    return kinds
+
+
+def mutants(path: str, text: str) -> Iterator[Mutant]:
+    """Every single-site mutant of ``text``, line by line, in order: Python operators
+    in code, shell operators in string literals, nothing in docstrings or comments."""
+    kinds = _kinds(path, text)
+    for number, line in enumerate(text.splitlines(), 1):
+        if "noqa: mutation" in line:
+            continue
+        for operators, wanted in ((OPERATORS, CODE), (SHELL, STRING)):
+            for pattern, replacement, what in operators:
+                for match in re.finditer(pattern, line):
+                    if kinds.get((number, match.start()), CODE) != wanted:
+                        continue
+                    if replacement == "BUMP":
+                        changed = str(int(match.group(1)) + 1)
+                    else:
+                        changed = match.expand(replacement)
+                    now = line[: match.start()] + changed + line[match.end() :]
+                    if now != line:
+                        yield Mutant(path, number, line, now, what)
+
+
+def equivalent() -> dict[str, str]:
+    """Mutant key -> why it cannot change behaviour (``KEY  # WHY``, two spaces)."""
+    found: dict[str, str] = {}
+    if EQUIVALENT_FILE.exists():
+        for raw in EQUIVALENT_FILE.read_text().splitlines():
+            if not raw.strip() or raw.startswith("#"):
+                continue
+            key, _, why = raw.partition("  # ")
+            found[key.strip()] = why.strip()
+    return found
+
+
+def changed_files(base: str) -> set[str]:
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "diff", "--name-only", base],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return set(done.stdout.split())
+
+
+def passes(copy: Path, tests: Sequence[str]) -> bool:
+    """Whether ``tests`` pass in ``copy`` (their fast part)."""
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+             "-m", "not tools", *tests],
+            cwd=copy, capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return False
+    return run.returncode == 0
+
+
+def killed(copy: Path, mutant: Mutant, tests: Sequence[str]) -> bool:
+    """Whether the tests fail with ``mutant`` planted in ``copy``."""
+    target = copy / mutant.path
+    original = target.read_text()
+    lines = original.splitlines(keepends=True)
+    ending = "\n" if lines[mutant.line - 1].endswith("\n") else ""
+    lines[mutant.line - 1] = mutant.now + ending
+    target.write_text("".join(lines))
+    try:
+        return not passes(copy, tests)
+    finally:
+        target.write_text(original)
+
+
+def check(
+    root: Path,
+    modules: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
+    only: set[str] | None,
+    limit: int | None,
+    skip: dict[str, str],
+    threshold: float,
+) -> int:
+    """Run every module's mutants against its tests in a copy of ``root``; print the
+    scores and survivors; 1 when a module scores under ``threshold``."""
+    status = 0
+    with tempfile.TemporaryDirectory(prefix="hemma-mutation-") as scratch:
+        copy = Path(scratch) / "checkout"
+        shutil.copytree(root, copy, ignore=shutil.ignore_patterns("venv", "__pycache__", ".*cache"))
+        for name, (sources, tests) in modules.items():
+            files = [s for s in sources if only is None or s in only]
+            if not files:
+                continue
+            if not passes(copy, tests):
+                print(f"{name}: its tests fail with no bug planted: no score", flush=True)
+                status = 1
+                continue
+            total = caught = 0
+            survivors: list[Mutant] = []
+            left_out: list[tuple[Mutant, str]] = []
+            for source in files:
+                found = list(mutants(source, (root / source).read_text()))
+                for mutant in found[:limit] if limit else found:
+                    if mutant.key() in skip:
+                        left_out.append((mutant, skip[mutant.key()]))
+                        continue
+                    total += 1
+                    if killed(copy, mutant, tests):
+                        caught += 1
+                    else:
+                        survivors.append(mutant)
+            score = caught / total if total else 1.0
+            print(f"{name}: {caught} of {total} caught ({score:.0%})", flush=True)
+            for mutant in survivors:
+                where = f"{mutant.path}:{mutant.line}"
+                print(f"  SURVIVED {where}: {mutant.what}: {mutant.now.strip()}", flush=True)
+            for mutant, why in left_out:
+                print(f"  equivalent {mutant.key()}: {why}")
+            if score < threshold:
+                status = 1
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__)
+    parser.add_argument("--module", choices=sorted(MODULES), action="append")
+    parser.add_argument("--changed", metavar="BASE", help="only the files changed since BASE")
+    parser.add_argument("--limit", type=int, help="at most this many mutants per file")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD)
+    args = parser.parse_args(argv)
+    modules = {k: v for k, v in MODULES.items() if not args.module or k in args.module}
+    only = changed_files(args.changed) if args.changed else None
+    return check(ROOT, modules, only, args.limit, equivalent(), args.threshold)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
