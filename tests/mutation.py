@@ -182,12 +182,17 @@ def changed_files(base: str) -> set[str]:
     return set(done.stdout.split())
 
 
+FAST = ["-m", "not tools"]
+"""The tests a mutant meets: the fast ones, unless ``--tools`` (real tools and daemons:
+much slower, but the shell the program writes is proven there)."""
+
+
 def passes(copy: Path, tests: Sequence[str]) -> bool:
-    """Whether ``tests`` pass in ``copy`` (their fast part)."""
+    """Whether ``tests`` pass in ``copy``."""
     try:
         run = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-             "-m", "not tools", *tests],
+             *FAST, *tests],
             cwd=copy, capture_output=True, text=True, timeout=TIMEOUT,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -263,7 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--changed", metavar="BASE", help="only the files changed since BASE")
     parser.add_argument("--limit", type=int, help="at most this many mutants per file")
     parser.add_argument("--threshold", type=float, default=THRESHOLD)
+    parser.add_argument(
+        "--tools", action="store_true", help="run the module's tools tests too (slow)"
+    )
     args = parser.parse_args(argv)
+    if args.tools:
+        FAST.clear()
     modules = {k: v for k, v in MODULES.items() if not args.module or k in args.module}
     only = changed_files(args.changed) if args.changed else None
     return check(ROOT, modules, only, args.limit, equivalent(), args.threshold)
