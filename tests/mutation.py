@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import tokenize
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,7 +216,7 @@ def killed(copy: Path, mutant: Mutant, tests: Sequence[str]) -> bool:
 
 def check(
     root: Path,
-    modules: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
+    modules: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]],
     only: set[str] | None,
     limit: int | None,
     skip: dict[str, str],
