@@ -206,7 +206,7 @@ def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
         answer = session.run(remote_command, ctx.timeout)
         if answer.code is None:
             return Outcome(FAIL, f"timed out after {ctx.timeout:g} s")
-        if answer.code == 255:
+        if answer.code == remote.SSH_FAILED:
             reason = remote.why(answer) or "exit 255"
             session.broken(reason)
             return Outcome(FAIL, f"ssh failed: {reason}", final=True)

@@ -18,6 +18,8 @@ DEFAULT_ALIAS = "hemma"
 """The ``Host hemma`` block of ~/.ssh/config (README, prerequisites): its key and its
 multiplexing are what every tool uses."""
 CONNECT_TIMEOUT = 10
+SSH_FAILED = 255
+"""ssh's own exit status: it could not log in, or the connection broke."""
 SESSIONS = 8
 """Commands at once over one master: under sshd's default MaxSessions of 10."""
 # Without BatchMode a missing key would hang on a password prompt nobody sees.

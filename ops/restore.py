@@ -67,8 +67,6 @@ def ssh_argv(ssh_command: str, target: str, command: str) -> list[str]:
 Runner = Callable[[list[str]], int]
 
 
-SSH_FAILED = 255
-"""ssh's own exit status when it could not log in (or the connection broke)."""
 UNREACHABLE = 3
 """Exit status when Hemma could not be reached and nothing ran: not 1, "a command on
 Hemma failed"."""
@@ -85,7 +83,7 @@ def run_plan(steps: Sequence[Step], ssh: Callable[[str], list[str]], runner: Run
         print(f"==> {number}. {step.what}\n    {step.command}", flush=True)
         tried.add(step.what)
         code = runner(ssh(step.command))
-        if code == SSH_FAILED and len(tried) == 1:
+        if code == remote.SSH_FAILED and len(tried) == 1:
             print(
                 "hemma restore: cannot reach hemma over ssh (ssh exited 255 before the first "
                 "step); nothing was run",
@@ -240,7 +238,7 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
             found = subprocess.run(
                 ssh(lookup), stdin=subprocess.DEVNULL, capture_output=True, text=True
             )
-            if found.returncode == SSH_FAILED:
+            if found.returncode == remote.SSH_FAILED:
                 reason = (found.stderr.strip().splitlines() or ["ssh exited 255"])[-1]
                 print(
                     f"hemma restore: cannot reach {target} over ssh: {reason}; nothing was run",

@@ -137,13 +137,19 @@ def safe_message(
     return "\n".join(dict.fromkeys(safe_line(line, keys, secret_values) for line in lines))
 
 
+def _bare(node: Any) -> Any:
+    """A type without ``Optional``/``Annotated`` around it."""
+    while typing.get_origin(node) in (typing.Union, types.UnionType, typing.Annotated):
+        args = [a for a in typing.get_args(node) if a is not type(None)]
+        node = args[0] if args else None
+    return node
+
+
 def _model_at(loc: tuple[int | str, ...]) -> Any:
     """The config model (or type) the key path ``loc`` leads to; None past its end."""
     node: Any = StackConfig
     for part in loc:
-        while typing.get_origin(node) in (typing.Union, types.UnionType, typing.Annotated):
-            args = [a for a in typing.get_args(node) if a is not type(None)]
-            node = args[0] if args else None
+        node = _bare(node)
         if isinstance(node, type) and issubclass(node, BaseModel):
             fields = {(f.alias or name): f for name, f in node.model_fields.items()}
             if part not in fields:
@@ -155,15 +161,12 @@ def _model_at(loc: tuple[int | str, ...]) -> Any:
             node = typing.get_args(node)[0] if typing.get_args(node) else None
         else:
             return None
-    return node
+    return _bare(node)
 
 
 def nearest_key(loc: tuple[int | str, ...]) -> str | None:
     """The known key nearest an unknown one (``hostPrt`` -> ``hostPort``)."""
     model = _model_at(loc[:-1])
-    while typing.get_origin(model) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(model) if a is not type(None)]
-        model = args[0] if args else None
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return None
     known = [f.alias or name for name, f in model.model_fields.items()]

@@ -166,9 +166,9 @@ def _plan_main(argv: Sequence[str]) -> int:
     return status
 
 
-def _load(argument: str, plan_args: list[str], stack: str) -> tuple[dict[str, Any], str]:
+def _load(argument: str, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if argument == WORKING_TREE:
-        return make_plan(ROOT, stack, *_assigned(plan_args)), "the working tree"
+        return make_plan(ROOT, args.stack, args.config, args.secret), "the working tree"
     path = _file(argument)
     if path.is_file():
         try:
@@ -179,6 +179,9 @@ def _load(argument: str, plan_args: list[str], stack: str) -> tuple[dict[str, An
             raise InputError(f"{argument}: not a plan file (format {FORMAT})")
         return plan, argument
     if is_revision(ROOT, argument):
+        plan_args = ["--stack", args.stack]
+        plan_args += [f"--config={pair}" for pair in args.config]
+        plan_args += [f"--secret={pair}" for pair in args.secret]
         return plan_of_revision(ROOT, argument, plan_args), f"{argument} (git revision)"
     raise InputError(f"{argument}: neither a plan file nor a git revision")
 
@@ -202,25 +205,15 @@ def _diff_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--full", action="store_true", help="show every value and line whole")
     args = parser.parse_args(argv)
-    plan_args = ["--stack", args.stack]
-    plan_args += [f"--config={pair}" for pair in args.config]
-    plan_args += [f"--secret={pair}" for pair in args.secret]
     _progress(f"planning {args.old}")
-    old, old_label = _load(args.old, plan_args, args.stack)
+    old, old_label = _load(args.old, args)
     _progress(f"planning {args.new}")
-    new, new_label = _load(args.new, plan_args, args.stack)
+    new, new_label = _load(args.new, args)
     comparison = diff.compare(old, new, full=args.full)
     edge = downtime.costs(comparison.changes, old, new)
     exported = outputs.changes(old, new, args.full)
     sys.stdout.write(diff.render(comparison, old_label, new_label, edge, exported))
     return CHANGES if args.exit_code and (comparison.changes or exported) else 0
-
-
-def _assigned(plan_args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The ``--config`` and ``--secret`` pairs back out of ``plan_args``."""
-    configs = [a.removeprefix("--config=") for a in plan_args if a.startswith("--config=")]
-    secrets = [a.removeprefix("--secret=") for a in plan_args if a.startswith("--secret=")]
-    return configs, secrets
 
 
 def _progress(line: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from components.plan.document import unit_files
@@ -15,6 +16,43 @@ SHOWN = 100
 def shown(value: Any, full: bool = False) -> str:
     text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else repr(value)
     return text if full or len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def _per_file(
+    key: str,
+    before: Mapping[str, Mapping[str, Any]],
+    after: Mapping[str, Mapping[str, Any]],
+    full: bool,
+    fields: bool = False,
+) -> list[str]:
+    """Files by path: each added or removed one, then each changed text line by line
+    (and, with ``fields``, each other changed field of a file)."""
+    lines: list[str] = []
+    for path in sorted(set(before) | set(after)):
+        was, now = before.get(path), after.get(path)
+        if was == now:
+            continue
+        if was is None or now is None:
+            lines.append(f"{key}: {'+' if was is None else '-'} file {path}")
+            continue
+        old_text, new_text = was.get("content"), now.get("content")
+        texts = isinstance(old_text, str) and isinstance(new_text, str)
+        if not fields:
+            old_text, new_text, texts = str(old_text), str(new_text), True
+        if texts and old_text != new_text:
+            changed = _changed_lines(str(old_text), str(new_text), full=full)
+            lines += [f"{key}: {path}: {line}" for line in changed]
+        if not fields:
+            continue
+        for field in sorted((set(was) | set(now)) - {"file", "content"}):
+            if was.get(field) != now.get(field):
+                lines.append(
+                    f"{key}: {path}: {field} {shown(was.get(field), full)} -> "
+                    f"{shown(now.get(field), full)}"
+                )
+        if old_text != new_text and not texts:
+            lines.append(f"{key}: {path}: {shown(old_text, full)} -> {shown(new_text, full)}")
+    return lines
 
 
 def _uploads(key: str, old: list[Any], new: list[Any], full: bool) -> list[str] | None:
@@ -29,27 +67,7 @@ def _uploads(key: str, old: list[Any], new: list[Any], full: bool) -> list[str] 
     before, after = by_file(old), by_file(new)
     if before is None or after is None:
         return None
-    lines: list[str] = []
-    for path in sorted(set(before) | set(after)):
-        was, now = before.get(path), after.get(path)
-        if was == now:
-            continue
-        if was is None or now is None:
-            lines.append(f"{key}: {'+' if was is None else '-'} file {path}")
-            continue
-        old_text, new_text = was.get("content"), now.get("content")
-        if isinstance(old_text, str) and isinstance(new_text, str) and old_text != new_text:
-            changed = _changed_lines(old_text, new_text, full=full)
-            lines += [f"{key}: {path}: {line}" for line in changed]
-        for field in sorted((set(was) | set(now)) - {"file", "content"}):
-            if was.get(field) != now.get(field):
-                lines.append(
-                    f"{key}: {path}: {field} {shown(was.get(field), full)} -> "
-                    f"{shown(now.get(field), full)}"
-                )
-        if old_text != new_text and not (isinstance(old_text, str) and isinstance(new_text, str)):
-            lines.append(f"{key}: {path}: {shown(old_text, full)} -> {shown(new_text, full)}")
-    return lines
+    return _per_file(key, before, after, full, fields=True)
 
 
 def _text_details(key: str, old: str, new: str, full: bool = False) -> list[str]:
@@ -57,16 +75,7 @@ def _text_details(key: str, old: str, new: str, full: bool = False) -> list[str]
     compared decoded, line by line."""
     old_files, new_files = unit_files(old), unit_files(new)
     if isinstance(old_files, dict) and isinstance(new_files, dict) and (old_files or new_files):
-        lines: list[str] = []
-        for path in sorted(set(old_files) | set(new_files)):
-            before, after = old_files.get(path), new_files.get(path)
-            if before == after:
-                continue
-            if before is None or after is None:
-                lines.append(f"{key}: {'+' if before is None else '-'} file {path}")
-                continue
-            changed = _changed_lines(str(before["content"]), str(after["content"]), full=full)
-            lines += [f"{key}: {path}: {line}" for line in changed]
+        lines = _per_file(key, old_files, new_files, full)
         old, new = _without_puts(old), _without_puts(new)
         return lines + [f"{key}: {line}" for line in _changed_lines(old, new, full=full)]
     return [f"{key}: {line}" for line in _changed_lines(old, new, full=full)]
