@@ -20,6 +20,8 @@ REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 DATABASE = "postgresql:index/database:Database"
 ROLE = "postgresql:index/role:Role"
 PROXY_LABEL = "com.github.nginx-proxy.nginx"
+SERVICE_LABEL = "education.hule.hemma.service"
+"""A start-first container's stable name; its own is that name, ``-`` and 12 hex digits."""
 DOCKER_SOCKET = "/var/run/docker.sock"
 LOOPBACK = ("127.0.0.1", "::1")
 PUBLIC_PORTS = (80, 443)
@@ -57,6 +59,28 @@ def _env(props: Mapping[str, Any]) -> dict[str, str]:
 
 def _labels(props: Mapping[str, Any]) -> dict[str, str]:
     return {str(label["label"]): str(label["value"]) for label in props.get("labels") or []}
+
+
+def _service(props: Mapping[str, Any]) -> str:
+    """The container's stable name: a start-first container's label, which counts only
+    when its own name is that label and a digest (a label alone grants nothing)."""
+    name = str(props.get("name"))
+    label = _labels(props).get(SERVICE_LABEL)
+    if label is not None and re.fullmatch(rf"{re.escape(label)}-[0-9a-f]{{12}}", name):
+        return label
+    return name
+
+
+def start_first_holds_no_host_port(resource: Resource) -> list[str]:
+    """Two copies of a start-first container run during its deploy: a host port can be
+    held by one only ("port is already allocated")."""
+    if resource.type != CONTAINER or _service(resource.props) == resource.props.get("name"):
+        return []
+    return [
+        f"{resource.props.get('name')} is start-first but publishes host port "
+        f"{port.get('external') or port.get('internal')}"
+        for port in resource.props.get("ports") or []
+    ]
 
 
 def _networks(props: Mapping[str, Any]) -> set[str]:
@@ -112,7 +136,7 @@ def docker_socket_only_where_needed(resource: Resource) -> list[str]:
     it, and read-only unless the container starts containers."""
     if resource.type != CONTAINER:
         return []
-    name = str(resource.props.get("name"))
+    name = _service(resource.props)
     problems = []
     for volume in resource.props.get("volumes") or []:
         if volume.get("hostPath") != DOCKER_SOCKET:
@@ -212,6 +236,7 @@ RESOURCE_POLICIES = {
     "no-superuser-role": (no_superuser_role, "mandatory"),
     "no-plaintext-credentials": (no_plaintext_credentials, "advisory"),
     "data-containers-stop-gracefully": (data_containers_stop_gracefully, "mandatory"),
+    "start-first-holds-no-host-port": (start_first_holds_no_host_port, "mandatory"),
 }
 STACK_POLICIES = {
     "routed-containers-reach-the-proxy": (routed_containers_reach_the_proxy, "mandatory"),

@@ -24,6 +24,7 @@ import pulumi
 import yaml
 from pulumi.runtime import rpc
 
+from components.model.rollout import declared_service
 from components.plan.runner import RecordingMonitor as PlanRecorder
 from components.plan.runner import Registered, engine_urn, unwrap
 from tests.sources import checkouts
@@ -223,6 +224,11 @@ def resource_urn(
     return engine_urn(stack, project, parent, type_, name)
 
 
+def service_name(container: Declared) -> str:
+    """A container's stable name: its service label when start-first, else its name."""
+    return declared_service(container.inputs) or container.name
+
+
 @dataclass
 class Program:
     declared: list[Declared]
@@ -243,8 +249,15 @@ class Program:
     def containers(self) -> list[Declared]:
         return self.of_type("docker:index/container:Container")
 
+    @property
+    def services(self) -> dict[str, Declared]:
+        """Every container by its stable name (``service_name``)."""
+        return {service_name(c): c for c in self.containers}
+
     def container(self, docker_name: str) -> Declared:
-        matches = [c for c in self.containers if c.inputs["name"] == docker_name]
+        """The container named ``docker_name``, or the start-first one of that service
+        (its own name is ``docker_name-DIGEST``)."""
+        matches = [c for c in self.containers if service_name(c) == docker_name]
         assert len(matches) == 1, f"expected one container {docker_name}, got {len(matches)}"
         return matches[0]
 

@@ -170,6 +170,9 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 healthcheck=HttpProbe(8000),
                 stop_grace_seconds=30,
                 after_start=(Step("migrate", MIGRATE),),
+                # Django writes each upload to its own file: two copies can share them.
+                rollout="start-first",
+                overlap_volumes=("classhub-uploads",),
             ),
             Service(
                 name="helper_web",
@@ -193,6 +196,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 secret_env=secrets,
                 healthcheck=HttpProbe(8000, f"{HELPER_PATH}healthz"),
                 after_start=(Step("migrate", MIGRATE),),
+                rollout="start-first",
             ),
             Service(
                 name="ollama",

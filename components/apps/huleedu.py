@@ -176,6 +176,8 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 healthcheck=HttpProbe(port),
                 metrics_path="/metrics",
                 host_gateway=name in _GPU,
+                # Stateless HTTP services: a routed one deploys beside its old copy.
+                rollout="start-first" if route_id else "delete-first",
             )
         )
     services += [

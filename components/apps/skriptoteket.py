@@ -98,6 +98,9 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                     "DATABASE_URL": DatabaseUrl("skriptoteket", scheme="postgresql+asyncpg")
                 },
                 volumes={"skriptoteket-artifacts": "/app/.artifacts"},
+                # Each run writes its own artifact directory: two copies can share it.
+                rollout="start-first",
+                overlap_volumes=("skriptoteket-artifacts",),
                 healthcheck=HttpProbe(8000),
                 stop_grace_seconds=30,
                 metrics_path="/metrics",

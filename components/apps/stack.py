@@ -1,8 +1,9 @@
 """One app, as containers on Hemma.
 
 Every service comes out the same way: its image pulled or built, a container
-with a fixed name that is replaced delete-first, on its networks with its
-service name as alias, routed through nginx-proxy when it has a route (on
+replaced delete-first under a fixed name, or start-first under a name derived
+from its inputs (``Service.rollout``), on its networks with its service name as
+alias, routed through nginx-proxy when it has a route (on
 hule-network, with ``VIRTUAL_HOST`` = ``LETSENCRYPT_HOST``), ports published on
 127.0.0.1 only, a health check, a restart policy, rotated logs and a stop grace
 period. Secret env values are secret Outputs from generation to the container.
@@ -15,21 +16,21 @@ only: no containers, so nothing runs, and nothing protected is deleted.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_command as command
 import pulumi_docker as docker
 
+from components.apps.images import app_image
+from components.apps.wiring import route_env, step_script
 from components.foundation.adoption import adopt
-from components.foundation.builds import build_command, image_tag, remove_command
-from components.foundation.commands import exec_step
 from components.foundation.containers import (
     ContainerDefaults,
     Health,
     container,
-    image,
     localhost_port,
     protected_volume,
 )
@@ -38,6 +39,7 @@ from components.foundation.shell import HostShell
 from components.model.app import (
     HOST_GATEWAY,
     App,
+    Build,
     DatabasePassword,
     DatabaseUrl,
     Generated,
@@ -47,21 +49,9 @@ from components.model.app import (
     SecretSource,
     Service,
 )
+from components.model.rollout import SERVICE_LABEL
 
 DOCKER_SOCKET = "/var/run/docker.sock"
-
-
-def route_env(service: Service, hostnames: Mapping[str, str], tls: bool = True) -> dict[str, str]:
-    """What nginx-proxy and acme-companion read off a routed container."""
-    if service.route is None:
-        return {}
-    host = hostnames[service.route.id]
-    env = {"VIRTUAL_HOST": host, "VIRTUAL_PORT": str(service.route.port)}
-    if tls:
-        env["LETSENCRYPT_HOST"] = host
-    if service.route.path != "/":
-        env["VIRTUAL_PATH"] = service.route.path
-    return env
 
 
 @dataclass(frozen=True)
@@ -144,6 +134,11 @@ class AppStack(pulumi.ComponentResource):
             )
             for volume in volume_names
         }
+        self._defaults = args.defaults
+        if not args.retired and any(s.rollout == "start-first" for s in app.services):
+            # Keys the names of the app's start-first containers (start_first_name).
+            key = secret_value(generated_password(f"{name}-container-name-key", self))
+            self._defaults = dataclasses.replace(args.defaults, name_key=key)
         self.containers = {}
         self.steps = {}
         self._last_step: pulumi.Resource | None = None
@@ -154,31 +149,16 @@ class AppStack(pulumi.ComponentResource):
 
     # --- images and secrets -------------------------------------------------------
 
-    def _image(self, resource_name: str, spec: Image) -> tuple[pulumi.Resource, pulumi.Input[str]]:
-        """The image resource and the reference a container runs: a new image, a new one."""
-        if isinstance(spec, Pull):
-            pulled = image(resource_name, spec.ref, self)
-            return pulled, pulled.image_id
-        source = self._args.source
-        if source is None:
-            raise ValueError(f"{self._app.name} builds images but has no source checkout")
-        digest = self._args.digests[spec.repository]
-        tag = image_tag(spec, digest)
-        host = self._args.docker_host
-        built = command.local.Command(
-            resource_name,
-            create=build_command(host, source, spec, tag),
-            delete=remove_command(host, tag),
-            triggers=[digest],
-            add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return built, tag
-
     def _service_image(self, service: Service) -> tuple[pulumi.Resource, pulumi.Input[str]]:
         override = self._args.image_overrides.get(service.container)
         spec: Image = Pull(override) if override else service.image
         return self._image(f"{self._name}-{service.name}-image", spec)
+
+    def _image(self, resource_name: str, spec: Image) -> tuple[pulumi.Resource, pulumi.Input[str]]:
+        args = self._args
+        if isinstance(spec, Build) and args.source is None:
+            raise ValueError(f"{self._app.name} builds images but has no source checkout")
+        return app_image(resource_name, spec, self, args.source, args.digests, args.docker_host)
 
     def _secret(self, source: SecretSource) -> pulumi.Output[str]:
         if isinstance(source, Generated):
@@ -245,19 +225,25 @@ class AppStack(pulumi.ComponentResource):
         needs = [built, *extra_images, *([self._database.resource] if self._database else [])]
         if service.route and self._args.routed_after is not None:
             needs.append(self._args.routed_after)
+        start_first = service.rollout == "start-first"
+        # A start-first container's own name changes with each deploy: others reach it
+        # by its service's stable name, an alias on every network, and find it by label.
+        aliases = [service.name, *([service.container] if start_first else [])]
         created = container(
             name,
             parent=self,
             docker_name=service.container,
+            start_first=start_first,
+            labels={SERVICE_LABEL: service.container} if start_first else None,
             image=image_ref,
             health=Health(service.healthcheck.shell(), start_period=service.start_period),
             stop_grace_seconds=service.stop_grace_seconds,
-            defaults=self._args.defaults,
+            defaults=self._defaults,
             depends_on=needs,
             envs=self._envs(service),
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(
-                    name=self._args.networks[network].name, aliases=[service.name]
+                    name=self._args.networks[network].name, aliases=aliases
                 )
                 for network in service.networks
             ],
@@ -294,12 +280,14 @@ class AppStack(pulumi.ComponentResource):
         self.containers[service.container] = created
         for index, step in enumerate(service.after_start):
             last = index == len(service.after_start) - 1
-            script = exec_step(
-                self._args.shell.docker_path,
-                service.container,
-                step.command,
-                reads_stdin=step.stdin is not None,
-                wait_healthy=last,
+            # Into this very container: during a start-first deploy the old one runs too.
+            script = created.name.apply(
+                functools.partial(
+                    step_script,
+                    self._args.shell.docker_path,
+                    step,
+                    last,
+                )
             )
             rerun: pulumi.Input[str] = image_ref if step.rerun == "image" else created.id
             self._last_step = self.steps[f"{service.container}/{step.name}"] = self._args.shell.run(

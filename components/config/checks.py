@@ -13,7 +13,13 @@ from components.config.host_checks import host_checks
 from components.config.platform import TUNNEL_PORT
 from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
-from components.model.app import SHARED_NETWORK, App, OperatorSecret, network_names
+from components.model.app import (
+    SHARED_NETWORK,
+    App,
+    OperatorSecret,
+    Service,
+    network_names,
+)
 
 REQUIRED_UNLESS_LOCAL = ("acmeEmail", "sshUser", "sshHostKey", "sshPrivateKey")
 """What reaches Hemma: required by every stack but the local one."""
@@ -258,6 +264,7 @@ def check_catalog(catalog: tuple[App, ...]) -> list[str]:
                 )
             if not service.healthcheck:
                 problems.append(f"{where} has no health check")
+            problems += _start_first(where, service)
             for network in service.networks:
                 if network not in declared:
                     problems.append(f"{where} is on {network}, which no app declares")
@@ -268,6 +275,24 @@ def check_catalog(catalog: tuple[App, ...]) -> list[str]:
                         f"already used by {aliases[key]}"
                     )
                 aliases.setdefault(key, service.container)
+    return problems
+
+
+def _start_first(where: str, service: Service) -> list[str]:
+    """Two copies overlap during a start-first deploy: neither may hold a host port
+    (the second fails "port is already allocated") or write a single-writer volume."""
+    if service.rollout != "start-first":
+        return []
+    problems = [
+        f"{where} is start-first but publishes host port {port.host_port}: two copies "
+        "cannot hold it (delete-first)"
+        for port in service.localhost_ports
+    ]
+    problems += [
+        f"{where} is start-first but volume {volume!r} is single-writer (list it in "
+        "overlap_volumes only if two copies may write it at once)"
+        for volume in sorted(set(service.volumes) - set(service.overlap_volumes))
+    ]
     return problems
 
 

@@ -12,6 +12,7 @@ check reaches the container.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from typing import Any
 
 import pulumi
 import pulumi_docker as docker
+from pulumi import _types
+
+from components.model.rollout import NAME_DIGEST_LENGTH
 
 RESTART_POLICY = "unless-stopped"
 LOG_DRIVER = "json-file"
@@ -74,6 +78,40 @@ class ContainerDefaults:
     log_opts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))
     """json-file options; must hold every key the daemon's own ``log-opts`` sets, which
     it merges into each container's options (moby daemon/logs.go:199-205)."""
+    name_key: pulumi.Input[str] | None = None
+    """The secret a start-first container's name is keyed with (``start_first_name``)."""
+
+
+def _plain(value: Any) -> Any:
+    """A resolved input as JSON: args classes as their fields, in a stable order."""
+    if _types.is_input_type(type(value)):
+        return {k: _plain(v) for k, v in sorted(vars(value).items()) if v is not None}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def start_first_name(
+    docker_name: str, inputs: Mapping[str, Any], key: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """``DOCKER_NAME-DIGEST``: the same inputs give the same name, and any change gives a
+    new one, so the new container can start beside the old (a fixed name fails with
+    "name already in use"). The digest is an HMAC keyed with a generated secret: the
+    inputs hold secrets (env, uploads), and a plain hash of them in the name would let
+    anyone with the stack file test guesses of a weak one. The name itself is not
+    secret."""
+
+    def name(resolved: list[Any]) -> str:
+        secret, values = resolved
+        encoded = json.dumps(_plain(values), sort_keys=True, separators=(",", ":"))
+        digest = hmac.new(secret.encode(), encoded.encode(), hashlib.sha256).hexdigest()
+        return f"{docker_name}-{digest[:NAME_DIGEST_LENGTH]}"
+
+    return pulumi.Output.unsecret(
+        pulumi.Output.all(key, pulumi.Output.from_input(dict(inputs))).apply(name)
+    )
 
 
 def container(
@@ -87,13 +125,21 @@ def container(
     defaults: ContainerDefaults,
     labels: Mapping[str, str] | None = None,
     depends_on: Sequence[pulumi.Resource] = (),
+    start_first: bool = False,
     **args: Any,
 ) -> docker.Container:
-    """A container with a fixed name, a health check, a restart policy, rotated logs and
-    a stop grace period.
+    """A container with a health check, a restart policy, rotated logs and a stop grace
+    period.
 
-    The old container goes before its replacement starts, or Docker answers "name in
-    use". Without ``destroy_grace_seconds`` the provider stops a container with
+    Delete-first (the default) keeps the fixed name ``docker_name``: the old container
+    goes before its replacement starts, or Docker answers "name in use".
+    ``start_first`` names it ``start_first_name(...)`` instead and sets
+    ``delete_before_replace=False`` explicitly, overriding pulumi-docker's default
+    ``DeleteBeforeReplace: true`` for containers (provider/resources.go): the engine
+    creates the new one, waits for it, and deletes the old one at the end of the
+    update.
+
+    Without ``destroy_grace_seconds`` the provider stops a container with
     timeout 0 (kreuzwerker resource_docker_container_funcs.go:1087-1093), so the
     stop signal is followed at once by SIGKILL. That covers the provider's delete
     only: when the daemon itself stops its containers (a snap refresh, ``snap
@@ -102,24 +148,32 @@ def container(
     back as sent: resource_docker_container_funcs.go:978).
     """
     all_labels = {**(labels or {}), HEALTHCHECK_LABEL: health.digest()}
-    return docker.Container(
-        resource_name,
-        name=docker_name,
-        image=image,
-        restart=RESTART_POLICY,
-        healthcheck=health.args(),
-        labels=[
+    inputs: dict[str, Any] = {
+        "image": image,
+        "restart": RESTART_POLICY,
+        "healthcheck": health.args(),
+        "labels": [
             docker.ContainerLabelArgs(label=key, value=value)
             for key, value in sorted(all_labels.items())
         ],
-        destroy_grace_seconds=stop_grace_seconds,
-        stop_timeout=stop_grace_seconds,
-        log_driver=LOG_DRIVER,
-        log_opts=dict(defaults.log_opts),
-        opts=pulumi.ResourceOptions(
-            parent=parent, delete_before_replace=True, depends_on=list(depends_on)
-        ),
+        "destroy_grace_seconds": stop_grace_seconds,
+        "stop_timeout": stop_grace_seconds,
+        "log_driver": LOG_DRIVER,
+        "log_opts": dict(defaults.log_opts),
         **args,
+    }
+    name: pulumi.Input[str] = docker_name
+    if start_first:
+        if defaults.name_key is None:
+            raise ValueError(f"{docker_name}: a start-first container needs a name key")
+        name = start_first_name(docker_name, inputs, defaults.name_key)
+    return docker.Container(
+        resource_name,
+        name=name,
+        **inputs,
+        opts=pulumi.ResourceOptions(
+            parent=parent, delete_before_replace=not start_first, depends_on=list(depends_on)
+        ),
     )
 
 

@@ -10,7 +10,7 @@ import pulumi_random as random
 PASSWORD_LENGTH = 40
 
 
-def generated_password(name: str, parent: pulumi.Resource) -> random.RandomPassword:
+def generated_password(name: str, parent: pulumi.Resource | None) -> random.RandomPassword:
     """A password safe inside a URL or an env file: letters and digits only.
 
     It has no keepers, so it is generated once and kept in state until the

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from components.model.host import Job
+from components.model.rollout import Rollout
 from components.model.site import Site
 from components.model.values import Model
 
@@ -183,6 +184,15 @@ class Service:
     """Run inside the container once it has started, before it must be healthy."""
     extra_images: tuple[Image, ...] = ()
     """Images the service starts itself and that must be present on Hemma."""
+    rollout: Rollout = "delete-first"
+    """How a change replaces the container. ``delete-first``: the old one stops, then
+    the new one starts (down from the stop until the new one is healthy).
+    ``start-first``: the new one starts beside the old one under a new name, takes
+    traffic once healthy, and the old one goes last. Only for a service that two
+    copies of can run at once: no host port, and only ``overlap_volumes``."""
+    overlap_volumes: tuple[str, ...] = ()
+    """Volumes two copies of this service may use at the same time (uploaded files
+    each copy writes whole); every other volume is single-writer."""
 
 
 @dataclass(frozen=True)

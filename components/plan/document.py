@@ -136,7 +136,7 @@ def _inputs(
     for key, value in resource.raw_inputs.items():
         if rpc.is_rpc_secret(value):
             plain = comparable(resource.type, {key: unwrap(value)})[key]
-            secret = by_container(secret_env or {}, unwrap(resource.raw_inputs.get("name")))
+            secret = by_container(secret_env or {}, unwrap(resource.raw_inputs))
             if resource.type == CONTAINER and key == "envs" and secret is not None:
                 result[key] = masked_entries(list(plain or []), secret, secret_mark)
             else:

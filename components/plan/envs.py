@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.config.reading import parse
+from components.model.rollout import declared_service
 from components.plan.stackconfig import PlanConfig
 
 EXTRA_ENV_KEY = "extraEnv"
@@ -50,6 +51,10 @@ def masked_entries(entries: list[Any], secret: frozenset[str], mark: Any) -> lis
     return shown
 
 
-def by_container(names: Mapping[str, frozenset[str]], docker_name: Any) -> frozenset[str] | None:
-    """The secret names of a catalog container; None for any other."""
-    return names.get(docker_name) if isinstance(docker_name, str) else None
+def by_container(
+    names: Mapping[str, frozenset[str]], inputs: Mapping[str, Any]
+) -> frozenset[str] | None:
+    """The secret names of a catalog container (a start-first one by its service);
+    None for any other."""
+    service = declared_service(inputs)
+    return None if service is None else names.get(service)

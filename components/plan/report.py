@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.config.sources import NO_CHECKOUT
+from components.model.rollout import declared_service
 from components.plan.document import CONTAINER, is_masked
 
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -60,15 +61,18 @@ def _resource_name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
 
+def _service(container: Mapping[str, Any]) -> str:
+    """A container's service name (a start-first one's own name carries a digest)."""
+    return declared_service(container["inputs"]) or str(container["name"])
+
+
 class Report:
     def __init__(self, plan: Mapping[str, Any]) -> None:
         self.plan = plan
         self.outputs: Mapping[str, Any] = plan.get("outputs", {})
         self.by_urn = {r["urn"]: r for r in plan.get("resources", [])}
         self.containers = {
-            str(r["inputs"].get("name", r["name"])): r
-            for r in plan.get("resources", [])
-            if r["type"] == CONTAINER
+            _service(r): r for r in plan.get("resources", []) if r["type"] == CONTAINER
         }
 
     def output(self, name: str) -> Any:
@@ -166,8 +170,10 @@ class Report:
             for port in inputs.get("ports") or []
             if _is_loopback(str(port.get("ip") or ""))
         ]
-        lines = [
-            f"{INDENT * 2}{name}",
+        lines = [f"{INDENT * 2}{name}"]
+        if inputs.get("name") != name:
+            lines.append(f"{INDENT * 3}start-first, as {inputs.get('name')}")
+        lines += [
             f"{INDENT * 3}image     {self.image(container)}",
             f"{INDENT * 3}networks  {', '.join(networks) or '(none)'}",
         ]

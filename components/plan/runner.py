@@ -55,6 +55,9 @@ class Registered:
     protect: bool
     retain_on_delete: bool
     delete_before_replace: bool
+    delete_before_replace_defined: bool
+    """Set by the program, not left to the provider's default (pulumi/pulumi#3118: only
+    then does ``False`` override pulumi-docker's ``DeleteBeforeReplace: true``)."""
     import_id: str
     ignore_changes: list[str]
     replace_on_changes: list[str]
@@ -170,6 +173,7 @@ class RecordingMonitor(MockMonitor):
                 protect=request.protect,
                 retain_on_delete=request.retainOnDelete,
                 delete_before_replace=request.deleteBeforeReplace,
+                delete_before_replace_defined=request.deleteBeforeReplaceDefined,
                 import_id=request.importId,
                 ignore_changes=list(request.ignoreChanges),
                 replace_on_changes=list(request.replaceOnChanges),

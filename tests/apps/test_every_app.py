@@ -14,7 +14,14 @@ import pytest
 from components.apps import huleedu
 from components.config.checks import check_catalog
 from components.model.app import App, Pull, Route, Service, ShellProbe
-from tests.harness import Declared, Program, run_program, site_config, with_classhub
+from tests.harness import (
+    Declared,
+    Program,
+    run_program,
+    service_name,
+    site_config,
+    with_classhub,
+)
 from tests.sources import checkouts
 
 PASSWORD = "random:index/randomPassword:RandomPassword"
@@ -73,7 +80,7 @@ def test_the_routing_table_holds_exactly(program: Program) -> None:
         variables = env(container)
         if "VIRTUAL_HOST" in variables:
             routed[variables["VIRTUAL_HOST"]] = (
-                container.inputs["name"],
+                service_name(container),
                 int(variables["VIRTUAL_PORT"]),
             )
     assert routed == {host: (c, port) for host, (c, port, _) in ROUTING_TABLE.items()}
@@ -135,7 +142,6 @@ def test_every_container_has_a_healthcheck_a_restart_policy_and_waits_healthy() 
         assert container.inputs["healthcheck"]["tests"][0] == "CMD-SHELL", name
         assert container.inputs["healthcheck"]["tests"][1], name
         assert container.inputs["restart"] == "unless-stopped", name
-        assert container.delete_before_replace, name
 
 
 def test_every_app_container_is_waited_for_until_healthy() -> None:

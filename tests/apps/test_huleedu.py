@@ -38,7 +38,7 @@ def ports(container: Declared) -> list[tuple[str, int, int]]:
 
 
 def test_every_huleedu_service_runs_with_its_own_database(program: Program) -> None:
-    containers = {c.inputs["name"]: c for c in program.containers}
+    containers = program.services
     for service in HULEEDU_SERVICES:
         assert f"huleedu_{service}" in containers, service
     with_db = {

@@ -22,6 +22,7 @@ from tests.harness import (
     Program,
     as_cli_value,
     run_program,
+    service_name,
     site_config,
 )
 
@@ -101,12 +102,18 @@ def test_every_container_restarts_rotates_logs_checks_health_and_replaces_cleanl
         assert container.inputs["restart"] == "unless-stopped", name
         assert container.inputs["healthcheck"]["tests"], name
         assert container.inputs["logOpts"]["max-size"], name
-        assert container.delete_before_replace, f"{name}: a fixed name needs delete-before-replace"
+        assert container.delete_before_replace_defined, f"{name}: set, not left to the provider"
+        if service_name(container) == name:
+            assert container.delete_before_replace, f"{name}: a fixed name needs delete-first"
+        else:
+            assert re.fullmatch(rf"{service_name(container)}-[0-9a-f]{{12}}", name), name
+            assert not container.delete_before_replace, f"{name}: start-first"
 
 
 def test_generated_passwords_are_long_url_safe_and_stable(program: Program) -> None:
     passwords = program.of_type(PASSWORD)
     assert sorted(p.name for p in passwords) == [
+        "huleedu-container-name-key",
         "huleedu-internal-api-key",
         "huleedu-jwt-secret",
         "observability-grafana-admin-password",
@@ -115,6 +122,7 @@ def test_generated_passwords_are_long_url_safe_and_stable(program: Program) -> N
         "shared-postgres-admin-password",
         "shared-postgres-huleedu-password",
         "shared-postgres-skriptoteket-password",
+        "skriptoteket-container-name-key",
     ]
     for password in passwords:
         assert int(password.inputs["length"]) >= 32, password.name

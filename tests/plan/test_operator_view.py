@@ -191,7 +191,7 @@ def test_ctrl_c_stops_a_diff_at_once_and_leaves_no_worktree(repo: Path) -> None:
 def test_the_policy_pack_runs_over_the_plan_offline(fresh: Path) -> None:
     done = plan(fresh, "--policy", "--quiet")
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"Policies: 9 of 9 pass over \d+ resources\n", done.stderr), done.stderr
+    assert re.fullmatch(r"Policies: 10 of 10 pass over \d+ resources\n", done.stderr), done.stderr
 
 
 def test_a_mandatory_violation_fails_the_offline_policy_run() -> None:
@@ -204,7 +204,7 @@ def test_a_mandatory_violation_fails_the_offline_policy_run() -> None:
     assert lines[0] == (
         "mandatory data-is-protected: shared-postgres-data is not protected from deletion"
     )
-    assert lines[-1].startswith("Policies: 8 of 9 pass over ")
+    assert lines[-1].startswith("Policies: 9 of 10 pass over ")
     assert policies.report(resources)[1] is False
 
 

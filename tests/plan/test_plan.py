@@ -191,7 +191,11 @@ def test_the_plan_reads_the_stack_file_and_prints_every_section(fresh: Path) -> 
     assert "sshHostKey (secret)" in placeholders
     for key in ("sshPrivateKey", "smtpPassword", "anthropicApiKey", "openaiApiKey"):
         assert f"{key} (secret)" in placeholders
-    assert re.search(r"^\s+skriptoteket-web\n\s+image\s", out, re.MULTILINE)
+    assert re.search(
+        r"^\s+skriptoteket-web\n\s+start-first, as skriptoteket-web-[0-9a-f]{12}\n\s+image\s",
+        out,
+        re.MULTILINE,
+    )
     public = out[out.index("Public") :]
     assert re.search(r"nginx-proxy\s+0\.0\.0\.0:443->443/tcp", public)
     assert "5432" not in public, "shared-postgres is published on 127.0.0.1 only"
@@ -263,8 +267,13 @@ def test_the_json_holds_every_resource_with_its_options(default_plan: dict[str, 
             "ignoreChanges",
             "dependencies",
         } <= set(resource["options"])
-    containers = [r for r in resources if r["type"] == CONTAINER]
-    assert containers and all(c["options"]["deleteBeforeReplace"] for c in containers)
+    containers = {r["inputs"]["name"]: r for r in resources if r["type"] == CONTAINER}
+    start_first = {name for name in containers if re.fullmatch(r".+-[0-9a-f]{12}", name)}
+    assert start_first >= {
+        "skriptoteket-web-" + name[-12:] for name in start_first if "skript" in name
+    }
+    for name, container in containers.items():
+        assert container["options"]["deleteBeforeReplace"] is (name not in start_first), name
     assert any(r["options"]["protect"] for r in resources)
     assert set(default_plan["secretOutputs"]) >= {"postgresAdminPassword"}
     for name in default_plan["secretOutputs"]:
@@ -325,8 +334,11 @@ def test_a_new_image_for_one_service_replaces_its_container_and_migration(
         ("delete", "skriptoteket-web-image", "command:local:Command"),
     }
     text = diff.render(comparison, "before", "after")
-    assert "replace skriptoteket-web (docker:index/container:Container): image\n" in text
-    assert "replace skriptoteket-web-migrate (command:remote:Command): triggers\n" in text
+    assert "replace skriptoteket-web (docker:index/container:Container): image, name\n" in text
+    assert (
+        "replace skriptoteket-web-migrate (command:remote:Command): "
+        "triggers (also changes create)\n" in text
+    )
     assert "1 to create, 2 to replace, 0 to update, 1 to delete" in text
 
 

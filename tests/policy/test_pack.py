@@ -108,6 +108,6 @@ def test_the_pack_refuses_a_container_that_breaks_a_guardrail(
     stray.raw_inputs = {**stray.raw_inputs, "networksAdvanced": [{"name": "elsewhere"}]}
     proxy = program.container("nginx-proxy")
     assert any(
-        "skriptoteket-web is routed but shares no network with nginx-proxy" in d
+        f"{stray.inputs['name']} is routed but shares no network with nginx-proxy" in d
         for d in analyze_stack(pack, [proxy, stray])
     )

@@ -85,6 +85,30 @@ def test_the_docker_socket_goes_only_where_it_is_needed() -> None:
     assert v.docker_socket_only_where_needed(writer) == []
 
 
+def start_first(name: str, service: str, **props: Any) -> v.Resource:
+    return container(name=name, labels=[{"label": v.SERVICE_LABEL, "value": service}], **props)
+
+
+def test_a_start_first_container_is_judged_by_its_service_only_under_its_digest_name() -> None:
+    writer = start_first("skriptoteket-web-0123456789ab", "skriptoteket-web", volumes=socket(False))
+    assert v.docker_socket_only_where_needed(writer) == []
+    # The label alone grants nothing: the name must be the service's and a digest.
+    for name in ("evil", "evil-0123456789ab", "skriptoteket-web-x", "skriptoteket-web-0123"):
+        spoof = start_first(name, "skriptoteket-web", volumes=socket(False))
+        assert v.docker_socket_only_where_needed(spoof) == [
+            f"{name} mounts the Docker socket and has no need of it"
+        ]
+
+
+def test_a_start_first_container_holds_no_host_port() -> None:
+    local = [{"internal": 80, "external": 8080, "ip": "127.0.0.1"}]
+    assert v.start_first_holds_no_host_port(start_first("web-0123456789ab", "web")) == []
+    assert v.start_first_holds_no_host_port(
+        start_first("web-0123456789ab", "web", ports=local)
+    ) == ["web-0123456789ab is start-first but publishes host port 8080"]
+    assert v.start_first_holds_no_host_port(container(name="web", ports=local)) == []
+
+
 def test_every_container_restarts_and_checks_its_health() -> None:
     assert v.restart_and_health_check(container()) == []
     assert v.restart_and_health_check(container(restart="no")) == [

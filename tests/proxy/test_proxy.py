@@ -16,6 +16,7 @@ from tests.harness import (
     Declared,
     Program,
     run_program,
+    service_name,
     site_config,
 )
 from tests.proxy.files import RELOAD_STEP, SETTLE_STEP, nginx_files
@@ -142,7 +143,7 @@ def test_every_routed_container_starts_after_the_proxy_has_its_files(program: Pr
     new proxy, which renders at its start."""
     reload = program.named(RELOAD_STEP)
     routed = [c for c in program.containers if "VIRTUAL_HOST" in env_or_secret(c)]
-    assert {c.inputs["name"] for c in routed} >= {"prometheus", "jaeger", "skriptoteket-web"}
+    assert {service_name(c) for c in routed} >= {"prometheus", "jaeger", "skriptoteket-web"}
     for container in routed:
         assert reload.urn in container.dependencies, container.inputs["name"]
     assert reload.urn in program.container("nginx-proxy").dependencies, "a new proxy, too"

@@ -1,0 +1,153 @@
+"""Start-first deploys: which services overlap with their old copy, and what makes
+the new one start beside the old one (its name, the explicit override, the alias and
+label by which everything else still finds it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pulumi
+import pytest
+
+from components.config.checks import check_catalog
+from components.config.reading import parse
+from components.foundation.containers import start_first_name
+from components.model.app import App, LocalPort
+from components.model.rollout import SERVICE_LABEL
+from tests.harness import (
+    OPERATOR_SECRETS,
+    Declared,
+    Program,
+    as_cli_value,
+    run_program,
+    service_name,
+    site_config,
+    with_classhub,
+)
+
+START_FIRST = {
+    "skriptoteket-web",
+    "huleedu_bff_teacher_service",
+    "huleedu_api_gateway_service",
+    "huleedu_websocket_service",
+    "classhub_web",
+    "helper_web",
+}
+DIGEST_NAME = re.compile(r"(?P<service>.+)-[0-9a-f]{12}")
+
+
+@pytest.fixture(scope="module")
+def program() -> Program:
+    return run_program(with_classhub(site_config()))
+
+
+def test_only_the_routed_stateless_services_deploy_start_first(program: Program) -> None:
+    start_first = {
+        name for name, container in program.services.items() if container.inputs["name"] != name
+    }
+    assert start_first == START_FIRST
+    # The single writers and everything bound to a host port stay delete-first.
+    for name in (
+        "shared-postgres",
+        "huleedu_kafka",
+        "huleedu_redis",
+        "classhub_redis",
+        "classhub_minio",
+        "grafana",
+        "prometheus",
+        "jaeger",
+        "loki",
+        "classhub_ollama",
+        "huleedu_language_tool_service",
+        "huleedu_essay_embed_offload",
+        "nginx-proxy",
+    ):
+        container = program.container(name)
+        assert container.inputs["name"] == name
+        assert container.delete_before_replace and container.delete_before_replace_defined
+
+
+def start_first(program: Program) -> list[Declared]:
+    return [c for c in program.containers if service_name(c) in START_FIRST]
+
+
+def test_a_start_first_container_is_named_by_its_inputs_and_replaced_create_first(
+    program: Program,
+) -> None:
+    for container in start_first(program):
+        name = container.inputs["name"]
+        match = DIGEST_NAME.fullmatch(name)
+        assert match and match["service"] == service_name(container), name
+        assert container.delete_before_replace is False, name
+        assert container.delete_before_replace_defined, f"{name}: explicit, over the default"
+        assert "name" not in container.additional_secret_outputs, name
+
+
+def test_others_still_reach_and_find_it_by_its_stable_name(program: Program) -> None:
+    for container in start_first(program):
+        service = service_name(container)
+        labels = {label["label"]: label["value"] for label in container.inputs["labels"]}
+        assert labels[SERVICE_LABEL] == service
+        for network in container.inputs["networksAdvanced"]:
+            assert service in network["aliases"], (service, network["name"])
+
+
+def test_its_migration_runs_inside_the_new_container(program: Program) -> None:
+    web = program.container("skriptoteket-web")
+    migrate = program.named("skriptoteket-web-migrate")
+    assert f"container={web.inputs['name']}\n" in migrate.inputs["create"]
+    assert web.urn in migrate.dependencies
+
+
+def test_the_same_inputs_give_the_same_name_and_a_change_gives_a_new_one() -> None:
+    before = run_program(site_config())
+    again = run_program(site_config(), fresh=True)
+    edited = run_program(
+        {**site_config(), "extraEnv": {"skriptoteket-web": {"LOG_LEVEL": "debug"}}}, fresh=True
+    )
+    names = {name: c.inputs["name"] for name, c in before.services.items()}
+    assert names == {name: c.inputs["name"] for name, c in again.services.items()}
+    changed = {name for name, c in edited.services.items() if c.inputs["name"] != names[name]}
+    assert changed == {"skriptoteket-web"}
+
+
+@pulumi.runtime.test
+def test_the_digest_is_keyed_so_a_stack_file_cannot_test_guesses_of_a_secret() -> pulumi.Output[
+    None
+]:
+    inputs = {"envs": ["PASSWORD=hunter2"], "image": "sha256:1"}
+
+    def check(names: list[str]) -> None:
+        same, other_key, other_value = names
+        assert same.startswith("web-") and len(same) == len("web-") + 12
+        assert other_key != same, "the key is part of the digest"
+        assert other_value != same, "a secret's change is a new name"
+
+    return pulumi.Output.all(
+        start_first_name("web", inputs, "key-1"),
+        start_first_name("web", inputs, "key-2"),
+        start_first_name("web", {**inputs, "envs": ["PASSWORD=hunter3"]}, "key-1"),
+    ).apply(check)
+
+
+def test_a_service_that_cannot_overlap_is_refused_start_first() -> None:
+    config = parse({k: as_cli_value(v) for k, v in site_config().items()}, OPERATOR_SECRETS)
+    web = next(
+        s for app in config.apps() for s in app.services if s.container == "skriptoteket-web"
+    )
+    app = App(name="skriptoteket", services=(web,))
+    assert check_catalog((app,)) == []
+    ported = dataclasses.replace(web, localhost_ports=(LocalPort(8000, 18000),))
+    assert check_catalog((dataclasses.replace(app, services=(ported,)),)) == [
+        "the skriptoteket app: skriptoteket-web is start-first but publishes host port "
+        "18000: two copies cannot hold it (delete-first)"
+    ]
+    single = dataclasses.replace(web, overlap_volumes=())
+    assert check_catalog((dataclasses.replace(app, services=(single,)),)) == [
+        "the skriptoteket app: skriptoteket-web is start-first but volume "
+        "'skriptoteket-artifacts' is single-writer (list it in overlap_volumes only if two "
+        "copies may write it at once)"
+    ]
+    delete_first = dataclasses.replace(single, rollout="delete-first")
+    assert check_catalog((dataclasses.replace(app, services=(delete_first,)),)) == []
