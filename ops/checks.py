@@ -215,8 +215,21 @@ def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
     return probe
 
 
+SERVICE_LABEL = "education.hule.hemma.service"
+"""What a start-first container is labelled with (components/model/rollout.py): its
+own name changes with each deploy, its service's name does not."""
+
+
 def internal_command(container: str, probe: list[str]) -> str:
-    return shlex.join(["docker", "exec", container, *probe])
+    """``docker exec`` into the newest running container labelled with ``container``
+    (``docker ps`` lists the newest first), or else the container of that name."""
+    q = shlex.quote
+    label = q(f"label={SERVICE_LABEL}={container}")
+    found = (
+        f'"$(docker ps -q --filter {label} --filter status=running | head -n 1 | grep . '
+        f'|| echo {q(container)})"'
+    )
+    return " ".join(["docker", "exec", found, *map(q, probe)])
 
 
 def tunnel_command(host: str, port: int) -> str:

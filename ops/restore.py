@@ -188,6 +188,22 @@ def check(args: argparse.Namespace) -> str:
     return str(into)
 
 
+SERVICE_LABEL = "education.hule.hemma.service"
+"""A start-first container's service (components/model/rollout.py)."""
+RUNNING_FORMAT = '{{.Names}} {{.Label "' + SERVICE_LABEL + '"}}'
+
+
+def containers_of(services: Sequence[str], listed: str) -> list[str]:
+    """The running containers of each service in ``docker ps`` lines of RUNNING_FORMAT:
+    those labelled with it (start-first, every copy), or else the name itself."""
+    rows = [line.split(" ", 1) for line in listed.splitlines() if line.strip()]
+    found: list[str] = []
+    for service in services:
+        labelled = [row[0] for row in rows if len(row) == 2 and row[1] == service]
+        found += [name for name in labelled if _NAME.match(name)] or [service]
+    return found
+
+
 def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
     args = parser().parse_args(argv)
     try:
@@ -219,10 +235,40 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
         args.lock,
     )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    def read_only(what: str, lookup: list[str]) -> str | int:
+        """A lookup's output, or the exit status to end with (nothing changed yet)."""
+        command = shlex.join(lookup)
+        print(f"==> {what}\n    {command}", flush=True)
+        found = subprocess.run(
+            ssh(command), stdin=subprocess.DEVNULL, capture_output=True, text=True
+        )
+        if found.returncode == remote.SSH_FAILED:
+            reason = (found.stderr.strip().splitlines() or ["ssh exited 255"])[-1]
+            print(
+                f"hemma restore: cannot reach {target} over ssh: {reason}; nothing was run",
+                file=sys.stderr,
+            )
+            return UNREACHABLE
+        if found.returncode != 0:
+            print(f"hemma restore: {found.stderr.strip()}", file=sys.stderr)
+            return 1
+        return found.stdout
+
     if args.kind == "database":
+        stop = list(args.stop)
+        if args.production and stop:
+            # Read-only: a start-first service's container is named SERVICE-DIGEST.
+            listed = read_only(
+                f"find the running containers of {', '.join(stop)}",
+                [args.docker, "ps", "--filter", "status=running", "--format", RUNNING_FORMAT],
+            )
+            if isinstance(listed, int):
+                return listed
+            stop = containers_of(stop, listed)
         try:
             steps = database_plan(
-                hemma, args.name, args.snapshot, into, args.production, args.stop, stamp
+                hemma, args.name, args.snapshot, into, args.production, stop, stamp
             )
         except Refused as refused:
             print(f"hemma restore: {refused}; nothing was run", file=sys.stderr)
@@ -231,24 +277,13 @@ def main(argv: Sequence[str] | None = None, runner: Runner = _run) -> int:
         users: list[str] = []
         if args.production:
             # Read-only: which running containers hold the volume, to stop them for the copy.
-            lookup = shlex.join(
-                [args.docker, "ps", "--filter", f"volume={args.name}", "--format", "{{.Names}}"]
+            listed = read_only(
+                f"find the containers using {args.name}",
+                [args.docker, "ps", "--filter", f"volume={args.name}", "--format", "{{.Names}}"],
             )
-            print(f"==> find the containers using {args.name}\n    {lookup}", flush=True)
-            found = subprocess.run(
-                ssh(lookup), stdin=subprocess.DEVNULL, capture_output=True, text=True
-            )
-            if found.returncode == remote.SSH_FAILED:
-                reason = (found.stderr.strip().splitlines() or ["ssh exited 255"])[-1]
-                print(
-                    f"hemma restore: cannot reach {target} over ssh: {reason}; nothing was run",
-                    file=sys.stderr,
-                )
-                return UNREACHABLE
-            if found.returncode != 0:
-                print(f"hemma restore: {found.stderr.strip()}", file=sys.stderr)
-                return 1
-            users = [line for line in found.stdout.split() if _NAME.match(line)]
+            if isinstance(listed, int):
+                return listed
+            users = [line for line in listed.split() if _NAME.match(line)]
         steps = volume_plan(hemma, args.name, args.snapshot, into, args.production, users, stamp)
 
     print(

@@ -31,7 +31,8 @@ from components.model.app import (
     ShellProbe,
     Step,
 )
-from components.model.host import Job
+from components.model.host import HostFile, Job
+from components.model.rollout import in_service
 from components.model.site import Site
 from components.model.values import (
     Argument,
@@ -75,14 +76,16 @@ class Settings(Model):
     redis_image: Image = "redis:7.4-alpine"
 
 
-def manage_py(site: Site) -> tuple[str, ...]:
-    """Django's manage.py in classhub_web, as a host job runs it."""
-    return (site.docker_path, "exec", WEB_CONTAINER, "python", "manage.py")
+def manage_py(job: str, site: Site) -> tuple[tuple[str, ...], HostFile]:
+    """Django's manage.py in classhub_web, as the host job ``job`` runs it: classhub_web
+    deploys start-first, so the job finds it by its label, not its name."""
+    script = in_service(job, site.docker_path, WEB_CONTAINER)
+    return (script.path, "python", "manage.py"), script
 
 
 def retention_job(settings: Settings, site: Site) -> Job:
     """The runbook's retention commands in classhub_web, on a timer."""
-    manage = manage_py(site)
+    manage, script = manage_py("classhub-retention", site)
     submissions, events = settings.submission_retention_days, settings.student_event_retention_days
     return Job(
         name="classhub-retention",
@@ -94,19 +97,22 @@ def retention_job(settings: Settings, site: Site) -> Job:
         ),
         schedule=settings.retention_schedule,
         requires=(site.docker_service,),
+        extra_files=(script,),
     )
 
 
 def orphan_uploads_job(settings: Settings, site: Site) -> Job:
     """The runbook's orphan-upload scavenger, as a report: deleting orphans is a
     decision the runbook leaves to a person who has read the report."""
+    manage, script = manage_py("classhub-orphan-uploads", site)
     return Job(
         name="classhub-orphan-uploads",
         description="Class Hub: report upload files that no database row refers to",
         what="the Class Hub orphan-upload report",
-        exec_start=((*manage_py(site), "scavenge_orphan_uploads"),),
+        exec_start=((*manage, "scavenge_orphan_uploads"),),
         schedule=settings.orphan_uploads_schedule,
         requires=(site.docker_service,),
+        extra_files=(script,),
     )
 
 

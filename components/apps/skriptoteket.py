@@ -17,6 +17,7 @@ from components.model.app import (
     Step,
 )
 from components.model.host import Job
+from components.model.rollout import in_service
 from components.model.site import Site
 from components.model.values import Flag, Model, Schedule
 
@@ -40,24 +41,29 @@ def cleanup_jobs(settings: Settings, site: Site) -> tuple[Job, ...]:
     """The runbooks' three cleanup timers: the CLI run inside skriptoteket-web."""
     if not settings.enabled:
         return ()
-    docker_exec = (site.docker_path, "exec", "-e", "PYTHONPATH=/app/src", CONTAINER)
-    cli = (*docker_exec, "pdm", "run", "python", "-m", "skriptoteket.cli")
+    cli = ("pdm", "run", "python", "-m", "skriptoteket.cli")
     jobs = [
         ("sandbox-snapshots", "sandbox snapshot", settings.sandbox_snapshots_schedule),
         ("login-events", "login events", settings.login_events_schedule),
         ("session-files", "session files", settings.session_files_schedule),
     ]
-    return tuple(
-        Job(
-            name=f"skriptoteket-{slug}-cleanup",
-            description=f"Skriptoteket {what} cleanup",
-            what=f"{what} cleanup",
-            exec_start=((*cli, f"cleanup-{slug}"),),
-            schedule=schedule,
-            requires=(site.docker_service,),
+    found = []
+    for slug, what, schedule in jobs:
+        name = f"skriptoteket-{slug}-cleanup"
+        # skriptoteket-web deploys start-first: found by its label, not its name.
+        script = in_service(name, site.docker_path, CONTAINER, ("-e", "PYTHONPATH=/app/src"))
+        found.append(
+            Job(
+                name=name,
+                description=f"Skriptoteket {what} cleanup",
+                what=f"{what} cleanup",
+                exec_start=((script.path, *cli, f"cleanup-{slug}"),),
+                schedule=schedule,
+                requires=(site.docker_service,),
+                extra_files=(script,),
+            )
         )
-        for slug, what, schedule in jobs
-    )
+    return tuple(found)
 
 
 def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:

@@ -5,8 +5,13 @@ its service."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
+
+from components.model.host import HostFile
+
+HOST_LIB = "/usr/local/lib/hemma"
 
 SERVICE_LABEL = "education.hule.hemma.service"
 """On a start-first container: its service's stable name (``Service.container``), by
@@ -41,3 +46,37 @@ def declared_service(inputs: Mapping[str, Any]) -> str | None:
         if isinstance(label, Mapping)
     }
     return stable_name(name, labels)
+
+
+def running_container(docker: str, service: str) -> str:
+    """A shell command that prints the container to exec into for ``service``: the
+    newest running one labelled with it (``docker ps`` lists the newest first), or
+    else the name itself (a delete-first container, the hand-made server's)."""
+    q = shlex.quote
+    label = q(f"label={SERVICE_LABEL}={service}")
+    return (
+        f"{{ {q(docker)} ps -q --filter {label} --filter status=running | head -n 1 | grep . "
+        f"|| echo {q(service)}; }}"
+    )
+
+
+def in_service_script(docker: str, service: str, options: Sequence[str] = ()) -> str:
+    """A host script that runs its arguments inside ``service``'s container with
+    ``docker exec OPTIONS``, whatever that container is named today."""
+    words = shlex.join([docker, "exec", *options])
+    return (
+        "#!/bin/sh\n"
+        f"# Runs its arguments inside {service}'s running container, found by its label\n"
+        "# when it deploys start-first (its own name then changes with each deploy).\n"
+        "set -eu\n"
+        f"container=$({running_container(docker, service)})\n"
+        f'exec {words} "$container" "$@"\n'
+    )
+
+
+def in_service(job: str, docker: str, service: str, options: Sequence[str] = ()) -> HostFile:
+    """``in_service_script`` as a file of the host job ``job``; its ``ExecStart=`` is the
+    file's path and the command to run inside the container."""
+    return HostFile(
+        f"{HOST_LIB}/{job}-in-{service}", in_service_script(docker, service, options), "0755"
+    )

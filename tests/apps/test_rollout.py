@@ -17,6 +17,7 @@ from components.model.app import App, LocalPort
 from components.model.rollout import SERVICE_LABEL
 from tests.harness import (
     OPERATOR_SECRETS,
+    ROOT,
     Declared,
     Program,
     as_cli_value,
@@ -151,3 +152,14 @@ def test_a_service_that_cannot_overlap_is_refused_start_first() -> None:
     ]
     delete_first = dataclasses.replace(single, rollout="delete-first")
     assert check_catalog((dataclasses.replace(app, services=(delete_first,)),)) == []
+
+
+def test_every_tool_finds_a_start_first_container_by_the_same_label() -> None:
+    """The doctor and the policy pack import nothing of the program; the drill is bash."""
+    from ops.checks import SERVICE_LABEL as doctor
+    from ops.restore import SERVICE_LABEL as restore
+    from policy.validators import SERVICE_LABEL as pack
+
+    drill = (ROOT / "components" / "backups" / "files" / "hemma-drill.sh").read_text()
+    assert doctor == restore == pack == SERVICE_LABEL
+    assert f"\nreadonly SERVICE_LABEL={SERVICE_LABEL}\n" in drill

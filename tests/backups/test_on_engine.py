@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from components.model.rollout import SERVICE_LABEL
 from tests.harness import OPERATOR_VALUES, Program, run_program, site_config, with_classhub
 from tests.parts.engine import Engine
 from tests.parts.fixtures import engine, pg_image
@@ -332,21 +333,30 @@ def classhub(night: Night, pg_image: str) -> Iterator[Night]:
     network = f"hm-drill-{secrets.token_hex(3)}"
     night.engine.docker("network", "create", network)
     night.engine.docker("network", "connect", network, night.container)
+    names = []
     for app in APPS:
-        declared = dict(e.split("=", 1) for e in night.program.container(app).inputs["envs"])
+        container = night.program.container(app)
+        declared = dict(e.split("=", 1) for e in container.inputs["envs"])
+        # Both deploy start-first: named SERVICE-DIGEST and labelled with the service.
+        # An older copy of each still runs beside it, without the app: the drill must
+        # pick the newest, as during a deploy.
+        label = f"{SERVICE_LABEL}={app}"
+        assert {"label": SERVICE_LABEL, "value": app} in container.inputs["labels"]
+        for name in (f"{app}-000000000000", container.inputs["name"]):
+            night.engine.docker(
+                "run", "--detach", "--name", name, "--label", label, "--network", network,
+                "--env", f"DATABASE_URL={declared['DATABASE_URL']}",
+                "--entrypoint", "sleep", pg_image, "infinity",
+            )  # fmt: skip
+            names.append(name)
         night.engine.docker(
-            "run", "--detach", "--name", app, "--network", network,
-            "--env", f"DATABASE_URL={declared['DATABASE_URL']}",
-            "--entrypoint", "sleep", pg_image, "infinity",
-        )  # fmt: skip
-        night.engine.docker(
-            "exec", "-i", app, "sh", "-c",
+            "exec", "-i", container.inputs["name"], "sh", "-c",
             "cat > /usr/local/bin/python && chmod 0755 /usr/local/bin/python", input=MANAGE_PY,
         )  # fmt: skip
     try:
         yield night
     finally:
-        night.engine.docker("rm", "--force", *APPS, check=False)
+        night.engine.docker("rm", "--force", *names, check=False)
         night.engine.docker("network", "disconnect", "--force", network, night.container,
                             check=False)  # fmt: skip
         night.engine.docker("network", "rm", network, check=False)
@@ -371,7 +381,8 @@ def test_the_drill_migrates_and_checks_both_django_services_on_the_restored_copy
     assert classhub.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'drill_%'") == "0"
 
     # A service that cannot migrate the copy fails the drill.
-    classhub.engine.docker("exec", "helper_web", "rm", "/usr/local/bin/python")
+    helper = classhub.program.container("helper_web").inputs["name"]
+    classhub.engine.docker("exec", helper, "rm", "/usr/local/bin/python")
     failed = classhub.run("hemma-restore-drill")
     assert failed.returncode != 0
     assert "check 3 on classhub failed in helper_web" in failed.stderr

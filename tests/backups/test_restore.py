@@ -39,6 +39,8 @@ if os.environ.get("SSH_MODE") == "local":
     os.execv("/bin/sh", ["sh", "-c", remote])
 if " ps --filter volume=" in remote:
     print(os.environ.get("SSH_USERS", ""))
+if " ps --filter status=running " in remote:
+    print(os.environ.get("SSH_RUNNING", ""))
 fail_on = os.environ.get("SSH_FAIL_ON")
 sys.exit(1 if fail_on and fail_on in remote else 0)
 """
@@ -166,7 +168,27 @@ def test_production_swaps_in_the_copy_and_always_starts_and_lets_connections_in(
     assert ran[swap + 3].startswith("sudo rm -rf ")
     assert len(ran) == swap + 4
     assert not any("--clean" in command or "pg_dump" in command for command in ran)
-    assert "restore 1a2b3c4d --target" in ran[0] and "--tag" not in ran[0]
+    assert "restore 1a2b3c4d --target" in ran[1] and "--tag" not in ran[1]
+
+
+def test_a_start_first_service_is_stopped_by_its_label_every_copy(tmp_path: Path) -> None:
+    """Its container is named SERVICE-DIGEST, so ``--stop SERVICE`` is looked up first
+    (read-only); a container without the label is stopped by the name given."""
+    label = "education.hule.hemma.service"
+    done, calls = scripts_restore(
+        tmp_path, "database", "classhub", "--production", "--yes",
+        "--stop", "classhub_web", "--stop", "classhub_worker",
+        SSH_RUNNING="classhub_web-0123456789ab classhub_web\n"
+        "classhub_web-ba9876543210 classhub_web\nnginx-proxy \nclasshub_worker \n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ran = [call[-1] for call in calls]
+    assert ran == printed_steps(done.stdout)
+    assert ran[0] == (
+        f"docker ps --filter status=running --format '{{{{.Names}}}} {{{{.Label \"{label}\"}}}}'"
+    )
+    stop = "classhub_web-0123456789ab classhub_web-ba9876543210 classhub_worker"
+    assert f"docker stop {stop}" in ran and f"docker start {stop}" in ran
 
 
 def test_an_early_failure_runs_only_the_cleanup(tmp_path: Path) -> None:

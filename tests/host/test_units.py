@@ -20,6 +20,7 @@ from components.config.stack import StackConfig
 from components.foundation.commands import as_command
 from components.host.unit_files import UnitGroup, daemon_group, install_script, remove_script
 from components.main import host_units
+from components.model.rollout import in_service_script, running_container
 from tests.harness import (
     OPERATOR_SECRETS,
     OPERATOR_VALUES,
@@ -64,8 +65,8 @@ After=snap.docker.dockerd.service
 
 [Service]
 Type=oneshot
-ExecStart=/snap/bin/docker exec -e PYTHONPATH=/app/src skriptoteket-web pdm run python -m skriptoteket.cli cleanup-sandbox-snapshots
-"""  # noqa: E501 (the runbook's unit file, verbatim)
+ExecStart=/usr/local/lib/hemma/skriptoteket-sandbox-snapshots-cleanup-in-skriptoteket-web pdm run python -m skriptoteket.cli cleanup-sandbox-snapshots
+"""  # noqa: E501 (the runbook's unit file, but for the container found by its label)
 
 
 RUNBOOK_SANDBOX_TIMER = """\
@@ -224,19 +225,58 @@ def test_cleanup_jobs_run_the_cli_in_skriptoteket_web_after_snap_docker() -> Non
     for command in ("cleanup-sandbox-snapshots", "cleanup-login-events", "cleanup-session-files"):
         group = groups[f"skriptoteket-{command.removeprefix('cleanup-')}-cleanup"]
         service = file_of(group, ".service")
-        assert (
-            "ExecStart=/snap/bin/docker exec -e PYTHONPATH=/app/src skriptoteket-web "
-            f"pdm run python -m skriptoteket.cli {command}\n"
-        ) in service
+        script = f"/usr/local/lib/hemma/{group.name}-in-skriptoteket-web"
+        assert f"ExecStart={script} pdm run python -m skriptoteket.cli {command}\n" in service
+        installed = next(f for f in group.files if f.path == script)
+        assert installed.mode == "0755"
+        assert installed.content == in_service_script(
+            "/snap/bin/docker", "skriptoteket-web", ("-e", "PYTHONPATH=/app/src")
+        )
         assert "Requires=snap.docker.dockerd.service\nAfter=snap.docker.dockerd.service" in service
         assert "Persistent=true" in file_of(group, ".timer")
 
 
 def test_the_docker_path_and_service_are_configurable() -> None:
     config = config_with(dockerPath="/usr/bin/docker", dockerService="docker.service")
-    service = file_of(groups_by_name(config)["skriptoteket-login-events-cleanup"], ".service")
-    assert "ExecStart=/usr/bin/docker exec" in service
-    assert "Requires=docker.service" in service
+    group = groups_by_name(config)["skriptoteket-login-events-cleanup"]
+    assert "Requires=docker.service" in file_of(group, ".service")
+    script = next(f for f in group.files if "-in-" in f.path)
+    assert 'exec /usr/bin/docker exec -e PYTHONPATH=/app/src "$container" "$@"\n' in (
+        script.content
+    )
+
+
+def in_service(tmp_path: Path, listed: str, *args: str) -> list[str]:
+    """What the job's script hands docker, with ``docker ps`` listing ``listed``."""
+    docker = tmp_path / "docker"
+    docker.write_text(
+        '#!/bin/sh\nif [ "$1" = ps ]; then printf %s "$LISTED"; exit 0; fi\nprintf "%s\\n" "$@"\n'
+    )
+    docker.chmod(0o755)
+    script = tmp_path / "in-service"
+    script.write_text(in_service_script(str(docker), "skriptoteket-web", ("-e", "X=1")))
+    script.chmod(0o755)
+    done = subprocess.run(
+        [str(script), *args], capture_output=True, text=True, env={"LISTED": listed}, check=True
+    )
+    return done.stdout.splitlines()
+
+
+def test_a_job_runs_in_the_newest_labelled_container_or_else_by_the_name(tmp_path: Path) -> None:
+    """skriptoteket-web deploys start-first: its name changes, its label does not."""
+    newest_first = "0123456789ab\nba9876543210\n"
+    assert in_service(tmp_path, newest_first, "pdm", "run", "a b", "$HOME") == [
+        "exec", "-e", "X=1", "0123456789ab", "pdm", "run", "a b", "$HOME",
+    ]  # fmt: skip
+    # None labelled (the hand-made server, a delete-first container): by its name.
+    assert in_service(tmp_path, "", "true") == ["exec", "-e", "X=1", "skriptoteket-web", "true"]
+
+
+def test_the_lookup_asks_for_running_containers_with_the_service_label() -> None:
+    assert running_container("/snap/bin/docker", "skriptoteket-web") == (
+        "{ /snap/bin/docker ps -q --filter label=education.hule.hemma.service=skriptoteket-web "
+        "--filter status=running | head -n 1 | grep . || echo skriptoteket-web; }"
+    )
 
 
 def test_unmanaged_gpu_servers_get_no_unit_and_no_relay() -> None:
@@ -463,6 +503,12 @@ def test_every_script_the_remote_commands_run_passes_shellcheck(tmp_path: Path) 
             path = tmp_path / f"{group.name}-{kind}.sh"
             path.write_text("#!/usr/bin/env bash\n" + script)
             scripts.append(path)
+        for index, installed in enumerate(group.files):
+            if installed.content.startswith("#!/bin/sh\n"):
+                path = tmp_path / f"{group.name}-file-{index}.sh"
+                path.write_text(installed.content)
+                scripts.append(path)
+    assert any("-file-" in path.name for path in scripts), "the jobs' in-service scripts"
     done = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
 

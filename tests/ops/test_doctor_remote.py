@@ -74,11 +74,17 @@ def test_ssh_gets_the_exact_commands(
         [
             *OPTIONS,
             ALIAS,
-            "docker exec web python -c 'import urllib.request as u; "
+            'docker exec "$(docker ps -q --filter label=education.hule.hemma.service=web '
+            '--filter status=running | head -n 1 | grep . || echo web)" python -c '
+            "'import urllib.request as u; "
             "u.urlopen('\"'\"'http://web:8000/healthz'\"'\"')'",
         ]
     ]
-    assert shlex.split(calls["docker"][0]["remote"]) == ["docker", "exec", "web", *PROBE]
+    found = (
+        "$(docker ps -q --filter label=education.hule.hemma.service=web --filter "
+        "status=running | head -n 1 | grep . || echo web)"
+    )
+    assert shlex.split(calls["docker"][0]["remote"]) == ["docker", "exec", found, *PROBE]
     assert [through_master(c["argv"]) for c in calls["bash"]] == [
         [*OPTIONS, ALIAS, "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8085'"]
     ]
@@ -203,7 +209,9 @@ def test_hostile_names_reach_ssh_as_one_word(
     calls = calls_by_kind(fake_ssh)
     # Nothing here runs: the stand-in only records. A real shell's reading is below.
     assert all(len(c["argv"]) == len(OPTIONS) + 6 for c in commands_sent(fake_ssh.log))
-    assert shlex.split(calls["docker"][0]["remote"]) == ["docker", "exec", "x; rm -rf /", "true"]
+    docker = shlex.split(calls["docker"][0]["remote"])
+    assert docker[:2] == ["docker", "exec"] and docker[3:] == ["true"]
+    assert docker[2].startswith("$(docker ps -q --filter "), "the lookup, run by the shell below"
     bash = shlex.split(calls["bash"][0]["remote"])
     assert bash[:2] == ["bash", "-c"]
     assert shlex.split(bash[2]) == ["exec", "3<>/dev/tcp/127.0.0.1;rm -rf //8085"]
@@ -221,7 +229,13 @@ def test_a_real_shell_runs_no_part_of_a_hostile_name(
     data["sshTunnels"] = {}
     code, out = run(capsys, fake_ssh, write(tmp_path, data), "--only", "internal")
     assert list(fake_ssh.cwd.iterdir()) == []
-    assert read_log(fake_ssh.docker_log) == [["exec", name, "sh", "-c", "exit 0"]]
+    # The lookup by label finds nothing here (a delete-first or hand-made container):
+    # the name itself, one word each time.
+    assert read_log(fake_ssh.docker_log) == [
+        ["ps", "-q", "--filter", f"label=education.hule.hemma.service={name}",
+         "--filter", "status=running"],
+        ["exec", name, "sh", "-c", "exit 0"],
+    ]  # fmt: skip
     assert statuses(out) == {f"internal:{name}": "ok"}
     assert code == 0
     # The outputs may not name such a metrics directory, and it is quoted all the same.

@@ -40,6 +40,7 @@ here=$(dirname "${BASH_SOURCE[0]}")
 
 readonly TAG=hemma-nightly
 readonly NAME_RE='^[A-Za-z0-9][A-Za-z0-9_.-]*$'
+readonly SERVICE_LABEL=education.hule.hemma.service
 
 say() { printf 'hemma-drill: %s\n' "$*"; }
 warn() { printf 'hemma-drill: %s\n' "$*" >&2; }
@@ -222,15 +223,25 @@ hand_over() {
     -v live="$database" <"$here/hemma-hand-over.sql" >/dev/null
 }
 
+# The container to run SERVICE's checks in: the newest running one labelled with it
+# (a start-first service's own name changes with each deploy), else the name itself.
+service_container() {
+  local found
+  found=$("$docker" ps -q --filter "label=$SERVICE_LABEL=$1" --filter status=running)
+  found=${found%%$'\n'*}
+  printf '%s\n' "${found:-$1}"
+}
+
 # Each check of DATABASE, in order, inside its container, against SCRATCH_DB.
 run_checks() {
-  local database=$1 scratch_db=$2 line words number=0
+  local database=$1 scratch_db=$2 line words number=0 container
   for line in "${check_lines[@]}"; do
     IFS=$'\t' read -r -a words <<<"$line"
     [ "${words[0]}" = "$database" ] || continue
     number=$((number + 1))
+    container=$(service_container "${words[1]}")
     # shellcheck disable=SC2016  # expanded by the container's shell
-    if "$docker" exec "${words[1]}" sh -c \
+    if "$docker" exec "$container" sh -c \
       'DATABASE_URL="${DATABASE_URL%/*}/$1"; export DATABASE_URL; shift; exec "$@"' \
       drill "$scratch_db" "${words[@]:2}" >/dev/null; then
       say "check $number on $database passed in ${words[1]}: ${words[*]:2}"
