@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ops.adopt_shell import Failed, Hemma, name, quote_literal, sh
+from ops.rollout import stable_name
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"
@@ -82,6 +83,11 @@ class Running:
     def service(self) -> str:
         """The compose service it runs, when compose made it."""
         return self.labels.get(SERVICE, "")
+
+    @property
+    def declared_as(self) -> str:
+        """The name the stack declares it by: a start-first container's service."""
+        return stable_name(self.name, self.labels)
 
 
 @dataclass(frozen=True)

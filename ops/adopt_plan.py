@@ -28,6 +28,7 @@ from typing import Any
 
 from ops.adopt_shell import Failed, Refused, name
 from ops.outputs import ROOT, user_path
+from ops.rollout import stable_name
 
 FORMAT = 1
 CONTAINER = "docker:index/container:Container"
@@ -206,10 +207,16 @@ class Plan:
             files = tuple(
                 str(u["file"]) for u in r.inputs.get("uploads") or [] if isinstance(u, dict)
             )
+            labels = {
+                str(label.get("label")): str(label.get("value"))
+                for label in r.inputs.get("labels") or []
+                if isinstance(label, dict)
+            }
+            # A start-first container is matched by its service's name, which the
+            # hand-made one carries; its own name has a digest.
+            service = stable_name(str(r.inputs["name"]), labels)
             found.append(
-                Container(
-                    str(r.inputs["name"]), mounts, binds, self._image_of(r), ports, aliases, files
-                )
+                Container(service, mounts, binds, self._image_of(r), ports, aliases, files)
             )
         return found
 

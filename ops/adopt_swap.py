@@ -9,7 +9,8 @@ first, so a rollback can give it back. It refuses while another container that
 mounts shared-postgres's data could start. On a retry after a rollback it gives
 the roles the state holds their generated passwords back, between the two stops.
 
-rollback: the new container of each name, and each one the up created under a
+rollback: the new container of each name (every copy of a start-first service,
+named SERVICE-DIGEST and labelled with it), and each one the up created under a
 name Hemma did not have, is stopped and removed; the old one renamed back, given
 its policy back and started; shared-postgres first, then the roles' old
 passwords (from the old containers' env), then the apps. It records that it
@@ -17,7 +18,8 @@ started, so an interrupted one is resumed and never finished over. Running it
 twice changes nothing the second time.
 
 finish: removes the ``-pre-hemma`` containers (never a volume) and the record,
-only once a new, running container holds each of their names.
+only once a new, running container holds each of their names (or, start-first,
+runs as that service).
 """
 
 from __future__ import annotations
@@ -184,10 +186,11 @@ def rollback(hemma: Hemma, dry_run: bool) -> int:
     gone = [k.name for k in kept if k.id not in now]
     if gone:
         raise Failed(f"the old containers {', '.join(gone)} are gone: nothing to roll back to")
-    here: dict[str, Running] = {c.name: c for c in observe(hemma, record.postgres).containers}
+    observed = observe(hemma, record.postgres).containers
     old_ids = {k.id for k in kept}
-    names = [*(k.name for k in kept), *record.new]
-    newcomers = [here[n] for n in names if n in here and here[n].id not in old_ids]
+    names = {*(k.name for k in kept), *record.new}
+    # Every copy of a start-first service (named SERVICE-DIGEST) is new too.
+    newcomers = [c for c in observed if c.declared_as in names and c.id not in old_ids]
     for c in newcomers:
         name(c.id, "container id")
     server = [k for k in kept if k.name == record.postgres]
@@ -254,8 +257,8 @@ def finish(hemma: Hemma, dry_run: bool) -> int:
     running = [k.kept_as for k in remove if now[k.id].running]
     if running:
         raise Refused(f"{', '.join(running)} run again: stop them, or roll back instead")
-    here = {c.name: c for c in observe(hemma, record.postgres).containers}
-    unreplaced = [k.kept_as for k in remove if k.name not in here or not here[k.name].running]
+    serving = {c.declared_as for c in observe(hemma, record.postgres).containers if c.running}
+    unreplaced = [k.kept_as for k in remove if k.name not in serving]
     if unreplaced:
         raise Refused(
             f"nothing runs in place of {', '.join(unreplaced)}: they are the way back. "

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ops import remote
 from ops.outputs import BadInput, host_port, need, tunnels
+from ops.rollout import SERVICE_LABEL
 
 # Report order: from what the world sees inwards.
 KINDS = ("https", "cert", "internal", "tunnel", "backup")
@@ -213,11 +214,6 @@ def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
         return judge(answer, ctx)
 
     return probe
-
-
-SERVICE_LABEL = "education.hule.hemma.service"
-"""What a start-first container is labelled with (components/model/rollout.py): its
-own name changes with each deploy, its service's name does not."""
 
 
 def internal_command(container: str, probe: list[str]) -> str:

@@ -47,6 +47,7 @@ from ops.restore_plan import (
     kept_name,
     volume_plan,
 )
+from ops.rollout import SERVICE_LABEL
 
 __all__ = [
     "DUMPS_DIR",
@@ -188,8 +189,6 @@ def check(args: argparse.Namespace) -> str:
     return str(into)
 
 
-SERVICE_LABEL = "education.hule.hemma.service"
-"""A start-first container's service (components/model/rollout.py)."""
 RUNNING_FORMAT = '{{.Names}} {{.Label "' + SERVICE_LABEL + '"}}'
 
 

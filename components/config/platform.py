@@ -55,12 +55,31 @@ TUNNEL_PORT = 15432
 """Where the hemma stack's database tunnel listens on the operator's machine."""
 
 
+FILTERING_NGINX_PROXY = (1, 9)
+"""The first nginx-proxy whose docker-gen (0.16.0) reads ``DOCKER_CONTAINER_FILTERS``
+(nginx-proxy 1.9.0 Dockerfile.alpine; docker-gen cmd/docker-gen/main.go)."""
+
+
+def _filtering(image: str) -> str:
+    """An nginx-proxy image tagged with an older version routes to a container whatever
+    its health: a start-first deploy would send requests to the copy still starting."""
+    repository, _, tag = image.partition("@")[0].rpartition(":")
+    version = re.match(r"v?(\d+)\.(\d+)", tag)
+    old = version is not None and (int(version[1]), int(version[2])) < FILTERING_NGINX_PROXY
+    if repository.endswith("nginx-proxy") and old:
+        raise ValueError(
+                "nginx-proxy before 1.9 ignores DOCKER_CONTAINER_FILTERS: it would route "
+                "to containers that are not healthy yet"
+            )
+    return image
+
+
 class ProxyConfig(Model):
     """nginx-proxy and acme-companion (``hemma:proxy``)."""
 
     container_name: DockerName = "nginx-proxy"
     companion_container_name: DockerName = "acme-companion"
-    image: Image = "nginxproxy/nginx-proxy:1.6"
+    image: Annotated[Image, AfterValidator(_filtering)] = "nginxproxy/nginx-proxy:1.11"
     companion_image: Image = "nginxproxy/acme-companion:2.4"
     default_max_body_size: BodySize = "10m"
     basic_auth_user: HtpasswdUser = "admin"

@@ -1,6 +1,6 @@
 """Files nginx-proxy reads at render time, as pure functions of config.
 
-nginx-proxy 1.6's nginx.tmpl includes ``/etc/nginx/vhost.d/<host>`` at server
+nginx-proxy's nginx.tmpl (1.6.0 to 1.11.6) includes ``/etc/nginx/vhost.d/<host>`` at server
 level, and only falls back to ``vhost.d/default`` when no per-host file exists.
 So every known host gets its own file that pulls in the shared edge hardening
 and sets its body limit, and ``default`` does the same for hosts nobody
@@ -39,7 +39,7 @@ SCANNER_LOCATIONS = (
 
 
 PROXY_CONF_PATH = "proxy.conf"
-"""/etc/nginx/proxy.conf: when it exists, nginx-proxy 1.6's nginx.tmpl includes it at
+"""/etc/nginx/proxy.conf: when it exists, nginx-proxy's nginx.tmpl (1.6.0 to 1.11.6) includes it at
 http level instead of its own proxy headers (``{{ if (exists "/etc/nginx/proxy.conf") }}``)."""
 
 UNKNOWN_HOSTS_PATH = "conf.d/hemma-unknown-hosts.conf"
@@ -81,8 +81,8 @@ def unknown_hosts() -> str:
 
 
 def proxy_conf() -> str:
-    """nginx-proxy 1.6's own proxy headers, but X-Forwarded-For is the client's address
-    alone.
+    """nginx-proxy's own proxy headers (1.6.0 to 1.11.6), but X-Forwarded-For is the
+    client's address alone.
 
     The template appends the client to any X-Forwarded-For the client sent
     (``$proxy_add_x_forwarded_for``), whatever TRUST_DOWNSTREAM_PROXY says. An app

@@ -37,8 +37,13 @@ from components.proxy.reload import ADD, GUARD, SETTLE, manifest, reload_script
 
 NGINX_LABEL = "com.github.nginx-proxy.nginx"
 NGINX_PROXY_COMMAND = ("forego", "start", "-r")
-"""The image's CMD (1.6.0 Dockerfile): its entrypoint sets up only for exactly this."""
+"""The image's CMD (1.6.0 and 1.11.6 Dockerfile.alpine): its entrypoint sets up only
+for exactly this."""
 DOCKER_SOCKET = "/var/run/docker.sock"
+HEALTH_FILTER = "health=healthy,health=none"
+"""nginx-proxy's own container passes it only once its check passes: until then it
+renders every upstream unreachable (nginx.tmpl finds its networks through itself), in
+the seconds after its own start, when it served nothing anyway."""
 PUBLIC_ADDRESSES = ("0.0.0.0", "::")
 """80 and 443 on IPv4 and IPv6 (runbook 000 has AAAA records). An explicit 0.0.0.0
 publishes IPv4 only; Docker's proxy carries IPv6 clients to the container's IPv4."""
@@ -140,9 +145,16 @@ class ProxyStack(pulumi.ComponentResource):
             stop_grace_seconds=30,
             defaults=args.defaults,
             labels={NGINX_LABEL: "true"},
-            # nginx-proxy is the edge: nothing in front of it may set X-Forwarded-*
-            # (1.6 trusts client-sent ones unless this is false; nginx.tmpl's maps).
-            envs=["TRUST_DOWNSTREAM_PROXY=false"],
+            envs=[
+                # nginx-proxy is the edge: nothing in front of it may set X-Forwarded-*
+                # (it trusts client-sent ones unless this is false; nginx.tmpl's maps).
+                "TRUST_DOWNSTREAM_PROXY=false",
+                # Route only to containers that are healthy or have no check: a
+                # start-first copy takes traffic once healthy, not while starting.
+                # docker-gen lists containers with these filters (docker's own
+                # health filter, values OR'd) and renders again on health_status.
+                f"DOCKER_CONTAINER_FILTERS={HEALTH_FILTER}",
+            ],
             ports=[
                 docker.ContainerPortArgs(internal=port, external=port, ip=address)
                 for port in sorted(PUBLIC_PORTS)

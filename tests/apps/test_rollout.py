@@ -14,7 +14,7 @@ from components.config.checks import check_catalog
 from components.config.reading import parse
 from components.foundation.containers import start_first_name
 from components.model.app import App, LocalPort
-from components.model.rollout import SERVICE_LABEL
+from components.model.rollout import NAME_DIGEST_LENGTH, SERVICE_LABEL
 from tests.harness import (
     OPERATOR_SECRETS,
     ROOT,
@@ -156,10 +156,10 @@ def test_a_service_that_cannot_overlap_is_refused_start_first() -> None:
 
 def test_every_tool_finds_a_start_first_container_by_the_same_label() -> None:
     """The doctor and the policy pack import nothing of the program; the drill is bash."""
-    from ops.checks import SERVICE_LABEL as doctor
-    from ops.restore import SERVICE_LABEL as restore
+    from ops import rollout
     from policy.validators import SERVICE_LABEL as pack
 
     drill = (ROOT / "components" / "backups" / "files" / "hemma-drill.sh").read_text()
-    assert doctor == restore == pack == SERVICE_LABEL
+    assert rollout.SERVICE_LABEL == pack == SERVICE_LABEL
+    assert rollout.NAME_DIGEST_LENGTH == NAME_DIGEST_LENGTH
     assert f"\nreadonly SERVICE_LABEL={SERVICE_LABEL}\n" in drill

@@ -342,7 +342,7 @@ def test_the_site_config_is_valid() -> None:
     )
     assert config.acme_email == "admin@hule.education"
     assert config.postgres.container_name == "shared-postgres"
-    assert config.proxy.image == "nginxproxy/nginx-proxy:1.6"
+    assert config.proxy.image == "nginxproxy/nginx-proxy:1.11"
 
 
 def test_declared_defaults_in_pulumi_yaml_match_the_model() -> None:

@@ -11,6 +11,7 @@ containers that log in with DATABASE_URL or a user/password pair.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -164,6 +165,8 @@ class HandMade:
         names = {*self.ids, *others}
         names |= {f"{n}-pre-hemma" for n in names}
         present = set(self.engine.docker("ps", "-a", "--format", "{{.Names}}").stdout.split())
+        # A start-first container of one of these services: SERVICE-DIGEST.
+        names |= {p for p in present if re.fullmatch(r"(.+)-[0-9a-f]{12}", p) and p[:-13] in names}
         if names & present:
             self.engine.docker("rm", "--force", *sorted(names & present), check=False)
         self.engine.docker("volume", "rm", "--force", *COMPOSE_VOLUMES, check=False)

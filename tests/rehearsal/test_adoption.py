@@ -458,7 +458,7 @@ def test_the_swap_records_and_keeps_the_old_containers_stopped_with_restart_no(
     r = rehearsal
     assert "(dry run: nothing changed)" in r.outputs["swap-dry-run"]
     record = r.seen["record"]
-    declared = {c.inputs["name"] for c in r.program.containers}
+    declared = set(r.program.services)
     kept = {c["name"]: c for c in record["containers"]}
     assert set(kept) == set(r.hand_made.ids) & declared
     assert {n: c["restart"] for n, c in kept.items()} == {n: r.hand_made.restart[n] for n in kept}
@@ -499,7 +499,9 @@ def test_every_row_and_file_is_still_there(rehearsal: Rehearsal) -> None:
     new_server = r.inspect(POSTGRES)
     assert new_server["Id"] != r.hand_made.ids[POSTGRES]
     assert {m["Name"] for m in new_server["Mounts"]} == {PG_VOLUME}
-    artifact = r.engine.docker("exec", "skriptoteket-web", "cat", ARTIFACT).stdout
+    artifact = r.engine.docker(
+        "exec", r.program.container("skriptoteket-web").inputs["name"], "cat", ARTIFACT
+    ).stdout
     assert artifact == "made by hand\n"
     certs = r.engine.docker(
         "run",
@@ -631,7 +633,7 @@ def test_rollback_brings_the_old_server_back_with_its_old_passwords_and_is_safe_
     rehearsal: Rehearsal,
 ) -> None:
     r = rehearsal
-    new_ids = {n: r.inspect(n)["Id"] for n in NEW}
+    new_ids = {n: r.inspect(r.program.container(n).inputs["name"])["Id"] for n in NEW}
     first = r.operator.step("rollback")
     for name, old_id in r.hand_made.ids.items():
         got = r.inspect(name)
