@@ -68,9 +68,9 @@ def _filtering(image: str) -> str:
     old = version is not None and (int(version[1]), int(version[2])) < FILTERING_NGINX_PROXY
     if repository.endswith("nginx-proxy") and old:
         raise ValueError(
-                "nginx-proxy before 1.9 ignores DOCKER_CONTAINER_FILTERS: it would route "
-                "to containers that are not healthy yet"
-            )
+            "nginx-proxy before 1.9 ignores DOCKER_CONTAINER_FILTERS: it would route "
+            "to containers that are not healthy yet"
+        )
     return image
 
 

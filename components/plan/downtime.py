@@ -1,13 +1,15 @@
 """What a change costs the public sites, read from the two plans before ``up``.
 
-Every container is replaced delete-first (``deleteBeforeReplace``): the old one
-stops, then the new one is created and started, and nginx-proxy routes to it
-once it runs. A routed container's hosts are down from its stop until the new
-one answers: at least the new one's first health check (Docker runs it one
+A container is replaced delete-first (``deleteBeforeReplace``): the old one stops,
+then the new one is created and started, and nginx-proxy routes to it once it is
+healthy. A routed container's hosts are down from its stop until the new one
+answers: at least the new one's first health check (Docker runs it one
 ``interval`` after the start), at most its stop grace plus the provider's
-``wait_timeout``. nginx-proxy serves every host, so its replacement takes all of
-them down. Its per-host files reach it through its reload step, which costs no
-downtime: nginx's reload is graceful.
+``wait_timeout``. A start-first container (``deleteBeforeReplace`` false, named
+``SERVICE-DIGEST``) starts beside the old one, which serves until the new one is
+healthy and goes at the end of the update: no downtime. nginx-proxy serves every
+host, so its replacement takes all of them down. Its per-host files reach it
+through its reload step, which costs no downtime: nginx's reload is graceful.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from components.model.rollout import declared_service
 from components.plan.diff import DELETE, Change
 from components.plan.replaces import REPLACE
 
@@ -84,18 +87,27 @@ def costs(
             continue
         if change.type != CONTAINER or change.action not in (REPLACE, DELETE):
             continue
-        name = str(inputs.get("name", change.name))
+        name = declared_service(inputs) or change.name
         least, most = _window(inputs)
         served = every_host if PROXY_LABEL in _labels(inputs) else sorted(hosts.get(name, []))
         if not served:
             continue
+        options = resources.get(change.urn, {}).get("options", {})
         if change.action == DELETE:
             lines.append(f"!! delete {name}: {', '.join(served)} stop being served")
             least, most = 0, 0
+        elif options.get("deleteBeforeReplace") is False:
+            wait = inputs.get("waitTimeout")
+            lines.append(
+                f"replace {name} start-first (no downtime): the old one serves "
+                f"{', '.join(served)} until the new one is healthy"
+                + (f" (up waits up to {wait} s)" if isinstance(wait, int) else "")
+            )
+            continue
         else:
             lines.append(
-                f"!! replace {name} delete-first: {', '.join(served)} down from its stop until "
-                f"the new one is healthy, {least}-{most} s"
+                f"!! replace {name} delete-first (down from stop to healthy): "
+                f"{', '.join(served)} down, {least}-{most} s"
             )
         for host in served:
             low, high = down.get(host, (0, 0))

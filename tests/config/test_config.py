@@ -161,6 +161,12 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
         "hemma:postgres.image: must pin a tag or digest, e.g. postgres:16-alpine (got 'postgres')",
     ),
     (
+        "an nginx-proxy that routes to unhealthy containers",
+        setting("proxy.image", "nginxproxy/nginx-proxy:1.8.1"),
+        "hemma:proxy.image: nginx-proxy before 1.9 ignores DOCKER_CONTAINER_FILTERS: it would "
+        "route to containers that are not healthy yet (got 'nginxproxy/nginx-proxy:1.8.1')",
+    ),
+    (
         "a body size nginx cannot read",
         setting("proxy.defaultMaxBodySize", "10 MB"),
         "hemma:proxy.defaultMaxBodySize: must be an nginx size such as 1m or 650m (got '10 MB')",

@@ -72,9 +72,8 @@ def test_a_hostname_edit_names_the_one_host_that_goes_down(base: dict[str, Any])
     edge = downtime.costs(changes.values(), base, edited)
     # Grafana: 15 s health interval, 30 s grace, 300 s wait timeout.
     assert (
-        "!! replace grafana delete-first: grafana.hemma.hule.education, "
-        "grafana2.hemma.hule.education down from its stop until the new one is healthy, "
-        "15-330 s"
+        "!! replace grafana delete-first (down from stop to healthy): "
+        "grafana.hemma.hule.education, grafana2.hemma.hule.education down, 15-330 s"
     ) in edge, edge
     # Prometheus scrapes the public hosts by name, so it is replaced too.
     assert edge[-1] == (
@@ -85,13 +84,29 @@ def test_a_hostname_edit_names_the_one_host_that_goes_down(base: dict[str, Any])
 
 def test_a_new_proxy_image_takes_every_host_down_and_says_so(base: dict[str, Any]) -> None:
     edited = make_plan(
-        ROOT, "hemma", [setting("proxy", {**PROXY, "image": "nginxproxy/nginx-proxy:1.6.4"})], []
+        ROOT, "hemma", [setting("proxy", {**PROXY, "image": "nginxproxy/nginx-proxy:1.11.5"})], []
     )
     changes = changes_of(base, edited)
     assert changes["proxy-nginx-proxy"].action == "replace"
     edge = downtime.costs(changes.values(), base, edited)
-    assert edge[0].startswith("!! replace nginx-proxy delete-first: api.huleedu.hule.education,")
+    assert edge[0].startswith(
+        "!! replace nginx-proxy delete-first (down from stop to healthy): "
+        "api.huleedu.hule.education,"
+    )
     assert edge[-1].endswith("go down, for 15-150 s; the other 0 public hosts stay up"), edge
+
+
+def test_a_start_first_service_changes_with_no_downtime(base: dict[str, Any]) -> None:
+    env = {"skriptoteket-web": {"LOG_LEVEL": "debug"}}
+    edited = make_plan(ROOT, "hemma", [setting("extraEnv", env)], [])
+    changes = changes_of(base, edited)
+    assert changes["skriptoteket-web"].action == "replace"
+    edge = downtime.costs(changes.values(), base, edited)
+    assert edge == [
+        "replace skriptoteket-web start-first (no downtime): the old one serves "
+        "skriptoteket.hule.education until the new one is healthy (up waits up to 300 s)",
+        "downtime: none; all 7 public hosts stay up",
+    ]
 
 
 def test_the_same_plan_costs_nothing(base: dict[str, Any]) -> None:
