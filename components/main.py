@@ -211,6 +211,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 volume_names=config.volume_names,
                 retired=retire,
                 tls=not config.local,
+                proxy_container=config.proxy.container_name,
             ),
             opts=on_hemma,
         )

@@ -25,11 +25,10 @@ import pulumi
 import pulumi_docker as docker
 
 from components.apps.images import app_image
-from components.apps.wiring import route_env, step_script
+from components.apps.wiring import drain_for, route_env, service_health, step_script
 from components.foundation.adoption import adopt
 from components.foundation.containers import (
     ContainerDefaults,
-    Health,
     container,
     localhost_port,
     protected_volume,
@@ -99,6 +98,8 @@ class AppStackArgs:
     """Declare the app's volumes and secrets only."""
     tls: bool = True
     """Routed containers ask acme-companion for a certificate (not the local stack)."""
+    proxy_container: str = "nginx-proxy"
+    """Whose rendered upstreams a start-first drain reads."""
 
 
 class AppStack(pulumi.ComponentResource):
@@ -236,7 +237,7 @@ class AppStack(pulumi.ComponentResource):
             start_first=start_first,
             labels={SERVICE_LABEL: service.container} if start_first else None,
             image=image_ref,
-            health=Health(service.healthcheck.shell(), start_period=service.start_period),
+            health=service_health(service),
             stop_grace_seconds=service.stop_grace_seconds,
             defaults=self._defaults,
             depends_on=needs,
@@ -300,4 +301,20 @@ class AppStack(pulumi.ComponentResource):
                     depends_on=[created, *([self._last_step] if self._last_step else [])],
                     additional_secret_outputs=["stdout", "stderr"],
                 ),
+            )
+        if start_first:
+            # Once the new copy is healthy (its wait, or its last step): the old one
+            # leaves nginx's upstream before the engine deletes it.
+            healthy: list[pulumi.Resource] = [created]
+            if service.after_start and self._last_step is not None:
+                healthy.append(self._last_step)
+            drain = functools.partial(
+                drain_for, self._args.shell.docker_path, service, self._args.proxy_container
+            )
+            self.steps[f"{service.container}/drain"] = self._args.shell.run(
+                f"{name}-drain",
+                created.name.apply(drain),
+                stdin=None,
+                triggers=[created.id],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=healthy),
             )

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from components.foundation.commands import exec_step
+from components.foundation.containers import Health
+from components.foundation.drain import (
+    START_FIRST_INTERVAL,
+    START_FIRST_RETRIES,
+    drain_script,
+    drainable,
+)
 from components.model.app import Service, Step
+from components.model.rollout import SERVICE_LABEL
+
+DRAIN_TIMEOUT = 180
+"""The new copy routed, the old one unhealthy (interval x retries) and out of nginx."""
 
 
 def step_script(docker_path: str, step: Step, last: bool, docker_name: str) -> str:
@@ -31,3 +42,25 @@ def route_env(service: Service, hostnames: Mapping[str, str], tls: bool = True) 
     if service.route.path != "/":
         env["VIRTUAL_PATH"] = service.route.path
     return env
+
+
+def service_health(service: Service) -> Health:
+    """The service's check; a start-first one's fails while it drains, and is run
+    often enough that a drain takes seconds (``foundation/drain.py``)."""
+    assert service.healthcheck is not None, f"{service.container} has no health check"
+    command = service.healthcheck.shell()
+    if service.rollout != "start-first":
+        return Health(command, start_period=service.start_period)
+    return Health(
+        drainable(command),
+        start_period=service.start_period,
+        interval=START_FIRST_INTERVAL,
+        retries=START_FIRST_RETRIES,
+    )
+
+
+def drain_for(docker_path: str, service: Service, proxy: str, docker_name: str) -> str:
+    """The drain step of ``service``, whose new container is ``docker_name``."""
+    return drain_script(
+        docker_path, service.container, docker_name, proxy, SERVICE_LABEL, DRAIN_TIMEOUT
+    )

@@ -283,7 +283,12 @@ def _start_first(where: str, service: Service) -> list[str]:
     (the second fails "port is already allocated") or write a single-writer volume."""
     if service.rollout != "start-first":
         return []
-    problems = [
+    problems = (
+        []
+        if service.route
+        else [f"{where} is start-first but not routed: its drain waits on nginx-proxy"]
+    )
+    problems += [
         f"{where} is start-first but publishes host port {port.host_port}: two copies "
         "cannot hold it (delete-first)"
         for port in service.localhost_ports

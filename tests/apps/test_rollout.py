@@ -163,3 +163,45 @@ def test_every_tool_finds_a_start_first_container_by_the_same_label() -> None:
     assert rollout.SERVICE_LABEL == pack == SERVICE_LABEL
     assert rollout.NAME_DIGEST_LENGTH == NAME_DIGEST_LENGTH
     assert f"\nreadonly SERVICE_LABEL={SERVICE_LABEL}\n" in drill
+
+
+def test_the_old_copy_is_drained_once_the_new_one_is_healthy(program: Program) -> None:
+    for container in start_first(program):
+        service = service_name(container)
+        drain = next(
+            c for c in program.of_type("command:remote:Command") if c.name.endswith("-drain")
+            and f"new={container.inputs['name']}\n" in c.inputs["create"]
+        )  # fmt: skip
+        script = drain.inputs["create"]
+        assert container.urn in drain.dependencies
+        assert drain.inputs["triggers"] == [container.id], "again for each new copy"
+        assert f"service={service}\n" in script and "proxy=nginx-proxy\n" in script
+        assert f"label={SERVICE_LABEL}\n" in script
+        migrations = [
+            c for c in program.of_type("command:remote:Command")
+            if c.name == f"{drain.name.removesuffix('-drain')}-migrate"
+        ]  # fmt: skip
+        for migration in migrations:
+            assert migration.urn in drain.dependencies, "after the migration's health wait"
+
+
+def test_a_start_first_check_fails_while_draining_and_runs_every_five_seconds(
+    program: Program,
+) -> None:
+    for container in start_first(program):
+        check = container.inputs["healthcheck"]
+        assert check["tests"][1].startswith("test ! -e /tmp/hemma-drain && { ")
+        assert (check["interval"], check["retries"]) == ("5s", 3), service_name(container)
+    grafana = program.container("grafana").inputs["healthcheck"]
+    assert "hemma-drain" not in grafana["tests"][1] and grafana["interval"] == "15s"
+
+
+def test_a_start_first_service_must_be_routed() -> None:
+    config = parse({k: as_cli_value(v) for k, v in site_config().items()}, OPERATOR_SECRETS)
+    services = [s for app in config.apps() for s in app.services]
+    web = next(s for s in services if s.container == "skriptoteket-web")
+    unrouted = dataclasses.replace(web, route=None)
+    assert check_catalog((App(name="skriptoteket", services=(unrouted,)),)) == [
+        "the skriptoteket app: skriptoteket-web is start-first but not routed: its drain "
+        "waits on nginx-proxy"
+    ]

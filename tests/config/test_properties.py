@@ -100,7 +100,7 @@ FIELDS: dict[str, str] = {
     "dockerService": "snap.docker.dockerd.service",
     "hostnames.grafana": "grafana.hemma.hule.education",
     "proxy.containerName": "nginx-proxy",
-    "proxy.image": "nginxproxy/nginx-proxy:1.6",
+    "proxy.image": "nginxproxy/nginx-proxy:1.11",
     "proxy.defaultMaxBodySize": "10m",
     "proxy.basicAuthUser": "admin",
     "proxy.certsVolume": "nginx-proxy-certs",

@@ -48,7 +48,7 @@ def env(container: Declared) -> dict[str, str]:
 def test_nginx_proxy_runs_the_runbook_image_with_socket_certs_and_html(program: Program) -> None:
     proxy = program.container("nginx-proxy")
     image = program.named("proxy-nginx-proxy-image")
-    assert image.inputs["name"] == "nginxproxy/nginx-proxy:1.6"
+    assert image.inputs["name"] == "nginxproxy/nginx-proxy:1.11"
     assert proxy.inputs["image"].startswith("sha256:"), "the container follows the pulled image ID"
     mounts = volume_mounts(proxy)
     assert mounts["/tmp/docker.sock"]["hostPath"] == "/var/run/docker.sock"

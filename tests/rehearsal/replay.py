@@ -118,7 +118,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.harness import Declared, Program
+from tests.harness import Declared, Program, service_name
 from tests.parts.engine import Engine
 from tests.parts.tools import timed
 
@@ -597,8 +597,13 @@ class Replayed:
     def declared(self, name: str) -> Declared:
         return self.program.container(name)
 
+    def actual(self, name: str) -> str:
+        """The container's name on the engine: a start-first service's has a digest."""
+        names = {service_name(c): str(c.inputs["name"]) for c in self.program.containers}
+        return names.get(name, name)
+
     def inspect(self, name: str) -> dict[str, Any]:
-        return self.api.inspect(name)
+        return self.api.inspect(self.actual(name))
 
     def exec(
         self,
@@ -613,8 +618,9 @@ class Replayed:
         for key, value in (env or {}).items():
             flags += ["-e", f"{key}={value}"]
         return self.engine.docker(
-            "exec", *flags, name, *command, input=input, check=check, timeout=timeout
-        )
+            "exec", *flags, self.actual(name), *command, input=input, check=check,
+            timeout=timeout,
+        )  # fmt: skip
 
     # --- create -------------------------------------------------------------
 

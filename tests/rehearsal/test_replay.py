@@ -34,6 +34,7 @@ from tests.harness import (
     Declared,
     Program,
     run_program,
+    service_name,
     site_config,
     stack_file_config,
     with_classhub,
@@ -679,7 +680,7 @@ def test_the_docker_socket_is_read_only_except_for_skriptoteket_web(site: Replay
             if mount["RW"] == bool(volume.get("readOnly")):
                 problems.append(f"{name}: declared readOnly {volume.get('readOnly')}, RW {mount}")
             if mount["RW"]:
-                writable.add(name)
+                writable.add(service_name(container))
     assert not problems, "\n".join(problems)
     assert writable == {"skriptoteket-web"}
 
@@ -884,29 +885,57 @@ def test_the_container_steps_run_over_ssh_and_reach_their_containers(
 _EXEC_VALUE_OPTIONS = {"-e", "--env", "--env-file", "-u", "--user", "-w", "--workdir"}
 
 
-def unit_exec_starts(program: Program, docker: str) -> list[tuple[str, list[str]]]:
-    """(unit file, argv) of each ExecStart= in an installed unit that is ``DOCKER exec``."""
+@dataclass
+class ExecStart:
+    """A unit's ``ExecStart=`` that runs a command in a container."""
+
+    unit: str
+    run: list[str]
+    """What the unit runs: ``DOCKER exec ...``, or a job's in-service script and its
+    arguments."""
+    docker_argv: list[str]
+    """``DOCKER exec OPTIONS CONTAINER COMMAND...`` as it reaches docker (the
+    container is the service's name when the script looks it up)."""
+    script: bytes = b""
+
+
+def unit_exec_starts(program: Program, docker: str) -> list[ExecStart]:
+    """Each ExecStart= in an installed unit that is ``DOCKER exec``, or that runs a
+    job's in-service script (which execs into its service's container, found by its
+    label when it deploys start-first)."""
     found = []
     for command in installs(program):
-        for path, (_, data) in expected_files(command.inputs["create"], None).items():
+        files = expected_files(command.inputs["create"], None)
+        for path, (_, data) in files.items():
             for line in data.decode(errors="replace").splitlines():
-                if line.startswith("ExecStart="):
-                    argv = shlex.split(line.removeprefix("ExecStart="))
-                    if argv[:2] == [docker, "exec"]:
-                        found.append((path, argv))
+                if not line.startswith("ExecStart="):
+                    continue
+                argv = shlex.split(line.removeprefix("ExecStart="))
+                if argv[:2] == [docker, "exec"]:
+                    found.append(ExecStart(path, argv, argv))
+                elif argv[0] in files and "-in-" in argv[0]:
+                    script = files[argv[0]][1]
+                    last = script.decode().rstrip("\n").splitlines()[-1]
+                    words = shlex.split(last)
+                    assert words[0] == "exec" and words[-2:] == ["$container", "$@"], last
+                    service = argv[0].rsplit("-in-", 1)[1]
+                    docker_argv = [*words[1:-2], service, *argv[1:]]
+                    found.append(ExecStart(path, argv, docker_argv, script))
     return found
 
 
 def test_the_units_docker_exec_commands_reach_their_containers(
     healthy: Replayed, ssh_server: SshServer, ssh_program: Program, ssh_docker: str
 ) -> None:
-    """A timer's service that runs ``docker exec CONTAINER ...`` names a container the
-    program runs and a command it has, with the env it passes."""
+    """A timer's service that runs a command in a container (``docker exec``, or a
+    job's in-service script) reaches a container the program runs, with the command
+    and the env it passes: over sshd, against the replayed server, where the
+    start-first ones run under their digest names."""
     starts = unit_exec_starts(ssh_program, ssh_docker)
-    assert starts
+    assert any(start.script for start in starts), "the jobs' in-service scripts"
     problems = []
-    for unit, argv in starts:
-        rest, env = argv[2:], {}
+    for start in starts:
+        rest, env = start.docker_argv[2:], {}
         while rest and rest[0].startswith("-"):
             option = rest.pop(0)
             if option in _EXEC_VALUE_OPTIONS:
@@ -914,17 +943,27 @@ def test_the_units_docker_exec_commands_reach_their_containers(
                 if option in {"-e", "--env"}:
                     key, _, val = value.partition("=")
                     env[key] = val
-        container, expected = rest[0], rest[1:]
+        service, expected = rest[0], rest[1:]
+        container = ssh_program.container(service).inputs["name"]
         if container not in healthy.ids:
-            problems.append(f"{unit}: no container {container}")
+            problems.append(f"{start.unit}: no container {container}")
             continue
+        run = start.run
+        if start.script:
+            installed = Path(tempfile.mkdtemp(prefix="hemma-in-service-")) / "in-service"
+            installed.write_bytes(start.script)
+            installed.chmod(0o755)
+            installed.parent.chmod(0o755)
+            run = [str(installed), *start.run[1:]]
         before = len(exec_log(healthy, container))
-        done = ssh_server.ssh(shlex.join(argv), check=False)
+        done = ssh_server.ssh(shlex.join(run), check=False)
         new = exec_log(healthy, container)[before:]
         if done.returncode != 0 or [e["invocation"] for e in new] != [expected]:
-            problems.append(f"{unit}: exit {done.returncode} {done.stderr.strip()}; ran {new}")
+            problems.append(
+                f"{start.unit}: exit {done.returncode} {done.stderr.strip()}; ran {new}"
+            )
         elif any(new[0]["env"].get(k) != v for k, v in env.items()):
-            problems.append(f"{unit}: {container} did not get {env}")
+            problems.append(f"{start.unit}: {container} did not get {env}")
     assert not problems, "\n".join(problems)
 
 
