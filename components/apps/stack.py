@@ -25,7 +25,13 @@ import pulumi
 import pulumi_docker as docker
 
 from components.apps.images import app_image
-from components.apps.wiring import drain_for, route_env, service_health, step_script
+from components.apps.wiring import (
+    drain_for,
+    route_env,
+    service_health,
+    step_script,
+    volume_args,
+)
 from components.foundation.adoption import adopt
 from components.foundation.containers import (
     ContainerDefaults,
@@ -49,8 +55,6 @@ from components.model.app import (
     Service,
 )
 from components.model.rollout import SERVICE_LABEL
-
-DOCKER_SOCKET = "/var/run/docker.sock"
 
 
 @dataclass(frozen=True)
@@ -195,25 +199,6 @@ class AppStack(pulumi.ComponentResource):
 
     # --- the container --------------------------------------------------------------------
 
-    def _volumes_of(self, service: Service) -> list[docker.ContainerVolumeArgs]:
-        volumes = [
-            docker.ContainerVolumeArgs(volume_name=self._volumes[v].name, container_path=path)
-            for v, path in sorted(service.volumes.items())
-        ]
-        volumes += [
-            docker.ContainerVolumeArgs(host_path=host, container_path=path, read_only=True)
-            for host, path in sorted(service.binds.items())
-        ]
-        if service.docker_socket:
-            volumes.append(
-                docker.ContainerVolumeArgs(
-                    host_path=DOCKER_SOCKET,
-                    container_path=DOCKER_SOCKET,
-                    read_only=service.docker_socket == "read-only",
-                )
-            )
-        return volumes
-
     def _declare(self, service: Service) -> None:
         name = f"{self._name}-{service.name}"
         # Images the service starts itself (Skriptoteket's runner) must be on Hemma first.
@@ -249,7 +234,7 @@ class AppStack(pulumi.ComponentResource):
                 for network in service.networks
             ],
             ports=[localhost_port(p.port, p.host_port) for p in service.localhost_ports],
-            volumes=self._volumes_of(service),
+            volumes=volume_args(service, {v: vol.name for v, vol in self._volumes.items()}),
             hosts=[
                 docker.ContainerHostArgs(host=host, ip="host-gateway")
                 for host in (
@@ -316,5 +301,9 @@ class AppStack(pulumi.ComponentResource):
                 created.name.apply(drain),
                 stdin=None,
                 triggers=[created.id],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=healthy),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=healthy,
+                    additional_secret_outputs=["stdout", "stderr"],
+                ),
             )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pulumi
+import pulumi_docker as docker
+
 from components.foundation.commands import exec_step
 from components.foundation.containers import Health
 from components.foundation.drain import (
@@ -15,6 +18,7 @@ from components.foundation.drain import (
 from components.model.app import Service, Step
 from components.model.rollout import SERVICE_LABEL
 
+DOCKER_SOCKET = "/var/run/docker.sock"
 DRAIN_TIMEOUT = 180
 """The new copy routed, the old one unhealthy (interval x retries) and out of nginx."""
 
@@ -64,3 +68,27 @@ def drain_for(docker_path: str, service: Service, proxy: str, docker_name: str) 
     return drain_script(
         docker_path, service.container, docker_name, proxy, SERVICE_LABEL, DRAIN_TIMEOUT
     )
+
+
+def volume_args(
+    service: Service, volumes: Mapping[str, pulumi.Input[str]]
+) -> list[docker.ContainerVolumeArgs]:
+    """The service's named volumes (app volume -> its Docker name), its read-only host
+    paths, and the Docker socket when it needs it."""
+    found = [
+        docker.ContainerVolumeArgs(volume_name=volumes[v], container_path=path)
+        for v, path in sorted(service.volumes.items())
+    ]
+    found += [
+        docker.ContainerVolumeArgs(host_path=host, container_path=path, read_only=True)
+        for host, path in sorted(service.binds.items())
+    ]
+    if service.docker_socket:
+        found.append(
+            docker.ContainerVolumeArgs(
+                host_path=DOCKER_SOCKET,
+                container_path=DOCKER_SOCKET,
+                read_only=service.docker_socket == "read-only",
+            )
+        )
+    return found
