@@ -205,6 +205,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 digests=digests,
                 operator_secrets={key: config.operator_secret(key) for key in OPERATOR_SECRETS},
                 image_overrides=config.image_overrides,
+                retention=config.image_retention,
                 extra_env=extra_env,
                 defaults=defaults,
                 import_ids=config.import_ids,

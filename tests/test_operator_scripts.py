@@ -15,7 +15,12 @@ from tests.ops.helpers import free_port
 
 pytestmark = pytest.mark.tools
 
-SCRIPTS = [ROOT / "scripts" / "pulumi", ROOT / "scripts" / "test", ROOT / ".ci" / "run"]
+SCRIPTS = [
+    ROOT / "scripts" / "pulumi",
+    ROOT / "scripts" / "test",
+    ROOT / "scripts" / "rollback",
+    ROOT / ".ci" / "run",
+]
 
 STUB = """#!/usr/bin/env bash
 printf '%s\\n' "$*" >> "{log}"

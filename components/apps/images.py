@@ -19,6 +19,7 @@ def app_image(
     source: str | None,
     digests: Mapping[str, str],
     docker_host: str,
+    retention: int,
 ) -> tuple[pulumi.Resource, pulumi.Input[str]]:
     """The image resource and the reference a container runs: a new image, a new one."""
     if isinstance(spec, Pull):
@@ -30,7 +31,7 @@ def app_image(
     built = command.local.Command(
         resource_name,
         create=build_command(docker_host, source, spec, tag),
-        delete=remove_command(docker_host, tag),
+        delete=remove_command(docker_host, spec, retention),
         triggers=[digest],
         add_previous_output_in_env=False,
         opts=pulumi.ResourceOptions(parent=parent),

@@ -93,6 +93,8 @@ class AppStackArgs:
     operator_secrets: Mapping[str, str | None] = field(default_factory=dict)
     """Operator-held secrets by config key."""
     image_overrides: Mapping[str, str] = field(default_factory=dict)
+    retention: int = 3
+    """Built images of each repository kept on Hemma (``remove_command``)."""
     extra_env: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     defaults: ContainerDefaults = field(default_factory=ContainerDefaults)
     import_ids: Mapping[str, str] = field(default_factory=dict)
@@ -163,7 +165,9 @@ class AppStack(pulumi.ComponentResource):
         args = self._args
         if isinstance(spec, Build) and args.source is None:
             raise ValueError(f"{self._app.name} builds images but has no source checkout")
-        return app_image(resource_name, spec, self, args.source, args.digests, args.docker_host)
+        return app_image(
+            resource_name, spec, self, args.source, args.digests, args.docker_host, args.retention
+        )
 
     def _secret(self, source: SecretSource) -> pulumi.Output[str]:
         if isinstance(source, Generated):

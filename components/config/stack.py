@@ -8,7 +8,7 @@ adding an app adds its settings without touching this file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -109,6 +109,9 @@ class _StackConfig(Model):
     """App -> its source checkout on the operator's machine, for images built from source."""
     image_overrides: dict[DockerName, Image] = Field(default_factory=dict)
     """Container -> image reference to run instead of its catalog image (pin, roll back)."""
+    image_retention: Annotated[int, Field(ge=1, le=50)] = 3
+    """Built images of each repository kept on Hemma, newest first: the way back for
+    ``scripts/rollback`` without a rebuild."""
     extra_env: dict[DockerName, dict[EnvName, EnvValue]] = Field(default_factory=dict)
     """Container -> extra clear env (tuning without a code change)."""
     log_opts: LogOpts = Field(default_factory=lambda: dict(DEFAULT_LOG_OPTS))

@@ -28,7 +28,7 @@ import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
-from components.model.app import Build
+from components.model.app import STABLE_TAG, Build
 
 PLATFORM = "linux/amd64"
 _INSTRUCTION = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.IGNORECASE)
@@ -198,6 +198,18 @@ def build_command(docker_host: str, checkout: str, spec: Build, tag: str) -> str
     return shlex.join(words)
 
 
-def remove_command(docker_host: str, tag: str) -> str:
-    """On replacement or removal: drop the old content tag; the stable tag stays."""
-    return f"{shlex.join(['docker', '--host', docker_host, 'image', 'rm', tag])} || true"
+def remove_command(docker_host: str, spec: Build, keep: int) -> str:
+    """On replacement or removal: keep the newest ``keep`` content tags of the
+    repository (``docker image ls`` lists the newest first, by creation in whole
+    seconds: moby daemon/images/images.go ``byCreated``) and drop the older ones;
+    the stable tag stays. A kept tag is a rollback's way back without a rebuild. An
+    image a container still runs under its only tag is not removed (``image rm``
+    refuses without ``--force``)."""
+    docker = shlex.join(["docker", "--host", docker_host])
+    repository = shlex.quote(spec.repository)
+    return (
+        f"{docker} image ls --format '{{{{.Tag}}}}' {repository}"
+        f" | grep -vx -e {shlex.quote(STABLE_TAG)} -e '<none>'"
+        f" | tail -n +{int(keep) + 1}"
+        f' | while read -r tag; do {docker} image rm {repository}:"$tag" || true; done'
+    )

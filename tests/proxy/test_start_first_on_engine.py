@@ -396,18 +396,3 @@ def test_without_the_health_filter_a_broken_new_copy_fails_requests(site: Site) 
         time.sleep(2)
     print(f"\nno health filter, broken new copy: {load.summary()}")
     assert any("status 500" in f.error for f in load.failures)
-
-
-def test_without_the_drain_stopping_the_old_copy_can_fail_requests(site: Site) -> None:
-    """The drain taken out: the old copy is deleted as soon as the new one is healthy
-    and routed, while nginx still sends it requests."""
-    old = old_copy(site)
-    with Load(site.port, HOST) as load:
-        time.sleep(1)
-        new = site.app(f"{SERVICE}-{'1' * 12}")
-        site.wait_healthy(new)
-        wait_until("nginx routes to the new copy", lambda: site.routed(new), 20)
-        site.delete(old)
-        time.sleep(1)
-    print(f"\nstart-first without the drain: {load.summary()}")
-    assert load.failures, "the old copy stopped while nginx still sent it requests"
