@@ -217,12 +217,14 @@ def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
 
 
 def internal_command(container: str, probe: list[str]) -> str:
-    """``docker exec`` into the newest running container labelled with ``container``
-    (``docker ps`` lists the newest first), or else the container of that name."""
+    """``docker exec`` into the newest healthy container labelled with ``container``
+    (``docker ps`` lists the newest first), else the newest running one, else the
+    container of that name: a copy that never turned healthy is not the one serving."""
     q = shlex.quote
-    label = q(f"label={SERVICE_LABEL}={container}")
+    listed = f"docker ps -q --filter {q(f'label={SERVICE_LABEL}={container}')}"
     found = (
-        f'"$(docker ps -q --filter {label} --filter status=running | head -n 1 | grep . '
+        f'"$({listed} --filter health=healthy | head -n 1 | grep . '
+        f"|| {listed} --filter status=running | head -n 1 | grep . "
         f'|| echo {q(container)})"'
     )
     return " ".join(["docker", "exec", found, *map(q, probe)])

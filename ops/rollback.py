@@ -60,9 +60,10 @@ class Image:
 def running_command(docker: str, service: str) -> str:
     """The running container's image ID and the reference it was created with."""
     q = shlex.quote
-    label = q(f"label={SERVICE_LABEL}={service}")
+    listed = f"{q(docker)} ps -q --filter {q(f'label={SERVICE_LABEL}={service}')}"
     return (
-        f"c=$({q(docker)} ps -q --filter {label} --filter status=running | head -n 1); "
+        f"c=$({listed} --filter health=healthy | head -n 1); "
+        f'[ -n "$c" ] || c=$({listed} --filter status=running | head -n 1); '
         f'{q(docker)} inspect -f {q(RUNNING_FORMAT)} "${{c:-{service}}}"'
     )
 

@@ -1,4 +1,4 @@
-"""Start-first containers as the operator's tools see them: named ``SERVICE-DIGEST``
+"""Start-first containers as the operator's tools see them: named ``SERVICE-XXXXXXXXXXXX``
 and labelled with their service, the same as components/model/rollout.py (which the
 tools do not import; a test holds the two together)."""
 

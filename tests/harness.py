@@ -26,7 +26,7 @@ from pulumi.runtime import rpc
 
 from components.model.rollout import declared_service
 from components.plan.runner import RecordingMonitor as PlanRecorder
-from components.plan.runner import Registered, engine_urn, unwrap
+from components.plan.runner import Registered, engine_urn, random_id_hex, unwrap
 from tests.sources import checkouts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +177,8 @@ class HemmaMocks(pulumi.runtime.Mocks):
             )
         elif args.typ == "random:index/randomString:RandomString":
             state["result"] = digest[: int(inputs["length"])]
+        elif args.typ == "random:index/randomId:RandomId":
+            state["hex"] = random_id_hex(digest, inputs)
         elif args.typ == "docker:index/image:Image":
             built = hashlib.sha256(repr(sorted(inputs.items())).encode()).hexdigest()
             state["repoDigest"] = f"{inputs['imageName']}@sha256:{built}"

@@ -298,6 +298,12 @@ def _start_first(where: str, service: Service) -> list[str]:
         "overlap_volumes only if two copies may write it at once)"
         for volume in sorted(set(service.volumes) - set(service.overlap_volumes))
     ]
+    problems += [
+        f"{where} is start-first but its backup stops it for volume {volume!r} (by a "
+        "name that changes with each deploy)"
+        for volume, policy in sorted(service.volume_backups.items())
+        if policy == "stop"
+    ]
     return problems
 
 

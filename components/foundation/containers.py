@@ -20,6 +20,7 @@ from typing import Any
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 from pulumi import _types
 
 from components.model.rollout import NAME_DIGEST_LENGTH
@@ -93,25 +94,43 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def start_first_name(
-    docker_name: str, inputs: Mapping[str, Any], key: pulumi.Input[str]
-) -> pulumi.Output[str]:
-    """``DOCKER_NAME-DIGEST``: the same inputs give the same name, and any change gives a
-    new one, so the new container can start beside the old (a fixed name fails with
-    "name already in use"). The digest is an HMAC keyed with a generated secret: the
-    inputs hold secrets (env, uploads), and a plain hash of them in the name would let
-    anyone with the stack file test guesses of a weak one. The name itself is not
-    secret."""
+def input_digest(inputs: Mapping[str, Any], key: pulumi.Input[str]) -> pulumi.Output[str]:
+    """An HMAC of every input a container is created with, keyed with a generated
+    secret: the inputs hold secrets (env, uploads), and a plain hash of them, kept in
+    the state as a keeper, would let anyone with the stack file test guesses of a
+    weak one. The digest itself is not secret."""
 
-    def name(resolved: list[Any]) -> str:
+    def digest(resolved: list[Any]) -> str:
         secret, values = resolved
         encoded = json.dumps(_plain(values), sort_keys=True, separators=(",", ":"))
-        digest = hmac.new(secret.encode(), encoded.encode(), hashlib.sha256).hexdigest()
-        return f"{docker_name}-{digest[:NAME_DIGEST_LENGTH]}"
+        return hmac.new(secret.encode(), encoded.encode(), hashlib.sha256).hexdigest()
 
     return pulumi.Output.unsecret(
-        pulumi.Output.all(key, pulumi.Output.from_input(dict(inputs))).apply(name)
+        pulumi.Output.all(key, pulumi.Output.from_input(dict(inputs))).apply(digest)
     )
+
+
+def start_first_name(
+    resource_name: str,
+    docker_name: str,
+    inputs: Mapping[str, Any],
+    key: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> pulumi.Output[str]:
+    """``DOCKER_NAME-RANDOM``: a new name whenever the inputs change, so the new
+    container can start beside the old one (a fixed name fails with "name already in
+    use"), and the same name while they do not. The random part is a ``RandomId``
+    kept by the inputs' digest: it is drawn again on every change, also on a change
+    back to earlier inputs, whose old container may still exist (a deploy whose new
+    copy never turned healthy leaves it running, to be deleted later): a name
+    derived from the inputs alone would collide with it there."""
+    suffix = random.RandomId(
+        f"{resource_name}-name",
+        byte_length=NAME_DIGEST_LENGTH // 2,
+        keepers={"inputs": input_digest(inputs, key)},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return pulumi.Output.concat(docker_name, "-", suffix.hex)
 
 
 def container(
@@ -166,7 +185,7 @@ def container(
     if start_first:
         if defaults.name_key is None:
             raise ValueError(f"{docker_name}: a start-first container needs a name key")
-        name = start_first_name(docker_name, inputs, defaults.name_key)
+        name = start_first_name(resource_name, docker_name, inputs, defaults.name_key, parent)
     return docker.Container(
         resource_name,
         name=name,

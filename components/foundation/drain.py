@@ -21,8 +21,10 @@ import shlex
 DRAIN_FILE = "/tmp/hemma-drain"
 """Inside a start-first container: while it exists, the health check fails."""
 START_FIRST_INTERVAL = 5
-START_FIRST_RETRIES = 3
-"""A start-first container's check: a drain takes about interval x retries."""
+START_FIRST_RETRIES = 6
+"""A start-first container's check: a drain takes about interval x retries (30 s),
+and a stall shorter than that does not take the only copy out of nginx's upstream
+(the health filter routes to healthy containers only)."""
 RENDERED = "/etc/nginx/conf.d/default.conf"
 """What docker-gen renders in nginx-proxy (its app/Procfile, 1.6.0 to 1.11.6)."""
 
@@ -66,10 +68,15 @@ unhealthy() {
 
 new_id=$("$docker" inspect -f '{{.Id}}' "$new")
 wait_for "nginx routes to $new" routed "$new"
+# Captured first: a failing docker ps stops the step (set -e), where a process
+# substitution would hide it and leave the old copy undrained.
+listed=$("$docker" ps -q --no-trunc --filter "label=$label=$service" --filter status=running)
 old=()
-while read -r id; do
-  [ -n "$id" ] && [ "$id" != "$new_id" ] && old+=("$id")
-done < <("$docker" ps -q --no-trunc --filter "label=$label=$service" --filter status=running)
+for id in $listed; do
+  if [ "$id" != "$new_id" ]; then
+    old+=("$id")
+  fi
+done
 if [ "${#old[@]}" -eq 0 ]; then
   echo "hemma-drain: $service: no old copy runs"
   exit 0

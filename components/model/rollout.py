@@ -1,5 +1,6 @@
 """How a change replaces a service's container, and how a container is found whatever
-its own name: a start-first container is named ``SERVICE-DIGEST`` and labelled with
+its own name: a start-first container is named ``SERVICE-XXXXXXXXXXXX`` (12 random hex
+digits, drawn again whenever its inputs change) and labelled with
 its service."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ SERVICE_LABEL = "education.hule.hemma.service"
 which host jobs, the drill and the doctor find it whatever its own name."""
 
 NAME_DIGEST_LENGTH = 12
-"""Hex digits of the digest in a start-first container's name, ``SERVICE-DIGEST``."""
+"""Hex digits of the random part of a start-first container's name."""
 
 Rollout = Literal["start-first", "delete-first"]
 
@@ -50,12 +51,15 @@ def declared_service(inputs: Mapping[str, Any]) -> str | None:
 
 def running_container(docker: str, service: str) -> str:
     """A shell command that prints the container to exec into for ``service``: the
-    newest running one labelled with it (``docker ps`` lists the newest first), or
-    else the name itself (a delete-first container, the hand-made server's)."""
+    newest healthy one labelled with it (``docker ps`` lists the newest first), else
+    the newest running one, else the name itself (a delete-first container, the
+    hand-made server's). Healthy first: during a deploy, or after one whose new copy
+    never turned healthy, the newest copy is not the one that serves."""
     q = shlex.quote
-    label = q(f"label={SERVICE_LABEL}={service}")
+    listed = f"{q(docker)} ps -q --filter {q(f'label={SERVICE_LABEL}={service}')}"
     return (
-        f"{{ {q(docker)} ps -q --filter {label} --filter status=running | head -n 1 | grep . "
+        f"{{ {listed} --filter health=healthy | head -n 1 | grep . "
+        f"|| {listed} --filter status=running | head -n 1 | grep . "
         f"|| echo {q(service)}; }}"
     )
 

@@ -107,6 +107,14 @@ def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> 
     return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
 
 
+def random_id_hex(seed: str, inputs: Mapping[str, Any]) -> str:
+    """A RandomId's ``hex``. The real one draws new bytes on each replacement (its
+    keepers changed); here they follow from its name and keepers, so a run repeats."""
+    keepers = sorted((inputs.get("keepers") or {}).items())
+    drawn = hashlib.sha256(f"{seed}::{keepers}".encode()).hexdigest()
+    return drawn[: 2 * int(inputs.get("byteLength", 8))]
+
+
 class PlanMocks(pulumi.runtime.Mocks):
     """What the providers would compute, deterministically, from the inputs alone."""
 
@@ -125,6 +133,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["result"] = "aA1" + "".join(
                 alphabet[b % len(alphabet)] for b in generated[: max(length - 3, 0)]
             )
+        elif args.typ == "random:index/randomId:RandomId":
+            state["hex"] = random_id_hex(seed, inputs)
         elif args.typ == "random:index/randomString:RandomString":
             state["result"] = generated.hex()[: int(inputs.get("length", 16))]
         elif args.typ == "docker:index/image:Image":

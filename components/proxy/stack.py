@@ -41,9 +41,11 @@ NGINX_PROXY_COMMAND = ("forego", "start", "-r")
 for exactly this."""
 DOCKER_SOCKET = "/var/run/docker.sock"
 HEALTH_FILTER = "health=healthy,health=none"
-"""nginx-proxy's own container passes it only once its check passes: until then it
-renders every upstream unreachable (nginx.tmpl finds its networks through itself), in
-the seconds after its own start, when it served nothing anyway."""
+"""nginx-proxy's own container passes it only while its check passes: otherwise it
+renders every upstream unreachable (nginx.tmpl 1.11.6 finds its networks through its
+own container, docker-gen 0.17.2 lists containers with the filter). Its check is
+therefore only that its nginx master runs: it fails in the seconds after its start,
+and when nginx is gone, when no site is served anyway."""
 PUBLIC_ADDRESSES = ("0.0.0.0", "::")
 """80 and 443 on IPv4 and IPv6 (runbook 000 has AAAA records). An explicit 0.0.0.0
 publishes IPv4 only; Docker's proxy carries IPv6 clients to the container's IPv4."""
@@ -141,7 +143,12 @@ class ProxyStack(pulumi.ComponentResource):
             # nginx-proxy's own entrypoint, behind the check that its files are there.
             entrypoints=["/bin/sh", "-c", GUARD, "hemma-guard"],
             command=list(NGINX_PROXY_COMMAND),
-            health=Health('nginx -t -q && kill -0 "$(cat /var/run/nginx.pid)"', start_period=20),
+            # Its master process alive, nothing more: nginx-proxy drops out of its own
+            # health filter while unhealthy, and then renders every upstream down
+            # (nginx.tmpl finds its networks through its own container). A check
+            # that can time out under load (nginx -t parses every file) would turn
+            # a slow disk into an outage of every site.
+            health=Health('kill -0 "$(cat /var/run/nginx.pid)"', start_period=20),
             stop_grace_seconds=30,
             defaults=args.defaults,
             labels={NGINX_LABEL: "true"},

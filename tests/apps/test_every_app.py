@@ -220,7 +220,8 @@ def test_a_new_image_replaces_that_service_and_its_migration_only() -> None:
         "skriptoteket-web-image",
         "skriptoteket-web",
         "skriptoteket-web-migrate",
-        # Start-first: the new copy's drain of the old one.
+        # Start-first: a new name, and the new copy's drain of the old one.
+        "skriptoteket-web-name",
         "skriptoteket-web-drain",
     }
 

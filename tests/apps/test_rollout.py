@@ -5,6 +5,8 @@ label by which everything else still finds it)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 
 import pulumi
@@ -12,7 +14,7 @@ import pytest
 
 from components.config.checks import check_catalog
 from components.config.reading import parse
-from components.foundation.containers import start_first_name
+from components.foundation.containers import input_digest
 from components.model.app import App, LocalPort
 from components.model.rollout import NAME_DIGEST_LENGTH, SERVICE_LABEL
 from tests.harness import (
@@ -118,18 +120,36 @@ def test_the_digest_is_keyed_so_a_stack_file_cannot_test_guesses_of_a_secret() -
     None
 ]:
     inputs = {"envs": ["PASSWORD=hunter2"], "image": "sha256:1"}
+    plain = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
-    def check(names: list[str]) -> None:
-        same, other_key, other_value = names
-        assert same.startswith("web-") and len(same) == len("web-") + 12
+    def check(digests: list[str]) -> None:
+        same, again, other_key, other_value = digests
+        assert re.fullmatch(r"[0-9a-f]{64}", same) and same == again
+        assert same != plain, "not a plain hash of the inputs"
         assert other_key != same, "the key is part of the digest"
-        assert other_value != same, "a secret's change is a new name"
+        assert other_value != same, "a secret's change is a new digest"
 
     return pulumi.Output.all(
-        start_first_name("web", inputs, "key-1"),
-        start_first_name("web", inputs, "key-2"),
-        start_first_name("web", {**inputs, "envs": ["PASSWORD=hunter3"]}, "key-1"),
+        input_digest(inputs, "key-1"),
+        input_digest(dict(reversed(list(inputs.items()))), "key-1"),
+        input_digest(inputs, "key-2"),
+        input_digest({**inputs, "envs": ["PASSWORD=hunter3"]}, "key-1"),
     ).apply(check)
+
+
+def test_the_name_is_drawn_again_whenever_the_digest_of_the_inputs_changes(
+    program: Program,
+) -> None:
+    """A RandomId kept by the digest: a change back to earlier inputs draws a new name
+    too, so it cannot collide with an old copy that still exists."""
+    ids = {r.name: r for r in program.of_type("random:index/randomId:RandomId")}
+    for container in start_first(program):
+        suffix = ids[f"{container.name}-name"]
+        assert suffix.parent == container.parent
+        assert int(suffix.inputs["byteLength"]) == 6
+        assert re.fullmatch(r"[0-9a-f]{64}", suffix.inputs["keepers"]["inputs"])
+        assert container.inputs["name"] == f"{service_name(container)}-{suffix.state['hex']}"
+    assert len(ids) == len(START_FIRST)
 
 
 def test_a_service_that_cannot_overlap_is_refused_start_first() -> None:
@@ -185,13 +205,13 @@ def test_the_old_copy_is_drained_once_the_new_one_is_healthy(program: Program) -
             assert migration.urn in drain.dependencies, "after the migration's health wait"
 
 
-def test_a_start_first_check_fails_while_draining_and_runs_every_five_seconds(
+def test_a_start_first_check_fails_while_draining_and_tolerates_thirty_seconds(
     program: Program,
 ) -> None:
     for container in start_first(program):
         check = container.inputs["healthcheck"]
         assert check["tests"][1].startswith("test ! -e /tmp/hemma-drain && { ")
-        assert (check["interval"], check["retries"]) == ("5s", 3), service_name(container)
+        assert (check["interval"], check["retries"]) == ("5s", 6), service_name(container)
     grafana = program.container("grafana").inputs["healthcheck"]
     assert "hemma-drain" not in grafana["tests"][1] and grafana["interval"] == "15s"
 
@@ -205,3 +225,22 @@ def test_a_start_first_service_must_be_routed() -> None:
         "the skriptoteket app: skriptoteket-web is start-first but not routed: its drain "
         "waits on nginx-proxy"
     ]
+
+
+def test_a_start_first_service_is_not_stopped_by_the_backup() -> None:
+    config = parse({k: as_cli_value(v) for k, v in site_config().items()}, OPERATOR_SECRETS)
+    services = [s for app in config.apps() for s in app.services]
+    web = next(s for s in services if s.container == "skriptoteket-web")
+    stopped = dataclasses.replace(web, volume_backups={"skriptoteket-artifacts": "stop"})
+    assert check_catalog((App(name="skriptoteket", services=(stopped,)),)) == [
+        "the skriptoteket app: skriptoteket-web is start-first but its backup stops it for "
+        "volume 'skriptoteket-artifacts' (by a name that changes with each deploy)"
+    ]
+
+
+def test_nginx_proxy_routes_only_to_healthy_containers_and_its_own_check_cannot_time_out(
+    program: Program,
+) -> None:
+    proxy = program.container("nginx-proxy").inputs
+    assert "DOCKER_CONTAINER_FILTERS=health=healthy,health=none" in proxy["envs"]
+    assert proxy["healthcheck"]["tests"] == ["CMD-SHELL", 'kill -0 "$(cat /var/run/nginx.pid)"']

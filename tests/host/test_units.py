@@ -246,36 +246,53 @@ def test_the_docker_path_and_service_are_configurable() -> None:
     )
 
 
-def in_service(tmp_path: Path, listed: str, *args: str) -> list[str]:
-    """What the job's script hands docker, with ``docker ps`` listing ``listed``."""
+def in_service(tmp_path: Path, healthy: str, running: str, *args: str) -> list[str]:
+    """What the job's script hands docker, with ``docker ps`` listing ``healthy``
+    under the health filter and ``running`` under the status filter."""
     docker = tmp_path / "docker"
     docker.write_text(
-        '#!/bin/sh\nif [ "$1" = ps ]; then printf %s "$LISTED"; exit 0; fi\nprintf "%s\\n" "$@"\n'
+        "#!/bin/sh\n"
+        'if [ "$1" = ps ]; then\n'
+        '  case "$*" in *health=healthy*) printf %s "$HEALTHY" ;; *) printf %s "$RUNNING" ;; esac\n'
+        "  exit 0\n"
+        "fi\n"
+        'printf "%s\\n" "$@"\n'
     )
     docker.chmod(0o755)
     script = tmp_path / "in-service"
     script.write_text(in_service_script(str(docker), "skriptoteket-web", ("-e", "X=1")))
     script.chmod(0o755)
     done = subprocess.run(
-        [str(script), *args], capture_output=True, text=True, env={"LISTED": listed}, check=True
+        [str(script), *args],
+        capture_output=True,
+        text=True,
+        env={"HEALTHY": healthy, "RUNNING": running},
+        check=True,
     )
     return done.stdout.splitlines()
 
 
-def test_a_job_runs_in_the_newest_labelled_container_or_else_by_the_name(tmp_path: Path) -> None:
-    """skriptoteket-web deploys start-first: its name changes, its label does not."""
-    newest_first = "0123456789ab\nba9876543210\n"
-    assert in_service(tmp_path, newest_first, "pdm", "run", "a b", "$HOME") == [
-        "exec", "-e", "X=1", "0123456789ab", "pdm", "run", "a b", "$HOME",
+def test_a_job_runs_in_the_newest_healthy_copy_or_else_a_running_one_or_the_name(
+    tmp_path: Path,
+) -> None:
+    """skriptoteket-web deploys start-first: its name changes, its label does not, and
+    during a deploy (or after one that failed) the newest copy is not the serving one."""
+    assert in_service(tmp_path, "0123456789ab\n", "ba9876543210\n", "pdm", "a b", "$HOME") == [
+        "exec", "-e", "X=1", "0123456789ab", "pdm", "a b", "$HOME",
+    ]  # fmt: skip
+    assert in_service(tmp_path, "", "ba9876543210\n", "true") == [
+        "exec", "-e", "X=1", "ba9876543210", "true",
     ]  # fmt: skip
     # None labelled (the hand-made server, a delete-first container): by its name.
-    assert in_service(tmp_path, "", "true") == ["exec", "-e", "X=1", "skriptoteket-web", "true"]
+    assert in_service(tmp_path, "", "", "true") == ["exec", "-e", "X=1", "skriptoteket-web", "true"]
 
 
-def test_the_lookup_asks_for_running_containers_with_the_service_label() -> None:
+def test_the_lookup_asks_for_a_healthy_copy_then_a_running_one_then_the_name() -> None:
+    listed = "/snap/bin/docker ps -q --filter label=education.hule.hemma.service=skriptoteket-web"
     assert running_container("/snap/bin/docker", "skriptoteket-web") == (
-        "{ /snap/bin/docker ps -q --filter label=education.hule.hemma.service=skriptoteket-web "
-        "--filter status=running | head -n 1 | grep . || echo skriptoteket-web; }"
+        f"{{ {listed} --filter health=healthy | head -n 1 | grep . "
+        f"|| {listed} --filter status=running | head -n 1 | grep . "
+        "|| echo skriptoteket-web; }"
     )
 
 

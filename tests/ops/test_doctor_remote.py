@@ -75,14 +75,18 @@ def test_ssh_gets_the_exact_commands(
             *OPTIONS,
             ALIAS,
             'docker exec "$(docker ps -q --filter label=education.hule.hemma.service=web '
-            '--filter status=running | head -n 1 | grep . || echo web)" python -c '
+            "--filter health=healthy | head -n 1 | grep . || docker ps -q --filter "
+            "label=education.hule.hemma.service=web --filter status=running | head -n 1 "
+            '| grep . || echo web)" python -c '
             "'import urllib.request as u; "
             "u.urlopen('\"'\"'http://web:8000/healthz'\"'\"')'",
         ]
     ]
     found = (
         "$(docker ps -q --filter label=education.hule.hemma.service=web --filter "
-        "status=running | head -n 1 | grep . || echo web)"
+        "health=healthy | head -n 1 | grep . || docker ps -q --filter "
+        "label=education.hule.hemma.service=web --filter status=running | head -n 1 "
+        "| grep . || echo web)"
     )
     assert shlex.split(calls["docker"][0]["remote"]) == ["docker", "exec", found, *PROBE]
     assert [through_master(c["argv"]) for c in calls["bash"]] == [
@@ -231,11 +235,12 @@ def test_a_real_shell_runs_no_part_of_a_hostile_name(
     assert list(fake_ssh.cwd.iterdir()) == []
     # The lookup by label finds nothing here (a delete-first or hand-made container):
     # the name itself, one word each time.
+    label = f"label=education.hule.hemma.service={name}"
     assert read_log(fake_ssh.docker_log) == [
-        ["ps", "-q", "--filter", f"label=education.hule.hemma.service={name}",
-         "--filter", "status=running"],
+        ["ps", "-q", "--filter", label, "--filter", "health=healthy"],
+        ["ps", "-q", "--filter", label, "--filter", "status=running"],
         ["exec", name, "sh", "-c", "exit 0"],
-    ]  # fmt: skip
+    ]
     assert statuses(out) == {f"internal:{name}": "ok"}
     assert code == 0
     # The outputs may not name such a metrics directory, and it is quoted all the same.

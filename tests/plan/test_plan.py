@@ -330,6 +330,7 @@ def test_a_new_image_for_one_service_replaces_its_container_and_migration(
         ("replace", "skriptoteket-web", CONTAINER),
         ("replace", "skriptoteket-web-migrate", "command:remote:Command"),
         ("replace", "skriptoteket-web-drain", "command:remote:Command"),
+        ("replace", "skriptoteket-web-name", "random:index/randomId:RandomId"),
         # Built by a command before, pulled now: another type, so another URN.
         ("create", "skriptoteket-web-image", "docker:index/remoteImage:RemoteImage"),
         ("delete", "skriptoteket-web-image", "command:local:Command"),
@@ -340,7 +341,7 @@ def test_a_new_image_for_one_service_replaces_its_container_and_migration(
         "replace skriptoteket-web-migrate (command:remote:Command): "
         "triggers (also changes create)\n" in text
     )
-    assert "1 to create, 3 to replace, 0 to update, 1 to delete" in text
+    assert "1 to create, 4 to replace, 0 to update, 1 to delete" in text
 
 
 def test_the_same_plan_has_no_changes(default_plan: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ RESOURCES = {
     ],
     "pulumi_command": ["remote.Command", "local.Command"],
     "pulumi_postgresql": ["Provider", "Role", "Database", "Grant"],
-    "pulumi_random": ["RandomPassword", "RandomString"],
+    "pulumi_random": ["RandomId", "RandomPassword", "RandomString"],
 }
 PACKAGES = {
     "pulumi_docker": "pulumi-docker",

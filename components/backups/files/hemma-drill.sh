@@ -223,11 +223,14 @@ hand_over() {
     -v live="$database" <"$here/hemma-hand-over.sql" >/dev/null
 }
 
-# The container to run SERVICE's checks in: the newest running one labelled with it
-# (a start-first service's own name changes with each deploy), else the name itself.
+# The container to run SERVICE's checks in: the newest healthy one labelled with it
+# (a start-first service's own name changes with each deploy), else the newest
+# running one, else the name itself.
 service_container() {
   local found
-  found=$("$docker" ps -q --filter "label=$SERVICE_LABEL=$1" --filter status=running)
+  found=$("$docker" ps -q --filter "label=$SERVICE_LABEL=$1" --filter health=healthy)
+  [ -n "$found" ] ||
+    found=$("$docker" ps -q --filter "label=$SERVICE_LABEL=$1" --filter status=running)
   found=${found%%$'\n'*}
   printf '%s\n' "${found:-$1}"
 }
