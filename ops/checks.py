@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ops import remote
 from ops.outputs import BadInput, host_port, need, tunnels
-from ops.rollout import SERVICE_LABEL
+from ops.rollout import running_container
 
 # Report order: from what the world sees inwards.
 KINDS = ("https", "cert", "internal", "tunnel", "backup")
@@ -217,17 +217,9 @@ def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
 
 
 def internal_command(container: str, probe: list[str]) -> str:
-    """``docker exec`` into the newest healthy container labelled with ``container``
-    (``docker ps`` lists the newest first), else the newest running one, else the
-    container of that name: a copy that never turned healthy is not the one serving."""
-    q = shlex.quote
-    listed = f"docker ps -q --filter {q(f'label={SERVICE_LABEL}={container}')}"
-    found = (
-        f'"$({listed} --filter health=healthy | head -n 1 | grep . '
-        f"|| {listed} --filter status=running | head -n 1 | grep . "
-        f'|| echo {q(container)})"'
-    )
-    return " ".join(["docker", "exec", found, *map(q, probe)])
+    """``docker exec`` into the container that serves ``container`` (``running_container``)."""
+    found = f'"$({running_container("docker", container)})"'
+    return " ".join(["docker", "exec", found, *map(shlex.quote, probe)])
 
 
 def tunnel_command(host: str, port: int) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ops import remote
 from ops.outputs import ROOT
-from ops.rollout import SERVICE_LABEL
+from ops.rollout import running_container
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,255}")
@@ -60,12 +60,7 @@ class Image:
 def running_command(docker: str, service: str) -> str:
     """The running container's image ID and the reference it was created with."""
     q = shlex.quote
-    listed = f"{q(docker)} ps -q --filter {q(f'label={SERVICE_LABEL}={service}')}"
-    return (
-        f"c=$({listed} --filter health=healthy | head -n 1); "
-        f'[ -n "$c" ] || c=$({listed} --filter status=running | head -n 1); '
-        f'{q(docker)} inspect -f {q(RUNNING_FORMAT)} "${{c:-{service}}}"'
-    )
+    return f'{q(docker)} inspect -f {q(RUNNING_FORMAT)} "$({running_container(docker, service)})"'
 
 
 def repository_of(reference: str) -> str:

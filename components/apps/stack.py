@@ -54,7 +54,6 @@ from components.model.app import (
     SecretSource,
     Service,
 )
-from components.model.rollout import SERVICE_LABEL
 
 
 @dataclass(frozen=True)
@@ -217,14 +216,14 @@ class AppStack(pulumi.ComponentResource):
             needs.append(self._args.routed_after)
         start_first = service.rollout == "start-first"
         # A start-first container's own name changes with each deploy: others reach it
-        # by its service's stable name, an alias on every network, and find it by label.
+        # by its service's stable name, an alias on every network (and find it by the
+        # label container() gives it).
         aliases = [service.name, *([service.container] if start_first else [])]
         created = container(
             name,
             parent=self,
             docker_name=service.container,
             start_first=start_first,
-            labels={SERVICE_LABEL: service.container} if start_first else None,
             image=image_ref,
             health=service_health(service),
             stop_grace_seconds=service.stop_grace_seconds,

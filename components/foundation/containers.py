@@ -23,7 +23,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 from pulumi import _types
 
-from components.model.rollout import NAME_DIGEST_LENGTH
+from components.model.rollout import NAME_DIGEST_LENGTH, SERVICE_LABEL
 
 RESTART_POLICY = "unless-stopped"
 LOG_DRIVER = "json-file"
@@ -167,6 +167,10 @@ def container(
     back as sent: resource_docker_container_funcs.go:978).
     """
     all_labels = {**(labels or {}), HEALTHCHECK_LABEL: health.digest()}
+    if start_first:
+        # Its own name changes with each deploy; the label and the name's form
+        # (stable_name) say which service it is.
+        all_labels[SERVICE_LABEL] = docker_name
     inputs: dict[str, Any] = {
         "image": image,
         "restart": RESTART_POLICY,

@@ -63,32 +63,26 @@ NGINX = Path("/usr/sbin/nginx")
 PROBE = HttpProbe(8000, "/", tool="bash").shell()
 """The program's HTTP probe in its bash form: the stand-in's image has no Python."""
 
-EDGE_CONF = """user root;
-worker_processes 1;
-pid /run/nginx.pid;
-error_log stderr warn;
-events { worker_connections 512; }
-http {
-    access_log off;
-    include conf.d/*.conf;
-}
-"""
-APP_CONF = """user root;
-worker_processes 1;
-pid /run/app.pid;
-error_log stderr warn;
-events { worker_connections 512; }
-http {
-    access_log off;
-    server {
-        listen 8000;
-        client_max_body_size 0;
-        location / { return 200 "$hostname\\n"; }
-        location = /broken { return 500; }
-    }
-}
-"""
-BROKEN_CONF = APP_CONF.replace('location / { return 200 "$hostname\\n"; }', "return 500;")
+
+def nginx_conf(pid: str, http: str) -> str:
+    return (
+        f"user root;\nworker_processes 1;\npid {pid};\nerror_log stderr warn;\n"
+        f"events {{ worker_connections 512; }}\nhttp {{\n    access_log off;\n{http}}}\n"
+    )
+
+
+def app_conf(answer: str) -> str:
+    """The app: every method, every path, on port 8000."""
+    return nginx_conf(
+        "/run/app.pid",
+        "    server {\n        listen 8000;\n        client_max_body_size 0;\n"
+        f"        {answer}\n    }}\n",
+    )
+
+
+EDGE_CONF = nginx_conf("/run/nginx.pid", "    include conf.d/*.conf;\n")
+APP_CONF = app_conf('return 200 "$hostname\\n";')
+BROKEN_CONF = app_conf("return 500;")
 """A new version that listens but answers 500: its check never passes."""
 
 
