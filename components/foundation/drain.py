@@ -61,9 +61,11 @@ routed() {  # CONTAINER: nginx-proxy's upstreams hold one of its addresses
   return 1
 }
 not_routed() { ! routed "$1"; }
-unhealthy() {
+out_of_service() {  # CONTAINER: not healthy. With the drain file its check cannot pass
+  # again, so a copy still starting (a failed deploy's) need not wait out its start
+  # period: the health filter routes to healthy copies only.
   local health='{{if .State.Health}}{{.State.Health.Status}}{{end}}'
-  [ "$("$docker" inspect -f "$health" "$1")" = unhealthy ]
+  [ "$("$docker" inspect -f "$health" "$1")" != healthy ]
 }
 
 new_id=$("$docker" inspect -f '{{.Id}}' "$new")
@@ -85,7 +87,7 @@ for id in "${old[@]}"; do
   "$docker" exec "$id" touch "$drain_file"
 done
 for id in "${old[@]}"; do
-  wait_for "${id:0:12} is unhealthy" unhealthy "$id"
+  wait_for "${id:0:12} is out of service" out_of_service "$id"
   wait_for "nginx no longer routes to ${id:0:12}" not_routed "$id"
 done
 # nginx's reload is a signal: give its old workers time to pick it up.

@@ -220,8 +220,9 @@ class Site:
     def declared(self) -> dict[str, Any]:
         return self.program.container(SERVICE).inputs
 
-    def app(self, name: str, conf: str = "/etc/app/nginx.conf") -> str:
-        """The service's container as the provider creates it (stand-in image)."""
+    def app(self, name: str, conf: str = "/etc/app/nginx.conf", start: str = "") -> str:
+        """The service's container as the provider creates it (stand-in image), with
+        the declared start period unless ``start`` is given."""
         check = self.declared["healthcheck"]
         assert isinstance(check, dict)
         assert check["tests"][1].startswith(f"test ! -e {DRAIN_FILE} && {{ ")
@@ -232,7 +233,8 @@ class Site:
             "--env", f"VIRTUAL_HOST={HOST}", "--env", "VIRTUAL_PORT=8000",
             "--health-cmd", drainable(PROBE),
             "--health-interval", check["interval"], "--health-retries", str(int(check["retries"])),
-            "--health-timeout", check["timeout"], "--health-start-period", check["startPeriod"],
+            "--health-timeout", check["timeout"],
+            "--health-start-period", start or check["startPeriod"],
             "--stop-signal", "QUIT", "--stop-timeout", grace,
             self.image, "nginx", "-c", conf, "-g", "daemon off;",
         )  # fmt: skip
@@ -367,16 +369,63 @@ def test_the_delete_first_baseline_fails_requests(site: Site) -> None:
     assert load.failures, "the old copy is gone before the new one is healthy"
 
 
-def test_a_new_copy_that_never_turns_healthy_takes_no_traffic(site: Site) -> None:
-    """The provider waits in vain, ``up`` fails, and the old copy serves on."""
+def test_a_failed_deploy_then_the_next_ups_fail_no_request(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new copy that never turns healthy, and the two ``up`` runs after it, in the
+    engine's order (pulumi/pulumi ``pkg/resource/deploy``, read at 1b59498):
+
+    1. The failed ``up``: the provider's create sets the container's ID and then
+       fails its wait (terraform-provider-docker v4.5.0, ``resourceDockerContainerCreate``);
+       the bridge reports it as an init error with that ID (pulumi-terraform-bridge
+       ``initializationError``); the engine records the new copy with its init
+       errors and marks the old one for deletion (``CreateStep.Apply``), but a
+       deletion runs only after every registration (``performPostSteps``), and the
+       failed step stops the update first. So both copies run, and the drain step,
+       which depends on the new copy, does not run.
+    2. The next ``up`` with the same config: an init error alone gives an empty
+       update (``step_generator``: "attempt to continue awaiting initialization"),
+       and the provider's update does not wait for health again. The drain step's
+       trigger (the new copy's ID) has changed, so it runs: it waits in vain until
+       nginx routes to the broken copy and fails the ``up`` without touching the old.
+    3. The ``up`` with a fixed image: a new name, a healthy copy, and a drain of
+       every other labelled copy; then the engine deletes the old copy and the
+       broken one, each with its grace.
+    """
+    monkeypatch.setattr("components.apps.wiring.DRAIN_TIMEOUT", 8)
     old = old_copy(site)
     with Load(site.port, HOST) as load:
         time.sleep(1)
-        broken = site.app(f"{SERVICE}-{'2' * 12}", conf="/etc/app/broken.conf")
+        # A start period longer than the drain's deadline: the broken copy is still
+        # starting when the fixed one drains it, and must not hold the drain up.
+        broken = site.app(f"{SERVICE}-{'2' * 12}", conf="/etc/app/broken.conf", start="600s")
         with pytest.raises(TimeoutError):
-            site.wait_healthy(broken, timeout=20)
+            site.wait_healthy(broken, timeout=10)
         assert not site.routed(broken) and site.routed(old)
-    assert_no_failure(load, "a new copy never healthy", site.renderer)
+
+        again = site.drain(broken)
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert f"timed out waiting until nginx routes to {broken}" in again.stderr
+        assert site.health(old) == "healthy" and site.routed(old)
+        untouched = site.engine.docker("exec", old, "test", "-e", DRAIN_FILE, check=False)
+        assert untouched.returncode == 1, "the old copy was not drained"
+
+        monkeypatch.undo()  # the declared deadline: a real drain takes about 30 s
+        fixed = site.app(f"{SERVICE}-{'3' * 12}")
+        site.wait_healthy(fixed)
+        drained = site.drain(fixed)
+        assert drained.returncode == 0, drained.stderr
+        assert "drained 2 old copies" in drained.stdout
+        assert site.health(broken) == "starting", "drained without waiting it out"
+        assert not site.routed(old) and not site.routed(broken)
+        site.delete(old)
+        site.delete(broken)
+        time.sleep(1)
+    assert_no_failure(load, "a failed deploy, its rerun, then a fixed one", site.renderer)
+    running = site.engine.docker(
+        "ps", "-q", "--filter", f"label=education.hule.hemma.service={SERVICE}"
+    ).stdout.split()
+    assert running == [site.engine.inspect(fixed, "{{slice .Id 0 12}}")]
 
 
 def test_without_the_health_filter_a_broken_new_copy_fails_requests(site: Site) -> None:
