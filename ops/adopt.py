@@ -12,7 +12,8 @@ with a short outage and a way back (README, "Adopting the running hand-made serv
 
 Every step prints what it will do before it does it. Exit status: 0 done, 1 a
 command on Hemma failed (what ran before it is printed), 2 refused: unsafe or
-unusable input, or a state the step must not act on (nothing was changed).
+unusable input, or a state the step must not act on (nothing was changed), 3 ssh
+could not reach Hemma for the first command (nothing was run).
 Standard library only, like the other operator tools.
 """
 
@@ -28,11 +29,13 @@ from ops import adopt_plan, adopt_postgres, adopt_swap, remote
 from ops.adopt_observe import observe
 from ops.adopt_plan import Plan, read_plan
 from ops.adopt_postgres import Pulumi
-from ops.adopt_shell import Failed, Hemma, Refused, name, say, step
+from ops.adopt_shell import Failed, Hemma, Refused, Unreachable, name, say, step
 from ops.adopt_survey import survey
 from ops.outputs import ROOT, BadInput, ssh_port, user_path
 
 DEFAULT_PULUMI = "scripts/pulumi"
+UNREACHABLE = 3
+"""Exit status when ssh could not reach Hemma and nothing was run."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -187,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as error:
         print(f"adopt {args.command}: refused: {error}", file=sys.stderr)
         return 2
+    except Unreachable as error:
+        print(f"adopt {args.command}: {error}", file=sys.stderr)
+        return UNREACHABLE
     except Failed as error:
         print(f"adopt {args.command}: FAILED: {error}", file=sys.stderr)
         return 1

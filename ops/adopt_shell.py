@@ -12,10 +12,10 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ops import remote
-from ops.remote import Answer, port_options
+from ops.remote import SSH_FAILED, Answer, port_options
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 """Container, volume, network, role and database names the adoption will handle."""
@@ -31,6 +31,10 @@ class Refused(Exception):
 
 class Failed(Exception):
     """A command on Hemma failed; what ran before it is printed above."""
+
+
+class Unreachable(Exception):
+    """ssh could not reach Hemma for the step's first command: nothing ran."""
 
 
 def name(value: object, what: str) -> str:
@@ -83,13 +87,25 @@ class Hemma:
     def argv(self, remote: str) -> list[str]:
         return ["ssh", *SSH_OPTIONS, *port_options(self.port), self.target, remote]
 
+    answered: list[str] = field(default_factory=list, compare=False, repr=False)
+    """The commands that reached Hemma so far, in this run."""
+
     def run(self, remote: str, stdin: str | None = None, *, timeout: float | None = None) -> Answer:
-        return run(self.argv(remote), stdin, self.timeout if timeout is None else timeout)
+        """``remote``'s answer. ssh's own failure on the first command is ``Unreachable``:
+        every step's first command only reads, so nothing ran and nothing changed."""
+        answer = run(self.argv(remote), stdin, self.timeout if timeout is None else timeout)
+        if answer.code == SSH_FAILED and not self.answered:
+            raise Unreachable(
+                f"cannot reach {self.target} over ssh: {answer.why()}; nothing was run"
+            )
+        self.answered.append(remote)
+        return answer
 
     def must(self, remote: str, stdin: str | None = None, *, timeout: float | None = None) -> str:
         answer = self.run(remote, stdin, timeout=timeout)
         if answer.code != 0:
-            raise Failed(f"on {self.target}: {shorten(remote)}: {answer.why()}")
+            # The cause first: the command line can be a long script.
+            raise Failed(f"on {self.target}: {answer.why()} (from: {shorten(remote, 100)})")
         return answer.stdout
 
     def docker_line(self, *args: str) -> str:

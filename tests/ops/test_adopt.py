@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -636,3 +637,52 @@ def test_scripts_adopt_passes_shellcheck_and_reads_paths_from_where_it_was_start
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1] == "scripts/pulumi up \\"
+
+
+def closed_port() -> int:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return int(closed.getsockname()[1])
+
+
+@pytest.mark.parametrize("step", ["survey", "rollback", "finish", "ownership", "swap"])
+def test_an_unreachable_hemma_is_said_first_with_its_own_exit_status(
+    step: str, plan_json: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real ssh client against a port nobody listens on: exit 3, not 1 ("a command
+    on Hemma failed"), and the reason, not a fragment of the command."""
+    port = closed_port()
+    args = [step, *([] if step == "survey" else ["--dry-run"])]
+    args += ["--ssh", "127.0.0.1", "--ssh-port", str(port)]
+    if step in {"survey", "ownership", "swap"}:
+        (tmp_path / "plan.json").write_text(json.dumps(plan_json))
+        args += ["--plan", str(tmp_path / "plan.json")]
+    assert adopt.main(args) == adopt.UNREACHABLE == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"adopt {step}: cannot reach 127.0.0.1 over ssh: ssh: connect to host 127.0.0.1 "
+        f"port {port}: Connection refused; nothing was run"
+    )
+
+
+def test_a_failed_command_after_the_first_says_its_cause_before_its_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter([Answer(0, "", ""), Answer(255, "", "Connection closed by 10.0.0.2")])
+    monkeypatch.setattr(adopt_shell, "run", lambda argv, stdin, timeout: next(answers))
+    hemma = Hemma("hemma")
+    hemma.must("true")
+    with pytest.raises(adopt_shell.Failed) as failed:
+        hemma.must("sh -c " + "x" * 300)
+    assert str(failed.value).startswith("on hemma: Connection closed by 10.0.0.2 (from: sh -c")
+
+
+def test_ssh_s_own_failure_on_the_first_command_is_unreachable_not_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(adopt_shell, "run", lambda argv, stdin, timeout: Answer(255, "", "no"))
+    with pytest.raises(adopt_shell.Unreachable):
+        Hemma("hemma").run("docker ps")
+    monkeypatch.setattr(adopt_shell, "run", lambda argv, stdin, timeout: Answer(1, "", "no"))
+    with pytest.raises(adopt_shell.Failed):
+        Hemma("hemma").must("docker ps")
