@@ -54,6 +54,7 @@ from typing import Any
 from pulumi.runtime import rpc
 
 from components.plan.envs import by_container, masked_entries, secret_env_names
+from components.plan.perhost import per_host_files
 from components.plan.readback import comparable
 from components.plan.runner import Evaluation, Registered, unwrap
 from components.plan.stackconfig import PlanConfig
@@ -131,14 +132,18 @@ def _inputs(
 ) -> dict[str, Any]:
     """Masked inputs; a wholly secret input is hashed in the order-free form the diff
     compares (``readback.comparable``), so a reordered secret env list is no change.
-    An app container's env list is masked entry by entry (``envs.py``)."""
+    An app container's env list is masked entry by entry (``envs.py``), nginx-proxy's
+    per-host files file by file (``perhost.py``)."""
     result: dict[str, Any] = {}
     for key, value in resource.raw_inputs.items():
         if rpc.is_rpc_secret(value):
             plain = comparable(resource.type, {key: unwrap(value)})[key]
             secret = by_container(secret_env or {}, unwrap(resource.raw_inputs))
+            files = per_host_files(plain, secret_mark) if key == "stdin" else None
             if resource.type == CONTAINER and key == "envs" and secret is not None:
                 result[key] = masked_entries(list(plain or []), secret, secret_mark)
+            elif files is not None:
+                result[key] = files
             else:
                 result[key] = secret_mark(plain)
         else:

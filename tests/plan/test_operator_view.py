@@ -259,3 +259,32 @@ def test_a_plain_env_entry_shows_plainly_beside_the_secret_ones(fresh: Path) -> 
         "extraEnv set as a secret is masked entry by entry"
     )
     assert "debug" not in json.dumps(envs)
+
+
+def test_nginx_proxy_s_per_host_files_are_diffed_with_each_password_masked(
+    fresh: Path,
+) -> None:
+    """A body-size edit and a basic-auth user edit change the files the reload step
+    carries on its secret stdin: each shows under its path, line by line, and no
+    password hash is printed."""
+    base = fresh.parent / "base.json"
+    edited = fresh.parent / "edited.json"
+    edits = ["--config", "proxy.defaultMaxBodySize=20m", "--config", "proxy.basicAuthUser=ops"]
+    assert plan(fresh, "--quiet", "--json", str(base)).returncode == 0
+    assert plan(fresh, "--quiet", "--json", str(edited), *edits).returncode == 0
+    done = plan(fresh, "diff", str(base), str(edited))
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    host = "skriptoteket.hule.education"
+    assert f"stdin: vhost.d/{host}: +client_max_body_size 20m;" in lines, done.stdout
+    assert f"stdin: vhost.d/{host}: -client_max_body_size 10m;" in lines
+    auth = [line for line in lines if line.startswith("stdin: htpasswd/")]
+    assert auth and all(
+        re.fullmatch(r"stdin: htpasswd/[a-z0-9.-]+: [+-](admin|ops):\[secret:[0-9a-f]{12}\]", a)
+        for a in auth
+    ), auth
+    assert "$apr1$" not in done.stdout and "{SHA}" not in done.stdout
+    files = next(
+        r["inputs"]["stdin"] for r in json.loads(edited.read_text())["resources"]
+        if r["name"] == "proxy-reload"
+    )  # fmt: skip
+    assert {f["file"].split("/")[0] for f in files} == {"vhost.d", "htpasswd"}
