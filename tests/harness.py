@@ -25,8 +25,8 @@ import yaml
 from pulumi.runtime import rpc
 
 from components.model.rollout import declared_service
-from components.plan.runner import RecordingMonitor as PlanRecorder
-from components.plan.runner import Registered, engine_urn, random_id_hex, unwrap
+from plan.runner import RecordingMonitor as PlanRecorder
+from plan.runner import Registered, engine_urn, random_id_hex, unwrap
 from tests.sources import checkouts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def contains_secret(value: Any) -> bool:
 
 
 class Declared(Registered):
-    """One resource as the engine received it (components/plan/runner.py records it)."""
+    """One resource as the engine received it (plan/runner.py records it)."""
 
     @property
     def inputs(self) -> dict[str, Any]:

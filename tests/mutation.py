@@ -68,8 +68,8 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("components/foundation/containers.py",),
         ("tests/foundation", "tests/policy", "tests/apps", "tests/postgres"),
     ),
-    "replace-rules": (("components/plan/replaces.py",), ("tests/plan",)),
-    "adoption-shell": (("ops/adopt_shell.py",), ("tests/ops",)),
+    "replace-rules": (("plan/replaces.py",), ("tests/plan",)),
+    "adoption-shell": (("ops/adopt/shell.py",), ("tests/ops",)),
 }
 
 # (pattern, replacement, what): each applied to one match at a time. The first

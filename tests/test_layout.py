@@ -7,6 +7,7 @@ code as it is, and fails on an import that runs upward or in a circle.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,10 @@ import pytest
 from tests.harness import ROOT
 
 COMPONENTS = ROOT / "components"
+PLANNER = ROOT / "plan"
+TOOLS = (PLANNER, ROOT / "ops", ROOT / "policy")
+"""The tools over the program: the offline planner, the operator's tools over ssh,
+the policy pack. None of them is a part of the server."""
 LINT_IMPORTS = ROOT / "venv" / "bin" / "lint-imports"
 
 
@@ -33,9 +38,10 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the code and its contract, to break on purpose."""
-    shutil.copytree(
-        COMPONENTS, tmp_path / "components", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for package in (COMPONENTS, PLANNER):
+        shutil.copytree(
+            package, tmp_path / package.name, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
 
@@ -89,10 +95,31 @@ def test_the_entry_point_is_a_few_lines() -> None:
 def test_no_module_is_over_about_300_lines() -> None:
     long = {
         str(path.relative_to(ROOT)): n
-        for path in COMPONENTS.rglob("*.py")
+        for package in (COMPONENTS, PLANNER)
+        for path in package.rglob("*.py")
         if (n := len(path.read_text().splitlines())) > 320
     }
     assert long == {}
+
+
+def test_the_tools_stand_beside_the_server_s_parts_not_among_them() -> None:
+    """components/ holds only what the server is made of; the planner, like ops/ and
+    policy/, sits beside it, and the server's parts import none of them."""
+    assert not (COMPONENTS / "plan").exists()
+    for tool in TOOLS:
+        assert (tool / "__init__.py").is_file(), tool
+    names = "|".join(tool.name for tool in TOOLS)
+    statement = re.compile(rf"^\s*(from|import)\s+({names})\b", re.MULTILINE)
+    for path in COMPONENTS.rglob("*.py"):
+        found = statement.search(path.read_text())
+        assert found is None, f"{path.relative_to(ROOT)}: {found and found.group(0).strip()}"
+
+
+def test_a_part_that_imports_the_planner_breaks_the_contract(tree: Path) -> None:
+    add_import(tree, "components.main", "import plan.diff")
+    done = lint_imports(tree)
+    assert done.returncode != 0
+    assert "Imports only go downward BROKEN" in done.stdout
 
 
 def test_the_tests_mirror_the_folders() -> None:

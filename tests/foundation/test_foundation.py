@@ -14,7 +14,7 @@ import pytest
 from components.config.reading import parse
 from components.foundation.containers import HEALTHCHECK_LABEL, Health, go_duration, localhost_port
 from components.main import shell_for
-from components.plan.readback import parse_duration
+from plan.readback import parse_duration
 from tests.harness import (
     OPERATOR_SECRETS,
     TEST_HOST_KEY,

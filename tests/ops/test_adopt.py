@@ -20,20 +20,10 @@ from typing import Any
 
 import pytest
 
-from ops import adopt, adopt_shell
-from ops.adopt_observe import Catalog, Observed, parse_docker
-from ops.adopt_plan import (
-    ADMIN_PASSWORD,
-    LOCAL_COMMAND,
-    PASSWORD,
-    REMOTE_IMAGE,
-    Plan,
-    prepare_targets,
-    untargeted_creates,
-)
-from ops.adopt_postgres import Pulumi
-from ops.adopt_record import _from_json
-from ops.adopt_secrets import (
+from ops.adopt import cli as adopt
+from ops.adopt import shell as adopt_shell
+from ops.adopt.observe import Catalog, Observed, parse_docker
+from ops.adopt.passwords import (
     SECRET_SIG,
     SIG_KEY,
     Login,
@@ -44,9 +34,20 @@ from ops.adopt_secrets import (
     scram_verifier,
     verifier_matches,
 )
-from ops.adopt_shell import Hemma, Refused, name, quote_ident, quote_literal
-from ops.adopt_survey import survey
-from ops.adopt_swap import _others_on_the_data
+from ops.adopt.plan import (
+    ADMIN_PASSWORD,
+    LOCAL_COMMAND,
+    PASSWORD,
+    REMOTE_IMAGE,
+    Plan,
+    prepare_targets,
+    untargeted_creates,
+)
+from ops.adopt.postgres import Pulumi
+from ops.adopt.record import _from_json
+from ops.adopt.shell import Hemma, Refused, name, quote_ident, quote_literal
+from ops.adopt.survey import survey
+from ops.adopt.swap import _others_on_the_data
 from ops.remote import Answer
 from tests.harness import ROOT, run_program, site_config
 from tests.postgres_server import Server

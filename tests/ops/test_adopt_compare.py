@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from ops.adopt_compare import compare, repository
-from ops.adopt_observe import Observed, parse_docker
-from ops.adopt_plan import Plan
+from ops.adopt.compare import compare, repository
+from ops.adopt.observe import Observed, parse_docker
+from ops.adopt.plan import Plan
 
 KAFKA = "huleedu_kafka"
 

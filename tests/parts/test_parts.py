@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import pytest
 
+from tests.parts import images
 from tests.parts.engine import BRIDGE_IP, Engine
 from tests.parts.images import ServeImage
 from tests.parts.ssh import SshServer
@@ -80,6 +81,26 @@ def http_status(url: str) -> int:
 def test_a_missing_tool_fails_naming_its_package() -> None:
     with pytest.raises(MissingTool, match="apt-get install hemma-nonexistent"):
         require("hemma-nonexistent-tool", "hemma-nonexistent")
+
+
+def test_the_debootstrapped_root_is_built_once_per_machine_and_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slow part of the test images (debootstrap, minutes on a fresh machine) is kept
+    in the user's cache: a second run finds it and runs nothing, and a changed package
+    list is a new key."""
+
+    def no_debootstrap(*args: object) -> str:
+        raise AssertionError("debootstrap would run")
+
+    monkeypatch.setattr(images, "require", no_debootstrap)
+    kept = tmp_path / f"debian-{images.DEBIAN_SUITE}-{images.debian_key()}.tar"
+    kept.write_bytes(b"rootfs")
+    assert images.debian_rootfs_tarball(tmp_path) == kept
+    monkeypatch.setattr(images, "DEBIAN_PACKAGES", (*images.DEBIAN_PACKAGES, "hemma-extra"))
+    assert images.debian_key() not in kept.name
+    with pytest.raises(AssertionError, match="debootstrap would run"):
+        images.debian_rootfs_tarball(tmp_path)
 
 
 def test_containers_reach_each_other_by_name_on_their_network_only(

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.plan import policies
-from components.plan.cli import make_evaluation
+from plan import policies
+from plan.cli import make_evaluation
 from tests.plan.test_plan import (
     PYTHON,
     ROOT,
@@ -166,7 +166,7 @@ def test_hemma_stack_selects_the_stack_file(fresh: Path) -> None:
 
 def test_ctrl_c_stops_a_diff_at_once_and_leaves_no_worktree(repo: Path) -> None:
     started = subprocess.Popen(
-        [str(PYTHON), "-m", "components.plan", "diff", "HEAD", "HEAD"],
+        [str(PYTHON), "-m", "plan", "diff", "HEAD", "HEAD"],
         cwd=repo,
         env=bare_env(repo.parent),
         stdout=subprocess.PIPE,

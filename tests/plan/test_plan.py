@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from components.plan import diff, report
-from components.plan.cli import make_config, make_plan
-from components.plan.document import document, known_secrets
-from components.plan.runner import evaluate
-from components.plan.stackconfig import PLACEHOLDER_HOST_KEY, PLACEHOLDER_PREFIX
+from plan import diff, report
+from plan.cli import make_config, make_plan
+from plan.document import document, known_secrets
+from plan.runner import evaluate
+from plan.stackconfig import PLACEHOLDER_HOST_KEY, PLACEHOLDER_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)
@@ -109,7 +109,7 @@ def plan(
     checkout: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(PYTHON), "-m", "components.plan", *args],
+        [str(PYTHON), "-m", "plan", *args],
         cwd=checkout,
         env=env or bare_env(checkout.parent),
         capture_output=True,

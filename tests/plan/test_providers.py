@@ -5,7 +5,7 @@ derived from their Python SDKs, which codegen generates from each provider's
 ``schema.json``). A property the provider does not know, a value of the wrong
 type or a missing required input fails here instead of in ``pulumi up``; a
 value that the provider would read back in another form would show a diff on
-every preview (``components/plan/readback.py`` says which and where from).
+every preview (``plan/readback.py`` says which and where from).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from components.plan.readback import CONTAINER, canonical_duration, differences, read_back
+from plan.readback import CONTAINER, canonical_duration, differences, read_back
 from tests.harness import Program, run_program, site_config, with_classhub
 from tests.host.test_units import MANAGED_GPU
 from tests.schemas.providers import committed, derive

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from components.plan import diff
-from components.plan.replaces import RULES, classify
+from plan import diff
+from plan.replaces import RULES, classify
 
 CONTAINER = "docker:index/container:Container"
 COMMAND = "command:remote:Command"

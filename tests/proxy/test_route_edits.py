@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.plan import diff, downtime
-from components.plan.cli import make_plan
+from plan import diff, downtime
+from plan.cli import make_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = yaml.safe_load((ROOT / "Pulumi.hemma.yaml").read_text())["config"]

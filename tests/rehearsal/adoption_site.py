@@ -198,7 +198,7 @@ class Checkout:
 def make_checkout(base: Path) -> Checkout:
     root = base / "checkout"
     keep = shutil.ignore_patterns("__pycache__")
-    for folder in ("components", "ops", "scripts"):
+    for folder in ("components", "plan", "ops", "scripts"):
         shutil.copytree(ROOT / folder, root / folder, ignore=keep)
     for file in ("__main__.py", "Pulumi.yaml", "Pulumi.hemma.yaml", "requirements.txt"):
         shutil.copy(ROOT / file, root / file)

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ops import adopt_record as records
-from ops.adopt_compare import compare
-from ops.adopt_observe import SUFFIX, Running, containers_by_id, observe
-from ops.adopt_plan import Plan
-from ops.adopt_postgres import (
+from ops.adopt import record as records
+from ops.adopt.compare import compare
+from ops.adopt.observe import SUFFIX, Running, containers_by_id, observe
+from ops.adopt.passwords import export_password, export_role_passwords
+from ops.adopt.plan import Plan
+from ops.adopt.postgres import (
     ADMIN,
     Pulumi,
     admin_password_accepted,
@@ -38,9 +39,8 @@ from ops.adopt_postgres import (
     set_passwords,
     stack_export,
 )
-from ops.adopt_record import ROLLED_BACK, ROLLING_BACK, SWAPPED, SWAPPING, Kept, Record
-from ops.adopt_secrets import export_password, export_role_passwords
-from ops.adopt_shell import Failed, Hemma, Refused, name, say, step, wait_ready, warn
+from ops.adopt.record import ROLLED_BACK, ROLLING_BACK, SWAPPED, SWAPPING, Kept, Record
+from ops.adopt.shell import Failed, Hemma, Refused, name, say, step, wait_ready, warn
 
 STOP_GRACE = "120"
 STOP_TIMEOUT = 900.0

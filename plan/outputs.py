@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.plan.details import describe
+from plan.details import describe
 
 DNS_OUTPUT = "dnsRecords"
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from components.plan.document import unit_files
+from plan.document import unit_files
 
 SHOWN = 100
 """Longest value or line shown whole."""

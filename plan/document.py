@@ -53,11 +53,11 @@ from typing import Any
 
 from pulumi.runtime import rpc
 
-from components.plan.envs import by_container, masked_entries, secret_env_names
-from components.plan.perhost import per_host_files
-from components.plan.readback import comparable
-from components.plan.runner import Evaluation, Registered, unwrap
-from components.plan.stackconfig import PlanConfig
+from plan.envs import by_container, masked_entries, secret_env_names
+from plan.perhost import per_host_files
+from plan.readback import comparable
+from plan.runner import Evaluation, Registered, unwrap
+from plan.stackconfig import PlanConfig
 
 FORMAT = 1
 SECRET_PREFIX = "[secret"

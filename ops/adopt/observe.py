@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ops.adopt_shell import Failed, Hemma, name, quote_literal, sh
+from ops.adopt.shell import Failed, Hemma, name, quote_literal, sh
 from ops.rollout import stable_name
 
 PROJECT = "com.docker.compose.project"

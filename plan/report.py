@@ -11,7 +11,7 @@ from typing import Any
 
 from components.config.sources import NO_CHECKOUT
 from components.model.rollout import declared_service
-from components.plan.document import CONTAINER, is_masked
+from plan.document import CONTAINER, is_masked
 
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 LOCAL_COMMAND = "command:local:Command"

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ops.adopt_observe import (
+from ops.adopt.observe import (
     CATALOG_SQL,
     container_envs,
     observe,
@@ -17,16 +17,16 @@ from ops.adopt_observe import (
     stored_verifier,
     stored_verifiers,
 )
-from ops.adopt_plan import Plan
-from ops.adopt_record import Kept, Record
-from ops.adopt_secrets import (
+from ops.adopt.passwords import (
     env_logins,
     export_password,
     old_passwords,
     scram_verifier,
     verifier_matches,
 )
-from ops.adopt_shell import (
+from ops.adopt.plan import Plan
+from ops.adopt.record import Kept, Record
+from ops.adopt.shell import (
     PSQL_FLAGS,
     Failed,
     Hemma,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from components.plan.runner import Registered, unwrap
+from plan.runner import Registered, unwrap
 from policy.validators import RESOURCE_POLICIES, STACK_POLICIES, Resource, violations
 
 LEVELS = {name: level for name, (_, level) in {**RESOURCE_POLICIES, **STACK_POLICIES}.items()}

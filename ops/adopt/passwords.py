@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ops.adopt_plan import ADMIN_PASSWORD, PASSWORD
-from ops.adopt_shell import Refused
+from ops.adopt.plan import ADMIN_PASSWORD, PASSWORD
+from ops.adopt.shell import Refused
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"

@@ -25,12 +25,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from ops import adopt_plan, adopt_postgres, adopt_swap, remote
-from ops.adopt_observe import observe
-from ops.adopt_plan import Plan, read_plan
-from ops.adopt_postgres import Pulumi
-from ops.adopt_shell import Failed, Hemma, Refused, Unreachable, name, say, step
-from ops.adopt_survey import survey
+from ops import remote
+from ops.adopt import plan as adopt_plan
+from ops.adopt import postgres as adopt_postgres
+from ops.adopt import swap as adopt_swap
+from ops.adopt.observe import observe
+from ops.adopt.plan import Plan, read_plan
+from ops.adopt.postgres import Pulumi
+from ops.adopt.shell import Failed, Hemma, Refused, Unreachable, name, say, step
+from ops.adopt.survey import survey
 from ops.outputs import ROOT, BadInput, ssh_port, user_path
 
 DEFAULT_PULUMI = "scripts/pulumi"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ops.adopt_shell import Failed, Refused, name
+from ops.adopt.shell import Failed, Refused, name
 from ops.outputs import ROOT, user_path
 from ops.rollout import stable_name
 

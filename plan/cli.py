@@ -1,4 +1,4 @@
-"""``python -m components.plan``: the offline plan, and the diff of two plans.
+"""``python -m plan``: the offline plan, and the diff of two plans.
 
     scripts/plan [--stack hemma] [--config KEY=VALUE ...] [--secret KEY=VALUE ...]
                  [--json FILE|-] [--quiet] [--policy]
@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from components.plan import diff, downtime, outputs, report
-from components.plan.document import FORMAT, document
-from components.plan.revisions import is_revision, plan_of_revision
-from components.plan.runner import Evaluation, ProgramError, evaluate
-from components.plan.stackconfig import (
+from plan import diff, downtime, outputs, report
+from plan.document import FORMAT, document
+from plan.revisions import is_revision, plan_of_revision
+from plan.runner import Evaluation, ProgramError, evaluate
+from plan.stackconfig import (
     InputError,
     PlanConfig,
     assignments,
@@ -37,7 +37,7 @@ from components.plan.stackconfig import (
     stack_file,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 CHANGES = 2
 INTERRUPTED = 130
 VIOLATION = 3
@@ -145,7 +145,7 @@ def _plan_main(argv: Sequence[str]) -> int:
     if args.policy:
         # Only here: a checkout without the pack (policy/) still plans.
         try:
-            from components.plan import policies
+            from plan import policies
         except ImportError as error:
             raise InputError(f"--policy: the policy pack is not here ({error})") from None
 

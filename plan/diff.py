@@ -1,6 +1,6 @@
 """What ``pulumi up`` would do to go from one plan to another, and why.
 
-Two plans (``components.plan.document``) are matched by URN, and by alias where a
+Two plans (``plan.document``) are matched by URN, and by alias where a
 resource was renamed or moved. A resource only in the new plan is created (or
 imported, with an import ID); one only in the old plan is deleted; one in both
 is compared input by input after ``readback.comparable`` (so an order the
@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.plan.details import describe, shown
-from components.plan.document import is_masked
-from components.plan.readback import comparable
-from components.plan.replaces import REPLACE, classify
+from plan.details import describe, shown
+from plan.document import is_masked
+from plan.readback import comparable
+from plan.replaces import REPLACE, classify
 
 CREATE = "create"
 IMPORT = "import"

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from components.model.rollout import declared_service
-from components.plan.diff import DELETE, Change
-from components.plan.replaces import REPLACE
+from plan.diff import DELETE, Change
+from plan.replaces import REPLACE
 
 CONTAINER = "docker:index/container:Container"
 PROXY_LABEL = "com.github.nginx-proxy.nginx"

@@ -18,7 +18,7 @@ from typing import Any
 
 from components.config.reading import parse
 from components.model.rollout import declared_service
-from components.plan.stackconfig import PlanConfig
+from plan.stackconfig import PlanConfig
 
 EXTRA_ENV_KEY = "extraEnv"
 

@@ -13,9 +13,9 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from ops.adopt_compare import compare
-from ops.adopt_observe import COMPOSE_VOLUME, SUFFIX, Observed
-from ops.adopt_plan import Plan, Volume
+from ops.adopt.compare import compare
+from ops.adopt.observe import COMPOSE_VOLUME, SUFFIX, Observed
+from ops.adopt.plan import Plan, Volume
 
 CONFIG_SET = ("scripts/pulumi", "config", "set", "--path")
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from components.plan.stackconfig import InputError
+from plan.stackconfig import InputError
 
 PLAN_PACKAGE = Path(__file__).resolve().parent
 
@@ -58,7 +58,7 @@ def plan_of_revision(root: Path, revision: str, plan_args: Sequence[str]) -> dic
     with worktree(root, revision) as tree:
         if not (tree / "components" / "main.py").is_file():
             raise InputError(f"{revision}: has no components/main.py to plan")
-        target = tree / "components" / "plan"
+        target = tree / "plan"
         target.mkdir(exist_ok=True)
         for module in PLAN_PACKAGE.glob("*.py"):
             shutil.copy2(module, target / module.name)
@@ -66,7 +66,7 @@ def plan_of_revision(root: Path, revision: str, plan_args: Sequence[str]) -> dic
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         run = subprocess.run(
-            [sys.executable, "-m", "components.plan", *plan_args, "--quiet", "--json", str(output)],
+            [sys.executable, "-m", "plan", *plan_args, "--quiet", "--json", str(output)],
             cwd=tree,
             env=env,
             capture_output=True,

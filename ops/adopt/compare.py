@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ops.adopt_observe import SUFFIX, Mount, Observed, Running
-from ops.adopt_plan import Container, Plan
+from ops.adopt.observe import SUFFIX, Mount, Observed, Running
+from ops.adopt.plan import Container, Plan
 
 ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
 

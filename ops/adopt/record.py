@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ops.adopt_shell import Hemma, Refused, name, sh
+from ops.adopt.shell import Hemma, Refused, name, sh
 
 DIRECTORY = ".hemma-adoption"
 FILE = "containers.json"

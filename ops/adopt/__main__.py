@@ -1,0 +1,5 @@
+import sys
+
+from ops.adopt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""``python -m plan``: see ``plan.cli``."""
+
+from plan.cli import main
+
+raise SystemExit(main())
