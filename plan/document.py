@@ -139,7 +139,7 @@ def _inputs(
         if rpc.is_rpc_secret(value):
             plain = comparable(resource.type, {key: unwrap(value)})[key]
             secret = by_container(secret_env or {}, unwrap(resource.raw_inputs))
-            files = per_host_files(plain, secret_mark) if key == "stdin" else None
+            files = per_host_files(resource.name, plain, secret_mark) if key == "stdin" else None
             if resource.type == CONTAINER and key == "envs" and secret is not None:
                 result[key] = masked_entries(list(plain or []), secret, secret_mark)
             elif files is not None:

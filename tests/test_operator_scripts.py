@@ -261,3 +261,25 @@ def test_without_a_state_repository_up_says_the_state_was_not_backed_up(tmp_path
     done, _ = run_script(tmp_path, "up")
     assert done.returncode == 0, done.stderr
     assert "the state was not backed up: set HEMMA_STATE_REPOSITORY" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (("up", "--continue-on-error"), {}),
+        (("up", "--yes", "--continue-on-error=true"), {}),
+        (("up",), {"PULUMI_CONTINUE_ON_ERROR": "true"}),
+        (("destroy",), {"PULUMI_CONTINUE_ON_ERROR": "1"}),
+    ],
+)
+def test_continue_on_error_is_refused_before_pulumi_runs(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str]
+) -> None:
+    """It would run the deletions after a failed start-first deploy: the serving copy
+    would go, and the broken one stay."""
+    done, bin_dir = run_script(tmp_path, *args, env_extra=env)
+    assert done.returncode == 1
+    assert "after a failed deploy it deletes the copy that still serves" in done.stderr
+    assert not (bin_dir / "pulumi.log").exists(), "pulumi never ran"
+    fine, _ = run_script(tmp_path, "up", env_extra={"PULUMI_CONTINUE_ON_ERROR": "false"})
+    assert "refusing" not in fine.stderr

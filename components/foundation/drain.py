@@ -61,11 +61,21 @@ routed() {  # CONTAINER: nginx-proxy's upstreams hold one of its addresses
   return 1
 }
 not_routed() { ! routed "$1"; }
-out_of_service() {  # CONTAINER: not healthy. With the drain file its check cannot pass
-  # again, so a copy still starting (a failed deploy's) need not wait out its start
-  # period: the health filter routes to healthy copies only.
-  local health='{{if .State.Health}}{{.State.Health.Status}}{{end}}'
-  [ "$("$docker" inspect -f "$health" "$1")" != healthy ]
+out_of_service() {  # CONTAINER: not healthy, by a check that began after the drain
+  # file was written (whole seconds, so one second later): with the file no check can
+  # pass again. A check begun before it can still pass and route a copy that was
+  # starting (Docker sets healthy on one pass), so that one does not count.
+  local found words status started
+  found=$("$docker" inspect -f "$health_log" "$1") || return 0  # removed meanwhile
+  read -r -a words <<<"$found"
+  status=${words[0]:-}
+  [ "$status" != healthy ] || return 1
+  for started in "${words[@]:1}"; do
+    if [ "$started" -gt "$drained_at" ]; then
+      return 0
+    fi
+  done
+  return 1
 }
 
 new_id=$("$docker" inspect -f '{{.Id}}' "$new")
@@ -83,6 +93,8 @@ if [ "${#old[@]}" -eq 0 ]; then
   echo "hemma-drain: $service: no old copy runs"
   exit 0
 fi
+health_log='{{with .State.Health}}{{.Status}}{{range .Log}} {{.Start.Unix}}{{end}}{{end}}'
+drained_at=$(date +%s)
 for id in "${old[@]}"; do
   "$docker" exec "$id" touch "$drain_file"
 done

@@ -235,18 +235,3 @@ def reload_script(
         f"inside={q(inside_script())}",
     ]
     return "\n".join(head) + _HOST
-
-
-def manifest_files(text: str) -> dict[str, str] | None:
-    """The files a manifest carries (path -> text), or None when ``text`` is not one."""
-    files: dict[str, str] = {}
-    for line in text.splitlines():
-        path, _, encoded = line.partition(" ")
-        directory, _, name = path.partition("/")
-        if directory not in (VHOST_DIRECTORY, HTPASSWD_DIRECTORY) or not _NAME.fullmatch(name):
-            return None
-        try:
-            files[path] = base64.b64decode(encoded, validate=True).decode()
-        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
-            return None
-    return files or None

@@ -3,6 +3,8 @@ config set one field at a time, and no traceback at any edge."""
 
 from __future__ import annotations
 
+import ast
+import base64
 import json
 import os
 import re
@@ -10,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plan import policies
+from plan import perhost, policies
 from plan.cli import make_evaluation
 from tests.plan.test_plan import (
     PYTHON,
@@ -288,3 +291,64 @@ def test_nginx_proxy_s_per_host_files_are_diffed_with_each_password_masked(
         if r["name"] == "proxy-reload"
     )  # fmt: skip
     assert {f["file"].split("/")[0] for f in files} == {"vhost.d", "htpasswd"}
+    shown = {
+        r["name"] for r in json.loads(edited.read_text())["resources"]
+        if isinstance(r["inputs"].get("stdin"), list)
+    }  # fmt: skip
+    assert shown == perhost.STEPS, "only the two proxy steps' stdin is read as files"
+
+
+def test_a_manifest_on_any_other_step_s_secret_stdin_stays_one_hash() -> None:
+    manifest = "vhost.d/x.example " + base64.b64encode(b"secret body").decode() + "\n"
+    assert perhost.per_host_files("skriptoteket-migrate", manifest, str) is None
+    assert perhost.per_host_files("proxy-reload", manifest, str) == [
+        {"file": "vhost.d/x.example", "content": "secret body"}
+    ]
+    assert perhost.per_host_files("proxy-reload", "htpasswd/x.example\n", str) is None
+
+
+BASE_REVISION = "a07f2c9"
+"""The landing of start-first deploys: the oldest revision ``plan diff`` promises to
+plan. The planner runs over an older revision's components/, so it may import from
+components/ only what that revision already had."""
+
+
+def test_the_planner_imports_from_components_only_what_older_revisions_have() -> None:
+    imported: set[tuple[str, str]] = set()
+    for path in (ROOT / "plan").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("components"):
+                imported |= {(str(node.module), alias.name) for alias in node.names}
+            if isinstance(node, ast.Import):
+                imported |= {(a.name, "") for a in node.names if a.name.startswith("components")}
+    assert imported == {
+        ("components.config.sources", "NO_CHECKOUT"),
+        ("components.model.rollout", "declared_service"),
+        ("components.config.reading", "parse"),
+        ("components.config.stack", "SECRET_KEYS"),
+        ("components.config.stack", "StackConfig"),
+        ("components.config.stack", "object_keys"),
+        ("components.main", ""),
+    }, "a new import from components/ must exist in BASE_REVISION too"
+    has_base = subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{BASE_REVISION}^{{commit}}"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if has_base.returncode != 0:
+        shallow = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert shallow.stdout.strip() == "true", f"{BASE_REVISION} is not in the history"
+        warnings.warn(f"a shallow clone: {BASE_REVISION}'s files not checked", stacklevel=1)
+        return
+    for module, name in imported:
+        file = module.replace(".", "/") + ".py"
+        old = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BASE_REVISION}:{file}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert old.returncode == 0, f"{BASE_REVISION}:{file}: {old.stderr.strip()}"
+        assert not name or re.search(rf"^(def|class)? *{name}\b", old.stdout, re.M), (
+            f"{BASE_REVISION}:{file} has no {name}"
+        )
