@@ -14,6 +14,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from tests.harness import ROOT, run_program, site_config
 from tests.postgres_server import Server
 from tests.rehearsal.adoption_paths import apply_commands, parse_path, printed_commands
 
+PYTHON = sys.executable
 SET = ["scripts/pulumi", "config", "set", "--path"]
 GENERATED = "aA1" + "x" * 30 + "0123456"
 PROVIDER = "shared-postgres-provider"
@@ -687,3 +689,55 @@ def test_ssh_s_own_failure_on_the_first_command_is_unreachable_not_failed(
     monkeypatch.setattr(adopt_shell, "run", lambda argv, stdin, timeout: Answer(1, "", "no"))
     with pytest.raises(adopt_shell.Failed):
         Hemma("hemma").must("docker ps")
+
+
+def test_a_name_of_the_longest_length_passes_and_one_longer_is_refused() -> None:
+    assert name("a" * adopt_shell.MAX_NAME, "container") == "a" * adopt_shell.MAX_NAME
+    with pytest.raises(Refused):
+        name("a" * (adopt_shell.MAX_NAME + 1), "container")
+
+
+def test_hemma_s_default_port_leaves_the_port_to_the_ssh_config() -> None:
+    """``Host hemma`` in ~/.ssh/config may name another port: no ``-p`` unless asked."""
+    assert "-p" not in Hemma("hemma").argv("true")
+
+
+def test_a_long_command_is_shortened_to_its_first_159_characters_and_an_ellipsis() -> None:
+    assert adopt_shell.shorten("x" * 160) == "x" * 160
+    assert adopt_shell.shorten("x" * 161) == "x" * 159 + "…"
+
+
+def test_each_step_line_is_printed_before_what_the_step_runs() -> None:
+    """The operator reads what is about to happen before its output: the step line is
+    flushed even when stdout is a pipe (a log, `| tee`)."""
+    done = subprocess.run(
+        [PYTHON, "-c", "import subprocess\nfrom ops.adopt.shell import step\n"
+         "step('stop the apps')\nsubprocess.run(['echo', 'stopped'])"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+    )  # fmt: skip
+    assert done.stdout == "==> stop the apps\nstopped\n"
+
+
+def test_shared_postgres_is_waited_for_until_it_answers_each_try_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    codes = iter([2, 2, 0])
+    tries: list[float | None] = []
+    slept: list[float] = []
+
+    def answer(
+        self: Hemma, remote: str, stdin: str | None = None, *, timeout: float | None = None
+    ) -> Answer:
+        tries.append(timeout)
+        return Answer(next(codes), "", "")
+
+    monkeypatch.setattr(Hemma, "run", answer)
+    monkeypatch.setattr("ops.adopt.shell.time.sleep", slept.append)
+    adopt_shell.wait_ready(Hemma("hemma"), "shared-postgres")
+    assert tries == [30, 30, 30] and slept == [1, 1]
+    monkeypatch.setattr(Hemma, "run", lambda *a, **k: Answer(2, "", "no response"))
+    with pytest.raises(
+        adopt_shell.Failed, match="shared-postgres did not accept connections in 0 s"
+    ):
+        adopt_shell.wait_ready(Hemma("hemma"), "shared-postgres", seconds=0)
