@@ -71,11 +71,12 @@ RESERVED = frozenset(
 
 @dataclass(frozen=True)
 class Keep:
-    """restic forget's keep policy: nights, weeks and months of snapshots."""
+    """restic forget's keep policy: nights, weeks and months of snapshots (from the
+    config, ``backups.keepDaily``...: no default here to drift from it)."""
 
-    daily: int = 7
-    weekly: int = 4
-    monthly: int = 12
+    daily: int
+    weekly: int
+    monthly: int
 
 
 def shell_quote(value: str) -> str:

@@ -13,6 +13,8 @@ from components.backups import install, restic
 from components.backups.restic import Keep, backup_argv, drill_argv, host_metrics_argv, restic_env
 from tests.backups.standins import FILES, ROOT
 
+RUNBOOK_KEEP = Keep(daily=7, weekly=4, monthly=12)
+
 HOSTILE = {
     "AWS_SECRET_ACCESS_KEY": 'it\'s "quoted" and $HOME and ${PATH} and `id` and $(touch pwned)',
     "B2_ACCOUNT_KEY": "back\\slash \\\\ double \\' and \\n not a newline",
@@ -131,14 +133,14 @@ def test_backup_argv_refuses_what_the_script_would(
     volumes: list[tuple[str, str, tuple[str, ...]]], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        backup_argv("docker", "shared-postgres", "/d", "/e", "/m", "/v", Keep(), [], volumes)
+        backup_argv("docker", "shared-postgres", "/d", "/e", "/m", "/v", RUNBOOK_KEEP, [], volumes)
 
 
 def test_backup_argv_refuses_relative_paths_and_odd_database_names() -> None:
     with pytest.raises(ValueError, match="absolute"):
-        backup_argv("docker", "shared-postgres", "dumps", "/e", "/m", "/v", Keep(), [], [])
+        backup_argv("docker", "shared-postgres", "dumps", "/e", "/m", "/v", RUNBOOK_KEEP, [], [])
     with pytest.raises(ValueError, match="bad database name"):
-        backup_argv("docker", "shared-postgres", "/d", "/e", "/m", "/v", Keep(), ["a b"], [])
+        backup_argv("docker", "shared-postgres", "/d", "/e", "/m", "/v", RUNBOOK_KEEP, ["a b"], [])
 
 
 def test_drill_and_host_metrics_argv() -> None:
@@ -203,3 +205,15 @@ def test_the_scripts_refuse_unknown_or_missing_arguments(script: str) -> None:
             ["bash", str(FILES / script), *args], capture_output=True, text=True, timeout=10
         )
         assert done.returncode == 2, (args, done.stderr)
+
+
+def test_a_keep_of_zero_keeps_none_of_that_kind_and_a_negative_one_is_refused() -> None:
+    volumes: list[tuple[str, str, tuple[str, ...]]] = []
+    argv = backup_argv(
+        "docker", "shared-postgres", "/d", "/e", "/m", "/v", Keep(7, 4, 0), [], volumes
+    )
+    assert "--keep-monthly 0" in " ".join(argv)
+    with pytest.raises(ValueError, match=r"keep\.monthly cannot be negative: -1"):
+        backup_argv(
+            "docker", "shared-postgres", "/d", "/e", "/m", "/v", Keep(7, 4, -1), [], volumes
+        )

@@ -544,3 +544,12 @@ def test_an_unreachable_hemma_is_said_first_with_its_own_exit_status(
     assert done.returncode == restore.UNREACHABLE == 3, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "hemma restore: " + line.format(port=port)
     assert done.stdout.count("==> ") <= 1
+
+
+def test_the_kept_copy_s_name_fits_postgresql_s_63_characters_or_is_refused() -> None:
+    """PostgreSQL would cut a longer name silently, and two kept copies could collide."""
+    stamp = "20261204T120000Z"
+    fits = restore_plan.kept_name("d" * 41, stamp)
+    assert fits == "d" * 41 + "_before_20261204120000" and len(fits) == 63
+    with pytest.raises(restore_plan.Refused, match="longer than 63 characters"):
+        restore_plan.kept_name("d" * 42, stamp)
