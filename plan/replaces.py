@@ -246,7 +246,7 @@ _UNKNOWN = Rule(
 )
 
 
-def rule(type_: str, custom: bool = True) -> Rule:
+def rule(type_: str, custom: bool) -> Rule:
     if type_ in RULES:
         return RULES[type_]
     if type_.startswith("pulumi:providers:"):

@@ -176,3 +176,23 @@ def test_a_changed_protect_flag_is_an_option_change() -> None:
     new = resource("docker:index/volume:Volume", "data", {"name": "d"}, protect=True)
     (change,) = diff.compare(plan_of(old), plan_of(new)).changes
     assert (change.action, change.properties) == ("options", ["protect"])
+
+
+@pytest.mark.parametrize(
+    ("type_", "custom", "action", "assumed"),
+    [
+        # A field newer than the provider source read: replaced, and said to be a guess.
+        ("docker:index/remoteImage:RemoteImage", True, "replace", ("newField",)),
+        # A provider's own config: diffed by its DiffConfig, an update assumed.
+        ("pulumi:providers:docker", True, "update", ("newField",)),
+        # A type with no table: a replacement assumed.
+        ("vendor:index/thing:Thing", True, "replace", ("newField",)),
+        # A component has no provider: the engine only updates its state.
+        ("hemma:proxy:ProxyStack", False, "update", ()),
+    ],
+)
+def test_a_change_the_tables_do_not_know_says_what_it_assumes(
+    type_: str, custom: bool, action: str, assumed: tuple[str, ...]
+) -> None:
+    verdict = classify(type_, ["newField"], custom=custom)
+    assert (verdict.action, verdict.assumed) == (action, assumed)
