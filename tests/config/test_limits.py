@@ -41,7 +41,19 @@ def test_a_malformed_repository_with_credentials_is_refused_without_them() -> No
     assert "credentials" in str(refused.value) and "pa55word" not in str(refused.value)
 
 
-@pytest.mark.parametrize(("root", "depth"), sorted(DATA_ROOTS.items()))
+ROOT_DEPTHS = {
+    "/root": 1, "/srv": 1, "/mnt": 1, "/media": 1, "/var/backups": 1,
+    "/var/lib/hemma": 0, "/var/snap/docker/common": 1,
+}  # fmt: skip
+"""A job's own directory, one level into a shared root (``/srv/hemma``); hemma's own
+state directory may be used as it is."""
+
+
+def test_the_data_roots_are_the_ones_written_down_here() -> None:
+    assert DATA_ROOTS.keys() == ROOT_DEPTHS.keys()
+
+
+@pytest.mark.parametrize(("root", "depth"), sorted(ROOT_DEPTHS.items()))
 def test_a_data_directory_is_accepted_at_its_root_s_depth_and_not_above(
     root: str, depth: int
 ) -> None:
