@@ -65,8 +65,9 @@ out_of_service() {  # CONTAINER: not healthy, by a check that began after the dr
   # file was written (whole seconds, so one second later): with the file no check can
   # pass again. A check begun before it can still pass and route a copy that was
   # starting (Docker sets healthy on one pass), so that one does not count.
+  local log='{{with .State.Health}}{{.Status}}{{range .Log}} {{.Start.Unix}}{{end}}{{end}}'
   local found words status started
-  found=$("$docker" inspect -f "$health_log" "$1") || return 0  # removed meanwhile
+  found=$("$docker" inspect -f "$log" "$1") || return 0  # removed meanwhile
   read -r -a words <<<"$found"
   status=${words[0]:-}
   [ "$status" != healthy ] || return 1
@@ -93,7 +94,6 @@ if [ "${#old[@]}" -eq 0 ]; then
   echo "hemma-drain: $service: no old copy runs"
   exit 0
 fi
-health_log='{{with .State.Health}}{{.Status}}{{range .Log}} {{.Start.Unix}}{{end}}{{end}}'
 drained_at=$(date +%s)
 for id in "${old[@]}"; do
   "$docker" exec "$id" touch "$drain_file"

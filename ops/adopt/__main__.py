@@ -1,5 +1,5 @@
-import sys
+"""``python -m ops.adopt``: see ``ops.adopt.cli``."""
 
 from ops.adopt.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

@@ -83,12 +83,11 @@ class Hemma:
     port: int = 22
     docker: str = "docker"
     timeout: float = 300.0
+    answered: list[str] = field(default_factory=list, compare=False, repr=False)
+    """The commands that reached Hemma so far, in this run."""
 
     def argv(self, remote: str) -> list[str]:
         return ["ssh", *SSH_OPTIONS, *port_options(self.port), self.target, remote]
-
-    answered: list[str] = field(default_factory=list, compare=False, repr=False)
-    """The commands that reached Hemma so far, in this run."""
 
     def run(self, remote: str, stdin: str | None = None, *, timeout: float | None = None) -> Answer:
         """``remote``'s answer. ssh's own failure on the first command is ``Unreachable``:
