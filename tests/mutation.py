@@ -12,9 +12,14 @@ threshold.
     python -m tests.mutation --changed main        # only files changed since main
     python -m tests.mutation --limit 10            # at most 10 mutants per file
 
-It works in a copy of the checkout (the checkout itself is never touched) and runs
-``pytest -x -q -m "not tools"`` with the module's tests for each mutant, so a run
-over every module takes a while: it is not part of ``scripts/test``.
+It works in copies of the checkout (the checkout itself is never touched), one per
+worker (``--workers``, default one per core). The module's tests run once under
+coverage, each test in a context of its own, which says which tests reach each line.
+A mutant then meets only the tests that reach its statement, with
+``pytest -x -q -m "not tools"``; one that survives them meets all the module's tests
+before it is called a survivor, since a test may reach the line in a subprocess,
+where coverage does not follow. A line no test reaches in this process, or one run at
+import, meets all of them. It is not part of ``scripts/test``.
 ``tests/mutation_equivalent.txt`` lists mutants that cannot change behaviour
 (``FILE:LINE:WAS => NOW  # WHY``, one per line); they are left out of the score
 and listed.
@@ -23,7 +28,10 @@ and listed.
 from __future__ import annotations
 
 import argparse
+import ast
 import io
+import os
+import queue
 import re
 import shutil
 import subprocess
@@ -31,6 +39,7 @@ import sys
 import tempfile
 import tokenize
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,22 +195,102 @@ FAST = ["-m", "not tools"]
 """The tests a mutant meets: the fast ones, unless ``--tools`` (real tools and daemons:
 much slower, but the shell the program writes is proven there)."""
 
+# A pytest plugin, loaded with ``-p``: every test records the lines it reaches under
+# its own node id; what runs outside a test (imports, collection) has the empty one.
+COVER_PLUGIN = """\
+import os
+import coverage
+
+_cov = coverage.Coverage(data_file=os.environ["HEMMA_MUTATION_DATA"], branch=False)
+_cov.start()
+
+
+def pytest_runtest_setup(item):
+    _cov.switch_context(item.nodeid)
+
+
+def pytest_unconfigure(config):
+    _cov.stop()
+    _cov.save()
+"""
+
+# source path -> line -> the node ids of the tests that reach it ("" for import time)
+Reach = dict[str, dict[int, set[str]]]
+
+
+def pytest(copy: Path, args: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *FAST, *args],
+            cwd=copy, capture_output=True, text=True, timeout=TIMEOUT,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return -1
+    return run.returncode
+
 
 def passes(copy: Path, tests: Sequence[str]) -> bool:
     """Whether ``tests`` pass in ``copy``."""
-    try:
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-             *FAST, *tests],
-            cwd=copy, capture_output=True, text=True, timeout=TIMEOUT,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return False
-    return run.returncode == 0
+    return pytest(copy, ["-x", *tests]) == 0
 
 
-def killed(copy: Path, mutant: Mutant, tests: Sequence[str]) -> bool:
-    """Whether the tests fail with ``mutant`` planted in ``copy``."""
+def reach(copy: Path, sources: Sequence[str], tests: Sequence[str], scratch: Path) -> Reach | None:
+    """Run ``tests`` once under coverage; which tests reach each line of ``sources``.
+    None when they fail with no bug planted."""
+    plugins = scratch / "plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "hemma_mutation_cover.py").write_text(COVER_PLUGIN)
+    data = scratch / "coverage.data"
+    pythonpath = os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")]))
+    env = {"HEMMA_MUTATION_DATA": str(data), "PYTHONPATH": pythonpath}
+    if pytest(copy, ["-p", "hemma_mutation_cover", *tests], env) != 0:
+        return None
+    import coverage  # the check's own dependency, not the suite's
+
+    measured = coverage.CoverageData(basename=str(data))
+    measured.read()
+    found: Reach = {}
+    for source in sources:
+        by_line = measured.contexts_by_lineno(str((copy / source).resolve()))
+        found[source] = {line: set(contexts) for line, contexts in by_line.items()}
+    return found
+
+
+def statement_lines(text: str, line: int) -> range:
+    """The lines of the innermost statement holding ``line``: coverage records a
+    multi-line statement (a script in a string) on its first line only."""
+    best: ast.stmt | None = None
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.stmt):
+            continue
+        inside = node.lineno <= line <= (node.end_lineno or line)
+        if inside and (best is None or node.lineno >= best.lineno):
+            best = node
+    if best is None:
+        return range(line, line + 1)
+    # A compound statement's body is its own; its header is what is left.
+    first = best.lineno
+    body = getattr(best, "body", None)
+    last = (body[0].lineno - 1) if body and body[0].lineno > first else (best.end_lineno or line)
+    return range(first, max(first, last) + 1)
+
+
+def chosen_tests(mutant: Mutant, text: str, lines: dict[int, set[str]] | None) -> list[str]:
+    """The node ids of the tests that reach the mutant's statement, or [] for all."""
+    if lines is None or not mutant.path.endswith(".py"):
+        return []
+    reached: set[str] = set()
+    for line in statement_lines(text, mutant.line):
+        reached |= lines.get(line, set())
+    if not reached or "" in reached:
+        return []
+    return sorted(reached)
+
+
+def killed(copy: Path, mutant: Mutant, tests: Sequence[str], narrow: Sequence[str] = ()) -> bool:
+    """Whether the tests fail with ``mutant`` planted in ``copy``: ``narrow`` first
+    (the tests that reach it), then all of ``tests`` if those pass."""
     target = copy / mutant.path
     original = target.read_text()
     lines = original.splitlines(keepends=True)
@@ -209,6 +298,8 @@ def killed(copy: Path, mutant: Mutant, tests: Sequence[str]) -> bool:
     lines[mutant.line - 1] = mutant.now + ending
     target.write_text("".join(lines))
     try:
+        if narrow and not passes(copy, narrow):
+            return True
         return not passes(copy, tests)
     finally:
         target.write_text(original)
@@ -221,35 +312,51 @@ def check(
     limit: int | None,
     skip: dict[str, str],
     threshold: float,
+    workers: int = 1,
 ) -> int:
-    """Run every module's mutants against its tests in a copy of ``root``; print the
+    """Run every module's mutants against its tests in copies of ``root``; print the
     scores and survivors; 1 when a module scores under ``threshold``."""
     status = 0
-    with tempfile.TemporaryDirectory(prefix="hemma-mutation-") as scratch:
-        copy = Path(scratch) / "checkout"
-        shutil.copytree(root, copy, ignore=shutil.ignore_patterns("venv", "__pycache__", ".*cache"))
+    with tempfile.TemporaryDirectory(prefix="hemma-mutation-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        ignore = shutil.ignore_patterns("venv", "__pycache__", ".*cache")
+        copies: queue.Queue[Path] = queue.Queue()
+        for n in range(max(1, workers)):
+            copy = scratch / f"checkout-{n}"
+            shutil.copytree(root, copy, ignore=ignore)
+            copies.put(copy)
+        first = scratch / "checkout-0"
         for name, (sources, tests) in modules.items():
             files = [s for s in sources if only is None or s in only]
             if not files:
                 continue
-            if not passes(copy, tests):
+            reached = reach(first, files, tests, scratch)
+            if reached is None:
                 print(f"{name}: its tests fail with no bug planted: no score", flush=True)
                 status = 1
                 continue
-            total = caught = 0
-            survivors: list[Mutant] = []
+            planted: list[tuple[Mutant, list[str]]] = []
             left_out: list[tuple[Mutant, str]] = []
             for source in files:
-                found = list(mutants(source, (root / source).read_text()))
+                text = (root / source).read_text()
+                found = list(mutants(source, text))
                 for mutant in found[:limit] if limit else found:
                     if mutant.key() in skip:
                         left_out.append((mutant, skip[mutant.key()]))
-                        continue
-                    total += 1
-                    if killed(copy, mutant, tests):
-                        caught += 1
                     else:
-                        survivors.append(mutant)
+                        planted.append((mutant, chosen_tests(mutant, text, reached[source])))
+
+            def one(item: tuple[Mutant, list[str]], tests: Sequence[str] = tests) -> bool:
+                copy = copies.get()
+                try:
+                    return killed(copy, item[0], tests, item[1])
+                finally:
+                    copies.put(copy)
+
+            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                results = list(pool.map(one, planted))
+            survivors = [m for (m, _), dead in zip(planted, results, strict=True) if not dead]
+            total, caught = len(planted), sum(results)
             score = caught / total if total else 1.0
             print(f"{name}: {caught} of {total} caught ({score:.0%})", flush=True)
             for mutant in survivors:
@@ -268,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--changed", metavar="BASE", help="only the files changed since BASE")
     parser.add_argument("--limit", type=int, help="at most this many mutants per file")
     parser.add_argument("--threshold", type=float, default=THRESHOLD)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--tools", action="store_true", help="run the module's tools tests too (slow)"
     )
@@ -276,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FAST.clear()
     modules = {k: v for k, v in MODULES.items() if not args.module or k in args.module}
     only = changed_files(args.changed) if args.changed else None
-    return check(ROOT, modules, only, args.limit, equivalent(), args.threshold)
+    return check(ROOT, modules, only, args.limit, equivalent(), args.threshold, args.workers)
 
 
 if __name__ == "__main__":

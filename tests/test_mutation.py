@@ -90,3 +90,37 @@ def test_docstrings_and_comments_get_no_mutants() -> None:
         "    # exit 1 when x != 3\n    return x\n"
     )
     assert list(mutation.mutants("f.py", text)) == []
+
+
+def test_a_line_inside_a_script_string_is_reached_through_its_statement() -> None:
+    """Coverage records a multi-line statement on its first line only."""
+    text = 'def script():\n    return """\nset -e\n[ -e "$1" ] && exit 1\n"""\n'
+    assert mutation.statement_lines(text, 4) == range(2, 6)
+    assert mutation.statement_lines(text, 1) == range(1, 2)
+
+
+def test_each_line_is_reached_by_the_tests_that_run_it(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "scratch").mkdir()
+    root = project(tmp_path / "p", TESTS)
+    reached = mutation.reach(root, ["guard.py"], ["test_guard.py"], tmp_path / "scratch")
+    assert reached is not None
+    tests = {"test_guard.py::test_https_is_allowed", "test_guard.py::test_ssh_is_not"}
+    assert reached["guard.py"][2] == tests
+    assert "" in reached["guard.py"][1], "the def runs at import"
+    mutant = next(mutation.mutants("guard.py", GUARD))
+    assert mutation.chosen_tests(mutant, GUARD, reached["guard.py"]) == sorted(tests)
+    header = mutation.Mutant("guard.py", 1, "", "", "")
+    assert mutation.chosen_tests(header, GUARD, reached["guard.py"]) == [], "import: all"
+
+
+def test_a_mutant_the_reaching_tests_miss_still_meets_every_test(tmp_path: Path) -> None:
+    """A test may reach the line in a subprocess, out of coverage's sight."""
+    root = project(tmp_path, TESTS)
+    mutant = next(m for m in mutation.mutants("guard.py", GUARD) if m.what == "or to and")
+    https = ["test_guard.py::test_https_is_allowed"]
+    ssh = ["test_guard.py::test_ssh_is_not"]
+    assert mutation.killed(root, mutant, ["test_guard.py"], narrow=ssh)
+    assert mutation.killed(root, mutant, ssh, narrow=https)
+    assert not mutation.killed(root, mutant, ssh, narrow=ssh)
+    assert (root / "guard.py").read_text() == GUARD
