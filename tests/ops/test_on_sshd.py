@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from ops import drift
 from tests.ops.helpers import ROOT, free_port, golden, write
 from tests.parts.ssh import SshServer
 
@@ -289,3 +290,34 @@ def test_a_taken_port_is_used_only_when_it_is_scripts_tunnels_own_forward(
         held.communicate(timeout=15)
     finally:
         held.kill()
+
+
+def test_drift_pushes_its_metrics_through_the_alias_and_a_failure_keeps_the_last_success(
+    client: Client, tmp_path: Path
+) -> None:
+    """scripts/drift's push: as root through sudo -n, swapped in whole, 0644 for
+    node-exporter; a failed check says so and keeps when the last one succeeded."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    target = directory / drift.METRICS_FILE
+    urn = "urn:pulumi:hemma::hemma::docker:index/network:Network::hule-network"
+    drifted = drift.Result(drift.DRIFT, [drift.Drifted("delete", "hule-network", "t", urn)])
+    text = drift.metrics(drifted, now=1_700_000_000)
+    assert drift.push(text, client.ssh, client.alias, str(directory)) == ""
+    assert target.read_text() == text
+    assert target.stat().st_mode & 0o777 == 0o644 and target.stat().st_uid == 0
+    failed = drift.metrics(drift.Result(drift.ERROR, [], "boom"), now=1_700_003_600)
+    assert drift.push(failed, client.ssh, client.alias, str(directory)) == ""
+    pushed = target.read_text()
+    assert 'hemma_drift_check_success{source="operator"} 0' in pushed
+    assert 'hemma_drift_check_last_run_timestamp_seconds{source="operator"} 1700003600' in pushed
+    assert 'hemma_drift_last_success_timestamp_seconds{source="operator"} 1700000000' in pushed
+    assert [p.name for p in directory.iterdir()] == [drift.METRICS_FILE], "no temp file left"
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is required (apt-get install prometheus)"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=pushed, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    gone = drift.push(text, client.ssh, client.alias, str(tmp_path / "no-such-dir"))
+    assert gone.startswith("cannot push the metrics to hemma-lab: ")
