@@ -39,6 +39,9 @@ ALERTS = {
     "ContainerRestarting",
     "SystemdUnitFailed",
     "HostMetricsStale",
+    "DriftDetected",
+    "DriftCheckFailed",
+    "DriftCheckStale",
 }
 
 
@@ -96,6 +99,10 @@ def test_every_rule_has_for_severity_summary_and_a_firing_and_a_quiet_case() -> 
         ("ContainerRestarting", "> 2", "> 20"),
         ("PublicEndpointDown", "== 0", "== 2"),
         ("CertificateExpiresSoon", "< 14 * 86400", "< 7 * 86400"),
+        ("DriftDetected", "== 1", "== 2"),
+        ("DriftCheckStale", "> 36 * 3600", "> 72 * 3600"),
+        ("DriftCheckStale", '{source="operator"}[1h]', '{source="host"}[1h]'),
+        ("DriftCheckFailed", "== 0", "== 2"),
     ],
 )
 def test_the_promtool_tests_catch_a_changed_rule(
@@ -119,6 +126,16 @@ def test_backup_stale_follows_the_age_it_is_given(tmp_path: Path) -> None:
     rules = alerts.alert_rules([], backup_max_age_hours=50)
     assert "> 50 * 3600" in rules
     write(tmp_path, rules, alerts.rules_tests("hemma-alerts.yml", backup_max_age_hours=50))
+    tested = run(
+        [tool("promtool", "prometheus"), "test", "rules", "hemma-alerts.test.yml"], tmp_path
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_drift_check_stale_follows_the_hours_it_is_given(tmp_path: Path) -> None:
+    rules = alerts.alert_rules([], drift_stale_hours=72)
+    assert "> 72 * 3600" in rules
+    write(tmp_path, rules, alerts.rules_tests("hemma-alerts.yml", drift_stale_hours=72))
     tested = run(
         [tool("promtool", "prometheus"), "test", "rules", "hemma-alerts.test.yml"], tmp_path
     )
@@ -230,14 +247,17 @@ def test_bad_receivers_are_refused() -> None:
 
 
 def test_the_module_imports_only_the_standard_library_and_yaml() -> None:
-    tree = ast.parse((ROOT / "components" / "apps" / "observability" / "alerts.py").read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert imported - {"yaml"} <= set(sys.stdlib_module_names)
+    """alerts.py and the two modules it builds on, which import no more themselves."""
+    own = {"components.apps.observability.rule", "components.apps.observability.drift_alerts"}
+    for name in ("alerts", "rule", "drift_alerts"):
+        path = ROOT / "components" / "apps" / "observability" / f"{name}.py"
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module not in own:
+                imported.add(node.module.split(".")[0])
+        assert imported - {"yaml"} <= set(sys.stdlib_module_names), name
 
 
 def test_grafanas_alert_view_shows_what_fires_and_how_old_the_backups_are(
@@ -313,3 +333,54 @@ def test_grafanas_alert_view_shows_what_fires_and_how_old_the_backups_are(
     write(tmp_path, alerts.alert_rules(URLS), yaml.safe_dump(tests))
     tested = run([promtool, "test", "rules", "hemma-alerts.test.yml"], tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_grafanas_drift_panels_name_what_drifted_and_how_old_each_check_is(
+    tmp_path: Path,
+) -> None:
+    """The overview's drift table lists each drifted thing with its labels, and the age
+    panel reads each check's own hours (promtool evaluates the panels' queries)."""
+    panels = {p["title"]: p for p in json.loads(grafana.overview_dashboard())["panels"]}
+    table = panels["Drift: what differs from the program"]["targets"][0]
+    assert (table["instant"], table["format"]) == (True, "table")
+    ages = {
+        t["legendFormat"]: t["expr"]
+        for t in panels["Hours since the last good drift check"]["targets"]
+    }
+    assert set(ages) == {"host", "operator"}
+    unit = "/etc/systemd/system/hemma-backup.service"
+    stamp = "hemma_drift_last_success_timestamp_seconds"
+    series = {
+        f'hemma_drift_item{{source="host",kind="file",name="{unit}"}}': "1+0x120",
+        'hemma_drift_items{source="host",kind="file"}': "1+0x120",
+        f'{stamp}{{source="host"}}': f"{1 * 3600}+0x120",
+        f'{stamp}{{source="operator"}}': "0+0x120",
+    }
+    item = {"source": "host", "kind": "file", "name": unit}
+    tests = {
+        "rule_files": ["hemma-alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": k, "values": v} for k, v in series.items()],
+                "promql_expr_test": [
+                    {
+                        "expr": table["expr"],
+                        "eval_time": "2h",
+                        "exp_samples": [{"labels": "hemma_drift_item" + _labels(item), "value": 1}],
+                    },
+                    {"expr": ages["host"], "eval_time": "2h", "exp_samples": [{"value": 1}]},
+                    {"expr": ages["operator"], "eval_time": "2h", "exp_samples": [{"value": 2}]},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "hemma-alerts.yml").write_text(alerts.alert_rules([]))
+    (tmp_path / "panels.test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    tested = run([tool("promtool", "prometheus"), "test", "rules", "panels.test.yml"], tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
+from components.apps.observability.drift_alerts import (
+    DEFAULT_STALE_HOURS,
+    drift_cases,
+    drift_rules,
+)
+from components.apps.observability.rule import Case, Rule
+from components.apps.observability.rule import case as _case
 
 BLACKBOX_JOB = "blackbox-http"
 BLACKBOX_EXPORTER = "blackbox_exporter:9115"
@@ -21,25 +28,6 @@ RULES_PATH = "/etc/prometheus/hemma-alerts.yml"
 RECEIVER = "hemma"
 STALE_WEEKLY_DAYS = 8
 """The drill and the check run weekly (backups.drillSchedule, backups.checkSchedule)."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    group: str
-    alert: str
-    for_: str
-    severity: str
-    summary: str
-    expr: str
-
-
-# promtool input series (one sample a minute), when to evaluate, and the labels of
-# each alert expected then; expecting no alert at all is the quiet case.
-Case = tuple[str, dict[str, str], tuple[dict[str, str], ...]]
-
-
-def _case(eval_time: str, series: dict[str, str], *alerts: dict[str, str]) -> Case:
-    return (eval_time, series, alerts)
 
 
 def public_urls_checked(public_urls: Sequence[str]) -> list[str]:
@@ -50,7 +38,11 @@ def public_urls_checked(public_urls: Sequence[str]) -> list[str]:
     return list(public_urls)
 
 
-def rules(public_urls: Sequence[str], backup_max_age_hours: int = 26) -> list[Rule]:
+def rules(
+    public_urls: Sequence[str],
+    backup_max_age_hours: int = 26,
+    drift_stale_hours: int = DEFAULT_STALE_HOURS,
+) -> list[Rule]:
     if backup_max_age_hours <= 0:
         raise ValueError("backup_max_age_hours must be positive")
     hours = backup_max_age_hours
@@ -122,14 +114,19 @@ def rules(public_urls: Sequence[str], backup_max_age_hours: int = 26) -> list[Ru
         Rule(endpoints, "CertificateExpiresSoon", "1h", "warning",
              "The TLS certificate of {{ $labels.instance }} expires in less than 14 days",
              "probe_ssl_earliest_cert_expiry - time() < 14 * 86400"),
+        *drift_rules(drift_stale_hours),
     ]
     # fmt: on
 
 
-def alert_rules(public_urls: Sequence[str], backup_max_age_hours: int = 26) -> str:
+def alert_rules(
+    public_urls: Sequence[str],
+    backup_max_age_hours: int = 26,
+    drift_stale_hours: int = DEFAULT_STALE_HOURS,
+) -> str:
     """The Prometheus rules file (rule_files:)."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for rule in rules(public_urls, backup_max_age_hours):
+    for rule in rules(public_urls, backup_max_age_hours, drift_stale_hours):
         groups.setdefault(rule.group, []).append(
             {
                 "alert": rule.alert,
@@ -143,7 +140,7 @@ def alert_rules(public_urls: Sequence[str], backup_max_age_hours: int = 26) -> s
     return yaml.safe_dump(document, sort_keys=False, width=1000)
 
 
-def _cases(urls: Sequence[str], hours: int) -> dict[str, tuple[Case, ...]]:
+def _cases(urls: Sequence[str], hours: int, drift_hours: int) -> dict[str, tuple[Case, ...]]:
     """For every alert: the cases that fire first, then the quiet one."""
     # Rules see a series only within five minutes of a sample: one a minute throughout.
     # promtool's clock starts at 0, so the stale backup succeeded "before" it started.
@@ -230,6 +227,7 @@ def _cases(urls: Sequence[str], hours: int) -> dict[str, tuple[Case, ...]]:
             _case("2h", {cert: f"{10 * 86400}x180"}, {"instance": b}),
             _case("2h", {cert: f"{60 * 86400}x180"}),
         ),
+        **drift_cases(drift_hours),
     }
 
 
@@ -239,7 +237,10 @@ def _summary(template: str, labels: dict[str, str]) -> str:
 
 
 def rules_tests(
-    rules_file_name: str, public_urls: Sequence[str] = (), backup_max_age_hours: int = 26
+    rules_file_name: str,
+    public_urls: Sequence[str] = (),
+    backup_max_age_hours: int = 26,
+    drift_stale_hours: int = DEFAULT_STALE_HOURS,
 ) -> str:
     """A promtool test file (``promtool test rules``): every alert firing, then quiet.
 
@@ -247,9 +248,9 @@ def rules_tests(
     URL's probe up.
     """
     urls = public_urls_checked(public_urls)
-    by_alert = {r.alert: r for r in rules(urls, backup_max_age_hours)}
+    by_alert = {r.alert: r for r in rules(urls, backup_max_age_hours, drift_stale_hours)}
     tests = []
-    for alert, cases in _cases(urls, backup_max_age_hours).items():
+    for alert, cases in _cases(urls, backup_max_age_hours, drift_stale_hours).items():
         rule = by_alert[alert]
         for eval_time, series, alerts in cases:
             expected = [

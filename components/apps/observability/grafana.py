@@ -15,6 +15,7 @@ import yaml
 
 PROVISIONING = "/etc/grafana/provisioning"
 DASHBOARDS = "/etc/grafana/dashboards/hemma"
+DRIFT_STAMP = "hemma_drift_last_success_timestamp_seconds"
 
 DATASOURCES = (
     {
@@ -115,6 +116,25 @@ def overview_dashboard() -> str:
             {
                 job: _hours_since(f"hemma_{job}_last_success_timestamp_seconds")
                 for job in ("backup", "drill", "backup_check")
+            },
+        ),
+        # Drift: each thing that differs from the program, by the check that found it,
+        # and how old each check's last good run is (scripts/drift and hemma-drift-check).
+        _panel(
+            6,
+            "Drift: what differs from the program",
+            "table",
+            "prometheus",
+            "hemma_drift_item == 1",
+        ),
+        _panel(
+            7,
+            "Hours since the last good drift check",
+            "stat",
+            "prometheus",
+            {
+                source: _hours_since(f'{DRIFT_STAMP}{{source="{source}"}}')
+                for source in ("host", "operator")
             },
         ),
     ]
