@@ -44,11 +44,10 @@ def _flag(value: Any) -> Any:
 
 
 class Model(BaseModel):
-    """Config models: unknown keys are errors, keys are camelCase, values are frozen."""
+    """Config models: unknown keys are errors, keys are camelCase only (``host_port`` is
+    an unknown key, not ``hostPort``), values are frozen."""
 
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
-    )
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, frozen=True)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

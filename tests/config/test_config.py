@@ -10,11 +10,14 @@ import pytest
 import yaml
 
 from components.config.checks import REQUIRED_UNLESS_LOCAL
+from components.config.errors import shown
 from components.config.reading import parse
 from components.config.stack import StackConfig
 from tests.harness import (
     OPERATOR_SECRETS,
     ROOT,
+    TEST_HOST_KEY,
+    as_cli_value,
     run_expecting_error,
     site_config,
     stack_file_config,
@@ -47,6 +50,9 @@ def removing(key: str) -> Edit:
     return edit
 
 
+STRAY_KEY = TEST_HOST_KEY[:30] + "*" + TEST_HOST_KEY[30:]
+"""The pinned key with one character that is not base64: read leniently, the rest would
+still decode to an ed25519 key, and ssh would be handed a line that is not the key."""
 GPU_LLAMA = StackConfig.model_fields["gpu"].default.llama.model_dump(by_alias=True)
 KNOWN_ROUTES = (
     "classhub, grafana, huleedu, huleedu-api, huleedu-ws, jaeger, prometheus, skriptoteket"
@@ -143,7 +149,23 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
         "hemma:postgres.dataVolume: volume name 'grafana-data' is already used by "
         "the observability app",
     ),
+    (
+        "a key written in snake_case",
+        setting("postgres.host_port", 5433),
+        "hemma:postgres.host_port: unknown config key (did you mean hemma:postgres.hostPort?)",
+    ),
     ("no pinned host key", removing("sshHostKey"), "hemma:sshHostKey: is required"),
+    (
+        "a host key with a stray character pasted into it",
+        setting("sshHostKey", STRAY_KEY),
+        f"hemma:sshHostKey: host key is not valid base64 (got {shown(STRAY_KEY)})",
+    ),
+    (
+        "a trusted network written with a netmask",
+        setting("proxy.trustedNetwork", "172.16.0.0/255.240.0.0"),
+        "hemma:proxy.trustedNetwork: must be a private network, written as its "
+        "address/prefix (got '172.16.0.0/255.240.0.0')",
+    ),
     (
         "a host key that is not base64",
         setting("sshHostKey", "ssh-ed25519 not*base64"),
@@ -349,6 +371,13 @@ def test_the_site_config_is_valid() -> None:
     assert config.acme_email == "admin@hule.education"
     assert config.postgres.container_name == "shared-postgres"
     assert config.proxy.image == "nginxproxy/nginx-proxy:1.11"
+
+
+def test_a_trusted_network_written_as_address_slash_prefix_is_accepted() -> None:
+    config = {**site_config(), "proxy": {**site_config()["proxy"]}}
+    config["proxy"]["trustedNetwork"] = "10.0.0.0/8"
+    parsed = parse({k: as_cli_value(v) for k, v in config.items()}, OPERATOR_SECRETS)
+    assert parsed.proxy.trusted_network == "10.0.0.0/8"
 
 
 def test_declared_defaults_in_pulumi_yaml_match_the_model() -> None:
