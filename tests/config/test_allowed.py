@@ -155,6 +155,20 @@ EXAMPLES: list[tuple[dict[str, Any], str]] = [
         "hemma:backupStorageEnv.GOOGLE_APPLICATION_CREDENTIALS: must name files under /etc/hemma/ or /root/ (root-only: restic reads them as root)",
     ),
     (
+        {
+            "backups.repository": "gs:hemma-backups:/",
+            "backupStorageEnv": {"GOOGLE_APPLICATION_CREDENTIALS": "/etc/hemma/../shadow"},
+        },
+        "hemma:backupStorageEnv.GOOGLE_APPLICATION_CREDENTIALS: must name files under /etc/hemma/ or /root/ (root-only: restic reads them as root)",
+    ),
+    (
+        {
+            "backups.repository": "rest:https://nas.example.test/",
+            "backupStorageEnv": {"RESTIC_CACERT": "/etc/hemma/ca.pem ,/root/ca-2.pem"},
+        },
+        "hemma:backupStorageEnv.RESTIC_CACERT: must name files under /etc/hemma/ or /root/ (root-only: restic reads them as root)",
+    ),
+    (
         {"backups.repository": "rest:http://nas.example.test:8000/"},
         "hemma:backups.repository: must be https (plain http only to 127.0.0.1, for a tunnel) (got 'rest:http://nas.example.test:8000/')",
     ),
@@ -218,6 +232,18 @@ def test_the_overrides_and_good_forms_are_accepted() -> None:
     run_parse(with_values(**{"gpu.llama.user": "root", "gpu.llama.runAsRoot": True}))
     run_parse(with_values(**{"huleedu.offloadDevices": ["/dev/kfd", "/dev/dri/renderD128"]}))
     run_parse(with_values(backups__volumeRoot="/var/lib/docker/volumes"))
+    run_parse(
+        with_values(
+            backups__repository="rest:https://nas.example.test/",
+            backupStorageEnv={"RESTIC_CACERT": "/etc/hemma/ca.pem,/root/ca-2.pem"},
+        )
+    )
+    run_parse(
+        with_values(
+            backups__repository="gs:hemma-backups:/",
+            backupStorageEnv={"GOOGLE_APPLICATION_CREDENTIALS": "/etc/hemma/gcs.json"},
+        )
+    )
     run_parse(with_values(logOpts={"max-size": "50m", "max-file": "3", "compress": "true"}))
     for size in ("10M", "10mb", "1.5m", "100k", "10g"):
         run_parse(with_values(logOpts={"max-size": size, "labels": "a,b", "env": "HOME,PATH"}))

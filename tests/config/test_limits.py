@@ -1,13 +1,34 @@
-"""The length limits and directory depths of the config's value types, at their edges:
-the longest value passes, one character more is refused."""
+"""The length limits, number ranges and directory depths of the config's value types, at
+their edges: the longest value passes, one character more is refused, with the line
+``pulumi up`` stops on."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from components.config.errors import ConfigError
 from components.model import values
 from components.model.allowed.directories import DATA_ROOTS, data_directory
 from components.model.allowed.restic import parse_repository
+from tests.config.test_allowed import with_values
+from tests.config.test_properties import run_parse
+from tests.harness import local_config
+
+
+def refusal(config: dict[str, Any]) -> str | None:
+    """The lines the program stops with for ``config``, or None when it is accepted."""
+    try:
+        run_parse(config)
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
+def refusal_of(**settings: Any) -> str | None:
+    """The same for the site config with ``a.b`` set to each value (``a__b`` works too)."""
+    return refusal(with_values(**settings))
 
 
 def test_a_hostname_of_253_characters_passes_and_254_is_refused() -> None:
@@ -62,3 +83,78 @@ def test_a_data_directory_is_accepted_at_its_root_s_depth_and_not_above(
     if depth:
         with pytest.raises(ValueError, match="must be a directory of its own"):
             data_directory(root + "/hemma" * (depth - 1))
+
+
+def test_a_port_from_1_to_65535_is_accepted_and_65536_is_refused() -> None:
+    assert refusal_of(sshPort=1) is None
+    assert refusal_of(sshPort=65535) is None
+    assert refusal_of(sshPort=65536) == (
+        "hemma:sshPort: must be a port number from 1 to 65535 (got '65536')"
+    )
+
+
+def test_an_image_reference_of_512_characters_passes_and_513_is_refused() -> None:
+    longest = "registry.example.test/" + "a" * 487 + ":16"
+    assert len(longest) == 512
+    assert refusal_of(**{"postgres.image": longest}) is None
+    assert refusal_of(**{"postgres.image": longest.replace(":16", "a:16")}) == (
+        "hemma:postgres.image: not a valid image reference "
+        "(got 'registry.example.test/aaaaaaaaaaaaaaaaa... (513 characters))"
+    )
+
+
+def test_an_absolute_path_of_1024_characters_passes_and_1025_is_refused() -> None:
+    longest = "/srv/hemma/" + "d" * 1013
+    assert len(longest) == 1024
+    assert refusal_of(**{"backups.dumpsDirectory": longest}) is None
+    assert refusal_of(**{"backups.dumpsDirectory": longest + "d"}) == (
+        "hemma:backups.dumpsDirectory: must be an absolute path of letters, digits and "
+        "._@+- (no spaces, no ..) (got '/srv/hemma/dddddddddddddddddddddddddddd... "
+        "(1025 characters))"
+    )
+
+
+def test_a_private_key_of_16384_characters_passes_and_16385_is_refused_unshown() -> None:
+    assert refusal_of(sshPrivateKey="k" * 16384) is None
+    assert refusal_of(sshPrivateKey="k" * 16385) == (
+        "hemma:sshPrivateKey: invalid (not shown: sshPrivateKey is set as a secret)"
+    )
+
+
+def test_a_secret_of_one_character_passes_and_an_empty_one_is_refused() -> None:
+    """The length of a key or password is the operator's business; empty is a mistake."""
+    assert refusal_of(sshPrivateKey="k", smtpPassword="x") is None
+    assert refusal_of(sshPrivateKey="") == "hemma:sshPrivateKey: must not be empty"
+    assert refusal_of(smtpPassword="") == "hemma:smtpPassword: must not be empty"
+
+
+@pytest.mark.parametrize(
+    ("key", "lowest", "highest", "refused"),
+    [
+        ("smartLogs.keepDays", 1, 3650, "must be at most 3650 (got 3651)"),
+        ("classHub.helperQueueSlotTtlSeconds", 1, 3600, "must be at most 3600 (got 3601)"),
+        ("classHub.helperQueueMaxWaitSeconds", 0.1, 600, "must be at most 600 (got 601)"),
+    ],
+)
+def test_a_number_is_accepted_from_its_lowest_to_its_highest_and_refused_one_above(
+    key: str, lowest: float, highest: int, refused: str
+) -> None:
+    assert refusal_of(**{key: lowest}) is None
+    assert refusal_of(**{key: highest}) is None
+    assert refusal_of(**{key: highest + 1}) == f"hemma:{key}: {refused}"
+
+
+def test_the_local_stack_s_metrics_directory_is_one_of_its_own_under_tmp() -> None:
+    """Docker Desktop shares /tmp; /tmp itself holds every other program's files."""
+
+    def local_metrics(directory: str) -> str | None:
+        config = local_config()
+        config["backups"] = {**config["backups"], "metricsDirectory": directory}
+        return refusal(config)
+
+    assert local_metrics("/tmp/hemma") is None
+    assert local_metrics("/tmp") == (
+        "hemma:backups.metricsDirectory: must be a directory of its own under /root, /srv, "
+        "/mnt, /media, /var/backups, /var/lib/hemma or /var/snap/docker/common (not "
+        "Docker's data), not hidden (or /tmp, for the local stack) (got '/tmp')"
+    )
