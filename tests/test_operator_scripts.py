@@ -16,9 +16,9 @@ from tests.ops.helpers import free_port
 pytestmark = pytest.mark.tools
 
 SCRIPTS = [
-    ROOT / "scripts" / "pulumi",
-    ROOT / "scripts" / "test",
-    ROOT / "scripts" / "rollback",
+    *sorted(
+        p for p in (ROOT / "scripts").iterdir() if p.read_text().startswith("#!/usr/bin/env bash")
+    ),
     ROOT / ".ci" / "run",
 ]
 
