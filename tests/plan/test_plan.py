@@ -169,6 +169,47 @@ def test_the_wrapper_plans_a_fresh_copy_without_pulumi(fresh: Path) -> None:
     assert (fresh.parent / "wrapper.json").is_file(), "a file is named from where one stands"
 
 
+FAKE_PYTHON = """#!/bin/sh
+echo "$*" >> "{log}"
+case "$*" in
+  "-m venv "*) mkdir -p "$3/bin"; cp "$0" "$3/bin/python";;
+esac
+exit 0
+"""
+
+
+def test_the_first_run_says_what_it_sets_up_and_a_warm_run_skips_pip(tmp_path: Path) -> None:
+    """pip costs a second even with nothing to do: it runs only when requirements.txt
+    differs from what the venv was set up with. python is a stand-in that logs."""
+    checkout = tmp_path / "hemma"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "plan", checkout / "scripts" / "plan")
+    (checkout / "requirements.txt").write_text("pulumi==3.0.0\n")
+    bin_dir, log = tmp_path / "bin", tmp_path / "python.log"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(FAKE_PYTHON.format(log=log))
+    (bin_dir / "python3").chmod(0o755)
+    env = {**bare_env(tmp_path), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+    def run_plan() -> tuple[list[str], str]:
+        log.write_text("")
+        done = subprocess.run(
+            ["bash", str(checkout / "scripts" / "plan")],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return log.read_text().splitlines(), done.stderr
+
+    calls, said = run_plan()
+    assert "first run: setting up venv" in said
+    assert [c.split(" ")[1] for c in calls if c.startswith("-m ")] == ["venv", "pip", "plan"]
+    calls, said = run_plan()
+    assert said == "" and calls == ["-m plan"], "warm: no venv, no pip"
+    (checkout / "requirements.txt").write_text("pulumi==3.1.0\n")
+    calls, _ = run_plan()
+    assert calls[0].startswith("-m pip install"), "a changed requirements.txt installs again"
+
+
 def test_the_plan_reads_the_stack_file_and_prints_every_section(fresh: Path) -> None:
     done = plan(fresh, "--json", str(fresh.parent / "plan.json"))
     assert done.returncode == 0, done.stderr
