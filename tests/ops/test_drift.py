@@ -70,7 +70,7 @@ def test_a_clean_refresh_is_clean() -> None:
 
 
 def test_exit_7_is_drift_and_names_each_resource_and_how_it_changed() -> None:
-    result = drift.judge(7, json.dumps(DRIFTED), NO_CHANGES_MESSAGE)
+    result = drift.judge(7, json.dumps(DRIFTED), "")
     assert result.status == drift.DRIFT == 2
     text = drift.report(result)
     assert "drift: 2 resource(s) differ from the state" in text
