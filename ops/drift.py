@@ -15,7 +15,9 @@ compares it with the state. With ``--expect-no-changes`` it ends with
 say "no changes were expected ... but changes were proposed". With ``--json`` a
 preview prints one JSON digest (pkg/backend/display/json.go ``ShowPreviewDigest``):
 a resource the refresh found changed is a step with op ``update`` and a
-``detailedDiff``, one found gone a step with op ``delete``.
+``detailedDiff``, one found gone a step with op ``delete``. Secret values arrive as
+``[secret]`` (json.go ``stateForJSONOutput``, ``MassageSecrets``), so neither the
+report nor the metrics can hold one.
 
 Exit status, as ``terraform plan -detailed-exitcode``: 0 clean, 2 drift, 1 the check
 could not run. The result goes to Hemma as textfile metrics

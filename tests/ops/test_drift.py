@@ -81,6 +81,13 @@ def test_exit_7_is_drift_and_names_each_resource_and_how_it_changed() -> None:
     assert "refresh" not in text.split("\n\n")[1], "unchanged resources are not listed"
 
 
+def test_a_secret_drifts_as_secret() -> None:
+    """Pulumi's digest replaces each secret with "[secret]" before it prints."""
+    step = env_change("[secret]", "[secret]")
+    result = drift.judge(7, json.dumps({"steps": [step]}), "")
+    assert result.drifted[0].details == ["envs[1]: '[secret]' -> '[secret]'"]
+
+
 def test_an_older_cli_that_says_so_instead_of_exiting_7_is_drift_too() -> None:
     assert drift.judge(255, json.dumps(DRIFTED), NO_CHANGES_MESSAGE).status == drift.DRIFT
 
