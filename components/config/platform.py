@@ -193,3 +193,12 @@ class BackupsConfig(Model):
     metrics_directory: MetricsDirectory = METRICS_DIR
     """The host jobs' textfile metrics; node-exporter serves them. Under /var/snap,
     because the snap's daemon can bind-mount only some host directories."""
+
+
+class DriftConfig(Model):
+    """The host's drift check (``hemma:drift``): files, grants and containers changed by
+    hand where ``pulumi refresh`` does not look."""
+
+    schedule: Schedule = "hourly"
+    stale_after_hours: Annotated[int, Number, Field(ge=1, le=24 * 14)] = 36
+    """How old the last successful check may be before it counts as stale (the alerts)."""

@@ -20,6 +20,7 @@ from pydantic import (
 from components.apps import APPS
 from components.config.platform import (
     BackupsConfig,
+    DriftConfig,
     GpuConfig,
     ImportId,
     ImportKey,
@@ -105,6 +106,7 @@ class _StackConfig(Model):
     smart_logs: SmartLogsConfig = SmartLogsConfig()
     gpu: GpuConfig = GpuConfig()
     backups: BackupsConfig = BackupsConfig()
+    drift: DriftConfig = DriftConfig()
     app_sources: dict[str, SourcePath] = Field(default_factory=dict)
     """App -> its source checkout on the operator's machine, for images built from source."""
     image_overrides: dict[DockerName, Image] = Field(default_factory=dict)
