@@ -221,9 +221,11 @@ def install_script(group: UnitGroup) -> str:
     lines.append(_PUT)
     for f in group.files:
         # base64 has no character a shell could act on and no heredoc marker to
-        # collide with: the file's bytes arrive as they are, whatever they hold.
+        # collide with: the file's bytes arrive as they are, whatever they hold. An
+        # empty file is '' (a third word): without it, put would read stdin, the
+        # secret file's content.
         encoded = base64.b64encode(f.content.encode()).decode()
-        lines.append(f"put {shlex.quote(f.path)} {f.mode} {encoded}")
+        lines.append(f"put {shlex.quote(f.path)} {f.mode} {shlex.quote(encoded)}")
     if group.secret_file:
         lines.append(f"put {shlex.quote(group.secret_file)} 0600  # content from stdin")
     units = " ".join(shlex.quote(u) for u in group.start)
