@@ -24,11 +24,13 @@ case "$1" in
   exec)
     shift
     for word in "$@"; do printf '%s\\0' "$word"; done >> "$STAND_IN/exec.log"
-    cat > "$STAND_IN/stdin" ;;
+    cat > "$STAND_IN/stdin"
+    exit "$(cat "$STAND_IN/exec-status")" ;;
 esac
 """
 """Answers ``inspect`` with the state and health written in its directory, and records
-each ``exec``'s argv (NUL-separated) and what it read on stdin."""
+each ``exec``'s argv (NUL-separated) and what it read on stdin; the exec exits with
+the status written there."""
 
 
 @dataclass
@@ -45,17 +47,19 @@ def run_step(
     state: str = "true false",
     health: str = "healthy",
     stdin: str = "",
+    status: int = 0,
     reads_stdin: bool = False,
     wait_healthy: bool = True,
     timeout: int = HEALTH_TIMEOUT_SECONDS,
 ) -> Step:
-    stand_in = tmp / "stand-in"
+    stand_in = tmp / "stand in"  # a value with a space is still one word
     stand_in.mkdir(exist_ok=True)
     docker = stand_in / "docker"
     docker.write_text(DOCKER)
     docker.chmod(0o755)
     (stand_in / "state").write_text(state + "\n")
     (stand_in / "health").write_text(health + "\n")
+    (stand_in / "exec-status").write_text(f"{status}\n")
     script = exec_step(
         str(docker),
         "skriptoteket-web",
@@ -118,3 +122,19 @@ def test_only_a_step_that_reads_stdin_is_handed_it(tmp_path: Path, reads_stdin: 
 def test_the_step_waits_five_minutes_for_its_container_by_default() -> None:
     assert HEALTH_TIMEOUT_SECONDS == 300
     assert "deadline=$((SECONDS + 300))\n" in exec_step("/snap/bin/docker", "web", ("true",))
+
+
+def test_a_command_that_fails_stops_the_step_with_its_status(tmp_path: Path) -> None:
+    """A failed migration fails the up, even though the container then gets healthy."""
+    step = run_step(tmp_path, status=3)
+    assert step.returncode == 3
+    assert len(step.execs) == 1
+
+
+def test_by_default_a_step_reads_no_stdin_and_waits_for_health() -> None:
+    script = exec_step("/snap/bin/docker", "web", ("migrate",))
+    assert script == exec_step(
+        "/snap/bin/docker", "web", ("migrate",), reads_stdin=False, wait_healthy=True
+    )
+    assert '"$docker" exec "$container" migrate\n' in script
+    assert 'until [ "$(health)" = healthy ]; do' in script
