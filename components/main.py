@@ -28,6 +28,7 @@ from components.foundation.networks import Networks, NetworksArgs
 from components.foundation.providers import docker_provider, ssh_connection
 from components.foundation.secrets import keep_config_secrets, secret_where_tainted
 from components.foundation.shell import HostShell
+from components.host.drift import DRIFT_JOB, drift_group, manifest_holds_secret
 from components.host.repository import backup_repository
 from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
 from components.host.unit_files import UnitGroup
@@ -72,7 +73,8 @@ def backup_plan(config: StackConfig, catalog: tuple[App, ...]) -> BackupPlan:
 
 
 def host_units(config: StackConfig, catalog: tuple[App, ...]) -> list[UnitGroup]:
-    """Every unit group Hemma gets: the apps' jobs, the platform's and the backups."""
+    """Every unit group Hemma gets: the apps' jobs, the platform's, the backups, and
+    last the drift check, whose manifest covers the files of all the others."""
     platform_jobs = [
         host_metrics_job(
             config.docker_path, config.docker_service, config.backups.metrics_directory
@@ -80,7 +82,8 @@ def host_units(config: StackConfig, catalog: tuple[App, ...]) -> list[UnitGroup]
     ]
     if config.backups.enabled:
         platform_jobs = [*backup_jobs(backup_plan(config, catalog)), *platform_jobs]
-    return host_unit_groups(config, catalog, platform_jobs)
+    groups = host_unit_groups(config, catalog, platform_jobs)
+    return [*groups, drift_group(config, catalog, groups)]
 
 
 def restic_secrets(config: StackConfig) -> str:
@@ -232,6 +235,8 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                     pulumi.Output.secret(restic_secrets(config)) if group.secret_file else None
                 ),
                 secret_values=config.secret_values,
+                secret=group.name == DRIFT_JOB
+                and manifest_holds_secret(groups, config.secret_values),
             ),
             opts=secret,
         )

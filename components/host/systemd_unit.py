@@ -20,6 +20,9 @@ class SystemdUnitArgs:
     secret_values: frozenset[str] = frozenset()
     """Values of config keys set as secrets: a unit file holding one makes the install
     command secret (the file travels base64-encoded, where no later check sees it)."""
+    secret: bool = False
+    """The install command is secret whatever its files hold (the drift check's
+    manifest, when it hashes a file that holds a secret value)."""
 
 
 class SystemdUnit(pulumi.ComponentResource):
@@ -51,7 +54,7 @@ class SystemdUnit(pulumi.ComponentResource):
         self.group_name = group.name
         self.units = list(group.unit_names)
         self.schedule = group.schedule
-        holds_secret = any(
+        holds_secret = args.secret or any(
             secret in f.content or secret in f.path
             for f in group.files
             for secret in args.secret_values

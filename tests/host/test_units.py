@@ -198,6 +198,8 @@ def test_every_runbook_unit_is_declared_with_its_name_and_schedule() -> None:
         "hemma-restore-drill.timer": "Sun *-*-* 05:00:00",
         "hemma-host-metrics.service": "*:*:00",
         "hemma-host-metrics.timer": "*:*:00",
+        "hemma-drift-check.service": "hourly",
+        "hemma-drift-check.timer": "hourly",
     }, "the hand-made GPU units are left alone until they are handed over"
 
 
@@ -386,7 +388,10 @@ def test_the_relay_forwards_docker0_to_the_loopback_server(tmp_path: Path) -> No
 def test_each_unit_group_can_be_switched_off() -> None:
     off = {"enabled": False}
     config = config_with(gpu=off, backups=off, smartLogs=off, skriptoteketCleanup=off, classHub=off)
-    assert [g.name for g in unit_groups(config)] == ["hemma-host-metrics"], "the alerts' own"
+    assert [g.name for g in unit_groups(config)] == [
+        "hemma-host-metrics",
+        "hemma-drift-check",
+    ], "the alerts' own"
     no_gpu = groups_by_name(config_with(gpu=off))
     assert "llama-server-rocm" not in no_gpu and "tabby" not in no_gpu
     assert "skriptoteket-login-events-cleanup" in no_gpu
@@ -488,7 +493,7 @@ def test_a_long_running_service_is_restarted_when_its_unit_changes(sandbox: Sand
 @pytest.mark.tools
 def test_every_unit_passes_systemd_analyze_verify(unit_root: tuple[Sandbox, list[str]]) -> None:
     sandbox, names = unit_root
-    assert len(names) == 26
+    assert len(names) == 28
     done = subprocess.run(
         ["systemd-analyze", f"--root={sandbox.root}", "verify", *names],
         capture_output=True,
