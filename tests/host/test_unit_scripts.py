@@ -112,6 +112,17 @@ def test_the_units_are_installed_enabled_and_restarted(host: Host) -> None:
     assert list(host.tmp.iterdir()) == [], "nothing staged stays behind"
 
 
+def test_installing_again_unchanged_restarts_nothing_and_leaves_nothing_behind(
+    host: Host,
+) -> None:
+    group = job_group(job())
+    assert host.run(install_script(group)).returncode == 0
+    again = host.run(install_script(group))
+    assert again.returncode == 0, again.stderr
+    assert again.systemctl == ["enable hemma-backup.timer", "start hemma-backup.timer"]
+    assert list(host.tmp.iterdir()) == []
+
+
 def test_an_empty_file_is_installed_empty_and_the_secret_still_reaches_its_file(
     host: Host,
 ) -> None:
