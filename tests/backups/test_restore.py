@@ -3,7 +3,9 @@
 ssh is the one stand-in: it records its argv and either answers by itself or runs
 the remote command here with /bin/sh, the way sshd hands it to a login shell. In
 the second mode the commands meet the real restic repository, the real
-PostgreSQL server (through the stand-in docker of standins.py) and real sudo.
+PostgreSQL server (through the stand-in docker of standins.py) and real sudo: those
+tests, and the one with the real ssh client, are the ``tools`` ones; the rest need
+nothing but bash and Python.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ from ops import restore, restore_plan
 from tests.backups.conftest import Hemma
 from tests.backups.standins import FILES, ROOT
 from tests.postgres_server import pg_tool
-
-pytestmark = pytest.mark.tools
 
 SSH = """#!@PYTHON@
 import json, os, sys
@@ -275,6 +275,7 @@ def migrate(hemma: Hemma, db: str, role: str, upto: int) -> subprocess.Completed
     )
 
 
+@pytest.mark.tools
 def test_a_production_restore_swaps_in_the_copy_so_the_app_migrates_again(hemma: Hemma) -> None:
     """The runbook's fault: pg_restore --clean over the live database drops only what
     the dump holds. A table a later migration added survives while the migration
@@ -371,6 +372,7 @@ def test_a_production_restore_swaps_in_the_copy_so_the_app_migrates_again(hemma:
         pg.sql("DROP ROLE IF EXISTS reader")
 
 
+@pytest.mark.tools
 def test_a_database_restores_into_scratch_and_never_over_an_existing_one(hemma: Hemma) -> None:
     pg = hemma.pg
     pg.sql("CREATE DATABASE tutoring")
@@ -396,6 +398,7 @@ def test_a_database_restores_into_scratch_and_never_over_an_existing_one(hemma: 
             pg.sql(f"DROP DATABASE IF EXISTS {db}")
 
 
+@pytest.mark.tools
 def test_a_volume_restores_into_scratch_then_over_the_live_one(hemma: Hemma) -> None:
     data = hemma.volume("classhub-media")
     (data / "photo 1.jpg").write_bytes(b"\xff\xd8 one")
@@ -441,6 +444,7 @@ def test_a_dry_run_prints_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "ssh.log").exists()
 
 
+@pytest.mark.tools
 def test_a_swap_that_fails_renames_nothing_and_connections_come_back(hemma: Hemma) -> None:
     """The swap on the real server, failing at its last rename (the kept name is
     taken): the live database and the copy stay as they were, and the step the
@@ -479,6 +483,7 @@ def test_a_swap_that_fails_renames_nothing_and_connections_come_back(hemma: Hemm
             pg.sql(f"DROP DATABASE IF EXISTS {db}")
 
 
+@pytest.mark.tools
 def test_a_volume_restore_refuses_a_scratch_volume_that_exists(hemma: Hemma) -> None:
     """An earlier restore left restore_NAME: this one stops before it copies anything
     into it, and says how to go on."""
@@ -499,6 +504,7 @@ def test_a_volume_restore_refuses_a_scratch_volume_that_exists(hemma: Hemma) -> 
     assert (data / "photo.jpg").read_bytes() == b"live", "the live volume is untouched"
 
 
+@pytest.mark.tools
 def test_the_copy_kept_before_a_volume_restore_is_readable_by_root_only(hemma: Hemma) -> None:
     """The copy keeps the live files' own modes (``cp -a``); the directory it is made in
     is root's alone (``umask 077``), so nobody else reaches into it."""
@@ -516,6 +522,7 @@ def test_the_copy_kept_before_a_volume_restore_is_readable_by_root_only(hemma: H
     assert (next(keep.glob("classhub-media-*")) / "secret.env").read_text() == "KEY=value\n"
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize(
     ("args", "line"),
     [
