@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components.proxy.reload import ADD, SETTLE, inside_script, manifest, reload_script
+from components.proxy.reload import ADD, GUARD, SETTLE, inside_script, manifest, reload_script
 
 NGINX = """#!/bin/sh
 echo "nginx $*" >> "$CALLS"
@@ -26,6 +26,7 @@ esac
 DOCKER_GEN = """#!/bin/sh
 echo "docker-gen $*" >> "$CALLS"
 cat "$STAND_IN/docker-gen-says"
+[ ! -e "$STAND_IN/docker-gen-fails" ]
 """
 RENDERED = "Generated '/etc/nginx/conf.d/default.conf' from 3 containers\n"
 
@@ -54,6 +55,9 @@ class Nginx:
 
     def says(self, text: str) -> None:
         (self.bin / "docker-gen-says").write_text(text)
+
+    def render_fails(self) -> None:
+        (self.bin / "docker-gen-fails").touch()
 
     def refuses(self) -> None:
         (self.bin / "nginx-refuses").touch()
@@ -137,20 +141,53 @@ def test_a_path_outside_the_two_directories_is_refused_and_nothing_is_written(
     assert nginx.listing() == [] and run.calls == []
 
 
+NOT_ONE_LINE_EACH = (
+    "hemma: the files on stdin are not one 'path base64' line each; nothing written\n"
+)
+
+
 @pytest.mark.parametrize(
-    "stdin",
-    ["", "\n", "vhost.d/default vhost.d/grafana.example.test\n"],
+    ("stdin", "said"),
+    [
+        ("", "hemma: refusing to write /etc/nginx/\n" + NOT_ONE_LINE_EACH),
+        ("\n", "hemma: refusing to write /etc/nginx/\n" + NOT_ONE_LINE_EACH),
+        ("vhost.d/default vhost.d/grafana.example.test\n", NOT_ONE_LINE_EACH),
+    ],
     ids=["nothing", "an empty line", "two paths on one line"],
 )
 def test_stdin_that_is_not_one_path_and_base64_per_line_writes_nothing(
-    nginx: Nginx, stdin: str
+    nginx: Nginx, stdin: str, said: str
 ) -> None:
     run = nginx.step(stdin)
     assert run.returncode == 2
-    assert run.stderr.endswith(
-        "hemma: the files on stdin are not one 'path base64' line each; nothing written\n"
-    )
+    assert run.stderr == said
     assert nginx.listing() == [] and run.calls == []
+
+
+def test_data_that_is_not_base64_stops_the_step_and_changes_nothing(nginx: Nginx) -> None:
+    nginx.write("vhost.d/default", "client_max_body_size 5m;\n")
+    run = nginx.step("vhost.d/default client_max_body_size!\n")
+    assert run.returncode != 0
+    assert run.calls == []
+    assert nginx.read("vhost.d/default") == "client_max_body_size 5m;\n"
+
+
+@pytest.mark.skipif(
+    Path("/etc/nginx/vhost.d/default").exists(), reason="this machine has the proxy's files"
+)
+def test_a_proxy_without_its_per_host_files_refuses_to_start() -> None:
+    """The proxy's entrypoint, as its container runs it: with empty volumes it would
+    serve every host without its body limits and basic auth."""
+    done = subprocess.run(
+        ["/bin/sh", "-c", GUARD, "hemma-guard", "forego", "start", "-r"],
+        capture_output=True, text=True, timeout=20,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == (
+        "hemma: /etc/nginx/vhost.d has no files: the proxy would serve every host without "
+        "its limits and basic auth; run the proxy-reload step (scripts/pulumi up --replace "
+        "its URN)\n"
+    )
 
 
 def test_a_file_nginx_refuses_is_rolled_back_and_the_step_fails(nginx: Nginx) -> None:
@@ -180,6 +217,29 @@ def test_a_render_that_lists_no_containers_fails_and_changes_nothing(nginx: Ngin
     assert run.calls == [RELOADED[0], RELOADED[0]]
     assert nginx.listing() == ["vhost.d/default"]
     assert nginx.read("vhost.d/default") == "client_max_body_size 5m;\n"
+
+
+def test_a_render_that_fails_shows_docker_gen_s_own_lines_and_changes_nothing(
+    nginx: Nginx,
+) -> None:
+    nginx.write("vhost.d/default", "client_max_body_size 5m;\n")
+    nginx.says('template: nginx.tmpl:12: function  "x" not defined\n')
+    nginx.render_fails()
+    run = nginx.step(manifest(FILES))
+    assert run.returncode == 1
+    said = 'template: nginx.tmpl:12: function  "x" not defined\n'
+    assert run.stderr == said + said + (
+        "hemma: nginx refused the new per-host files; the previous ones are back\n"
+    ), "as docker-gen wrote them, spaces and all"
+    assert nginx.listing() == ["vhost.d/default"]
+
+
+@pytest.mark.parametrize(
+    "path", ["conf.d/evil.conf", "vhost.d/../nginx.conf", "vhost.d/a/b", "vhost.d/.x", "x"]
+)
+def test_the_program_never_hands_over_a_path_outside_the_two_directories(path: str) -> None:
+    with pytest.raises(ValueError, match="is not a per-host file of nginx-proxy"):
+        manifest({path: "return 200;\n"})
 
 
 def test_an_unchanged_render_still_checks_and_reloads(nginx: Nginx) -> None:
@@ -257,7 +317,7 @@ esac
 
 def host_step(tmp: Path, state: str, vhost: str, htpasswd: str) -> list[str]:
     """What the host's script hands docker, for a proxy in ``state`` with those mounts."""
-    stand_in = tmp / "docker-stand-in"
+    stand_in = tmp / "docker stand in"  # a value with a space is still one word
     stand_in.mkdir()
     docker = stand_in / "docker"
     docker.write_text(DOCKER)
