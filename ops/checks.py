@@ -18,7 +18,7 @@ from ops.outputs import BadInput, host_port, need, tunnels
 from ops.rollout import running_container
 
 # Report order: from what the world sees inwards.
-KINDS = ("https", "cert", "internal", "tunnel", "backup")
+KINDS = ("https", "cert", "internal", "tunnel", "backup", "drift")
 
 OK, FAIL, OFF, SKIPPED = "ok", "FAIL", "off", "skipped"
 
@@ -40,6 +40,8 @@ class Context:
     backup_max_age_hours: float
     session: remote.Session | None = None
     """The run's one login to Hemma, for every check over ssh."""
+    drift_max_age_hours: float = 36.0
+    """The outputs' drift.staleAfterHours, when they have it."""
 
 
 @dataclass(frozen=True)

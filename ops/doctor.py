@@ -4,6 +4,7 @@
     python -m ops.doctor --outputs out.json --only https cert
     python -m ops.doctor --resolve skriptoteket.hule.education:203.0.113.7
     python -m ops.doctor --only backup        # backup:last, backup:drill, backup:check
+    python -m ops.doctor --only drift         # drift:host, drift:operator
 
 Every check over ssh goes to the ``hemma`` alias of ~/.ssh/config (or $HEMMA_SSH,
 or --ssh), through one login for the whole run: the doctor logs in once first, and
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ops import backups, checks, outputs, remote
+from ops import backups, checks, drift_checks, outputs, remote
 from ops.checks import FAIL, KINDS, OFF, OK, SKIPPED, Check, Context, Outcome
 from ops.outputs import BadInput
 
@@ -39,8 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="doctor",
         description="Check every public URL, certificate, container, tunnel "
-        "target and the backups (last run, restore drill, repository check) "
-        "that the hemma stack outputs describe.",
+        "target, the backups (last run, restore drill, repository check) and the "
+        "drift checks (host, operator) that the hemma stack outputs describe.",
     )
     parser.add_argument(
         "--outputs", metavar="FILE", help="stack outputs JSON (default: ask Pulumi)"
@@ -86,6 +87,7 @@ def build(data: dict[str, Any], resolve: dict[str, tuple[str, int | None]]) -> l
         *checks.internal_checks(data),
         *checks.tunnel_checks(data),
         *backups.backup_checks(data),
+        *drift_checks.drift_checks(data),
     ]
     return sorted(found, key=lambda c: (KINDS.index(c.kind), c.rank, c.short))
 
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         data = outputs.load(args.outputs)
         found = build(data, checks.parse_resolve(args.resolve))
         chosen = select(found, args.only)
+        drift_hours = drift_checks.stale_hours(data)
         tls = tls_context(args.ca_file)
         session = None
         if any(c.needs_ssh for c in chosen):
@@ -197,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             cert_warn_days=args.cert_warn_days,
             backup_max_age_hours=args.backup_max_age,
             session=session,
+            drift_max_age_hours=drift_hours,
         )
         results = run_all(chosen, ctx, args, reporter(sys.stderr, args.progress))
     finally:

@@ -10,8 +10,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ops import drift
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "ops@hemma.test"
@@ -137,6 +140,97 @@ def write_metrics(directory: Path, job: str, hours_ago: int | None, success: int
     argv = ["sh", "-c", WRITE_METRICS, "sh", str(directory), job, ago, str(success)]
     subprocess.run(argv, check=True, timeout=30)
     return directory / f"{job}.prom"
+
+
+# The drift checks' files in backups.metricsDirectory, and the doctor's rows for them.
+DRIFT_FILES = ("hemma_drift_host.prom", "hemma_drift_operator.prom")
+DRIFTS = ["drift:host", "drift:operator"]
+HOST_KINDS = ("file", "grant", "container")
+HOST_ITEMS_NAMED = 20
+"""hemma-drift-check.sh names this many items of a kind, then "... and N more"."""
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def host_drift_metrics(
+    now: float, last: float, success: int, drifted: Sequence[tuple[str, str]]
+) -> str:
+    """hemma_drift_host.prom as hemma-drift-check.sh writes it (its write_metrics):
+    ``drifted`` is (kind, name) pairs; a check that ran in full counts every kind,
+    one that could not run only the kinds named."""
+    kinds = HOST_KINDS if success else tuple(dict.fromkeys(kind for kind, _ in drifted))
+    source = 'source="host"'
+    lines = [
+        "# HELP hemma_drift_check_last_run_timestamp_seconds When the drift check last ran.",
+        "# TYPE hemma_drift_check_last_run_timestamp_seconds gauge",
+        f"hemma_drift_check_last_run_timestamp_seconds{{{source}}} {now:.0f}",
+        "# HELP hemma_drift_check_success Whether the last drift check could look at "
+        "everything (1) or not (0).",
+        "# TYPE hemma_drift_check_success gauge",
+        f"hemma_drift_check_success{{{source}}} {success}",
+        "# HELP hemma_drift_last_success_timestamp_seconds When a drift check last looked "
+        "at everything.",
+        "# TYPE hemma_drift_last_success_timestamp_seconds gauge",
+        f"hemma_drift_last_success_timestamp_seconds{{{source}}} {last:.0f}",
+        "# HELP hemma_drift_items What the last drift check found changed by hand, by kind.",
+        "# TYPE hemma_drift_items gauge",
+    ]
+    of_kind = {kind: [name for k, name in drifted if k == kind] for kind in kinds}
+    lines += [
+        f'hemma_drift_items{{{source},kind="{kind}"}} {len(names)}'
+        for kind, names in of_kind.items()
+    ]
+    lines += [
+        "# HELP hemma_drift_item One thing the last drift check found changed by hand.",
+        "# TYPE hemma_drift_item gauge",
+    ]
+    for kind, names in of_kind.items():
+        shown = names[:HOST_ITEMS_NAMED]
+        if len(names) > HOST_ITEMS_NAMED:
+            shown.append(f"... and {len(names) - HOST_ITEMS_NAMED} more")
+        lines += [f'hemma_drift_item{{{source},kind="{kind}",name="{_label(n)}"}} 1' for n in shown]
+    return "\n".join(lines) + "\n"
+
+
+def drift_metrics(
+    source: str,
+    hours_ago: float | None = 1,
+    success: int = 1,
+    drifted: Sequence[tuple[str, str]] = (),
+) -> str:
+    """A drift check's file: it last ran a moment ago, or ``hours_ago`` when it
+    succeeded; ``hours_ago`` None: it never succeeded. The operator's is written by
+    ops.drift itself (its kind is always "resource")."""
+    now = time.time()
+    last = 0.0 if hours_ago is None else now - hours_ago * 3600
+    ran = last if success else now
+    if source == "host":
+        return host_drift_metrics(ran, last, success, drifted)
+    assert source == "operator" and all(kind == "resource" for kind, _ in drifted)
+    found = [drift.Drifted("update", name, "t", name) for _, name in drifted]
+    status = (drift.DRIFT if found else drift.CLEAN) if success else drift.ERROR
+    return drift.metrics(drift.Result(status, found), ran, last)
+
+
+def write_drift(
+    directory: Path,
+    source: str,
+    hours_ago: float | None = 1,
+    success: int = 1,
+    drifted: Sequence[tuple[str, str]] = (),
+) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"hemma_drift_{source}.prom"
+    path.write_text(drift_metrics(source, hours_ago, success, drifted))
+    return path
+
+
+def write_clean_drift(directory: Path) -> None:
+    """Both drift checks ran an hour ago and found nothing."""
+    for source in ("host", "operator"):
+        write_drift(directory, source)
 
 
 def executable(path: Path, text: str) -> Path:

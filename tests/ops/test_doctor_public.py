@@ -12,7 +12,15 @@ import pytest
 
 from ops import doctor
 from tests.ops.conftest import FakeSsh, Pki, Server
-from tests.ops.helpers import golden, sample, statuses, table, write, write_metrics
+from tests.ops.helpers import (
+    golden,
+    sample,
+    statuses,
+    table,
+    write,
+    write_clean_drift,
+    write_metrics,
+)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -41,6 +49,8 @@ def test_each_public_failure_is_told_apart_and_fails_the_run(
     pki: Pki,
     servers: dict[str, Server],
     refused_port: int,
+    fake_ssh: FakeSsh,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hosts = {
         "ok.test": servers["ok"].port,
@@ -51,8 +61,15 @@ def test_each_public_failure_is_told_apart_and_fails_the_run(
         "expiring.test": servers["expiring"].port,
         "wrong.test": servers["ok"].port,  # not in the certificate's names
     }
-    path = write(tmp_path, public(*hosts))
+    data = public(*hosts)
+    # The drift checks, clean, read through the stand-in ssh: no real ssh is tried.
+    metrics = fake_ssh.cwd / "metrics"
+    write_clean_drift(metrics)
+    data["backups"]["metricsDirectory"] = str(metrics)
+    monkeypatch.setenv("FAKE_SSH_MODE", "exec")
+    path = write(tmp_path, data)
     args = ["--outputs", str(path), "--ca-file", str(pki.ca), "--timeout", "1"]
+    args += ["--ssh-command", str(fake_ssh.path)]
     asked_before = servers["error"].requests
     started = time.monotonic()
     code, out, _ = run(capsys, *args, "--retries", "1", "--backoff", "0.05", *resolve(hosts))
@@ -78,11 +95,19 @@ def test_each_public_failure_is_told_apart_and_fails_the_run(
         "backup:last": "off",
         "backup:drill": "off",
         "backup:check": "off",
+        "drift:host": "ok",
+        "drift:operator": "ok",
     }
     # Sorted by kind, from the outside in, then by name.
     kinds = [name.split(":")[0] for name in rows]
-    assert kinds == ["https"] * 7 + ["cert"] * 7 + ["backup"] * 3
-    assert list(rows)[-3:] == ["backup:last", "backup:drill", "backup:check"]
+    assert kinds == ["https"] * 7 + ["cert"] * 7 + ["backup"] * 3 + ["drift"] * 2
+    assert list(rows)[-5:] == [
+        "backup:last",
+        "backup:drill",
+        "backup:check",
+        "drift:host",
+        "drift:operator",
+    ]
     assert list(rows)[:7] == sorted(list(rows)[:7])
     assert rows["https:ok.test"]["DETAIL"] == "200 OK"
     assert re.fullmatch(r"\d+ms", rows["https:ok.test"]["LATENCY"])
@@ -118,6 +143,7 @@ def test_an_all_good_run_exits_zero(
     metrics = fake_ssh.cwd / "metrics"
     for job, hours in {"hemma_backup": 3, "hemma_drill": 100, "hemma_backup_check": 150}.items():
         write_metrics(metrics, job, hours, 1)
+    write_clean_drift(metrics)
     data = public("ok.test", "expiring.test")
     data["healthChecks"]["internal"] = {
         "web": {"url": "http://web:8000/healthz", "probe": ["true"]}
@@ -143,18 +169,22 @@ def test_an_all_good_run_exits_zero(
         "backup:last": "ok",
         "backup:drill": "ok",
         "backup:check": "ok",
+        "drift:host": "ok",
+        "drift:operator": "ok",
     }
     assert code == 0
-    assert "9 ok, 0 failed, 0 skipped, 0 off" in out
+    assert "11 ok, 0 failed, 0 skipped, 0 off" in out
 
 
 def test_without_the_test_ca_the_certificate_is_not_trusted(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], servers: dict[str, Server]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    servers: dict[str, Server],
+    fake_ssh: FakeSsh,
 ) -> None:
     path = write(tmp_path, public("ok.test"))
-    code, out, _ = run(
-        capsys, "--outputs", str(path), "--retries", "0", *resolve({"ok.test": servers["ok"].port})
-    )
+    args = ["--outputs", str(path), "--retries", "0", "--ssh-command", str(fake_ssh.path)]
+    code, out, _ = run(capsys, *args, *resolve({"ok.test": servers["ok"].port}))
     assert code == 1
     rows = table(out)
     assert rows["cert:ok.test"]["STATUS"] == "FAIL"
@@ -230,13 +260,18 @@ def test_basic_auth_uses_the_exported_credentials_and_never_prints_them(
 
 
 def test_progress_goes_to_stderr_when_asked(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], pki: Pki, servers: dict[str, Server]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    pki: Pki,
+    servers: dict[str, Server],
+    fake_ssh: FakeSsh,
 ) -> None:
     path = write(tmp_path, public("ok.test"))
-    common = ["--outputs", str(path), "--ca-file", str(pki.ca)]
+    common = ["--outputs", str(path), "--ca-file", str(pki.ca), "--ssh-command", str(fake_ssh.path)]
     common += resolve({"ok.test": servers["ok"].port})
     _, out, err = run(capsys, *common, "--progress")
-    assert err.splitlines() == [f"checked {i}/5" for i in range(1, 6)]
+    # https, cert, three backups (off) and two drift checks (over the stand-in ssh).
+    assert err.splitlines() == [f"checked {i}/7" for i in range(1, 8)]
     assert "checked" not in out
     _, _, err = run(capsys, *common)
     assert err == ""

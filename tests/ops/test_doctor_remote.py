@@ -21,6 +21,7 @@ import pytest
 from ops import backups, doctor
 from tests.ops.conftest import FakeSsh
 from tests.ops.helpers import (
+    DRIFT_FILES,
     JOBS,
     METRICS,
     ROOT,
@@ -92,8 +93,9 @@ def test_ssh_gets_the_exact_commands(
     assert [through_master(c["argv"]) for c in calls["bash"]] == [
         [*OPTIONS, ALIAS, "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8085'"]
     ]
+    files = [*(f"{job}.prom" for job in JOBS), *DRIFT_FILES]
     assert sorted(through_master(c["argv"]) for c in calls["date"]) == [
-        [*OPTIONS, ALIAS, f"date +%s; cat {METRICS}/{job}.prom"] for job in sorted(JOBS)
+        [*OPTIONS, ALIAS, f"date +%s; cat {METRICS}/{file}"] for file in sorted(files)
     ]
 
 
@@ -113,7 +115,7 @@ def test_one_login_carries_every_check_through_the_alias(
     assert ["ControlMaster=yes", "-o", control, "-o", "ControlPersist=120"] == login[6:11]
     assert login[-2:] == [ALIAS, "true"]
     sent = commands_sent(fake_ssh.log)
-    assert len(sent) == 1 + 2 + 3  # internal, tunnels, backups
+    assert len(sent) == 1 + 2 + 3 + 2  # internal, tunnels, backups, drift
     assert all(control in c["argv"] and "ControlMaster=no" in c["argv"] for c in sent)
     assert all(c["target"] == ALIAS for c in calls)
     checks = [c for c in calls if c["control"] and "check" in c["argv"]]
@@ -172,7 +174,7 @@ def test_a_refused_login_is_one_line_and_every_check_over_ssh_is_skipped(
     rows = table(out)
     assert {rows[name]["STATUS"] for name in rows} == {"skipped"}
     assert rows["internal:web"]["DETAIL"] == "not run: ssh to hemma: exit 255"
-    assert "0 ok, 0 failed, 7 skipped, 0 off" in out
+    assert "0 ok, 0 failed, 9 skipped, 0 off" in out
 
 
 def test_ssh_failing_during_the_run_is_not_tried_again(
@@ -201,7 +203,7 @@ def test_ssh_failing_during_the_run_is_not_tried_again(
     assert code == 1
     assert len(commands_sent(fake_ssh.log)) == 1, "one command, not retried, none after it"
     statuses_seen = sorted(row["STATUS"] for row in table(out).values())
-    assert statuses_seen == ["FAIL", *["skipped"] * 6]
+    assert statuses_seen == ["FAIL", *["skipped"] * 8]
 
 
 def test_hostile_names_reach_ssh_as_one_word(
@@ -282,6 +284,8 @@ def test_internal_and_tunnel_checks_follow_the_remote_exit_status(
         "backup:last": "off",
         "backup:drill": "off",
         "backup:check": "off",
+        "drift:host": "FAIL",  # no /nowhere/hemma_drift_host.prom on this Hemma
+        "drift:operator": "FAIL",
     }
     rows = table(out)
     assert rows["internal:sick"]["DETAIL"] == "probe failed (exit 1): unhealthy"
@@ -311,7 +315,7 @@ def test_ssh_never_reads_the_callers_stdin(tmp_path: Path, fake_ssh: FakeSsh) ->
         timeout=60,
     )
     calls = read_log(fake_ssh.log)
-    assert len(commands_sent(fake_ssh.log)) == 1 + 2 + 3, done.stderr
+    assert len(commands_sent(fake_ssh.log)) == 1 + 2 + 3 + 2, done.stderr
     assert all(c["stdin_is_devnull"] for c in calls)
     assert all(c["argv"][0] == "-n" for c in calls if not c["control"])
 
