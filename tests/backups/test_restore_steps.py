@@ -27,12 +27,16 @@ case "$1 $2" in
   "volume inspect") [ -e "$STAND_IN/volumes/$3" ] ;;
   "volume create") mkdir -p "$STAND_IN/volumes/$3" ;;
   exec*)
+    # As docker does: only ``exec -i`` hands the command its stdin.
+    if [ "$2" = -i ]; then cat >> "$STAND_IN/psql-stdin"; fi
     for last in "$@"; do :; done
     case "$last" in
       *FAILS*) echo "ERROR: relation does not exist" >&2; exit 1 ;;
       *ZERO*) echo 0 ;;
       *FALSE*) echo f ;;
       *NOTHING*) ;;
+      *EMPTY_FIRST*) echo; echo t ;;
+      *SPACED*) echo "2 tools" ;;
       *) echo t; echo "a second line" ;;
     esac ;;
 esac
@@ -86,8 +90,10 @@ class Hemma:
         )
 
     def run(self, step: Step) -> Ran:
+        """Run the step as ssh would, its stdin the operator's terminal."""
         done = subprocess.run(
-            ["bash", "-c", step.command], capture_output=True, text=True, timeout=30,
+            ["bash", "-c", step.command], input="the operator's typing\n",
+            capture_output=True, text=True, timeout=30,
             env={**os.environ, "PATH": f"{self.bin}:{os.environ['PATH']}",
                  "STAND_IN": str(self.bin)},
         )  # fmt: skip
@@ -221,7 +227,7 @@ def test_the_probes_of_the_restored_database_run_and_pass(hemma: Hemma) -> None:
     ]
 
 
-@pytest.mark.parametrize("answer", ["FAILS", "ZERO", "FALSE", "NOTHING"])
+@pytest.mark.parametrize("answer", ["FAILS", "ZERO", "FALSE", "NOTHING", "EMPTY_FIRST"])
 def test_a_probe_that_errs_or_answers_nothing_0_or_f_fails_the_restore(
     hemma: Hemma, answer: str
 ) -> None:
@@ -229,6 +235,44 @@ def test_a_probe_that_errs_or_answers_nothing_0_or_f_fails_the_restore(
     assert ran.returncode == 1
     assert ran.stdout == "probe 1 on skriptoteket passed\n"
     assert ran.stderr.endswith("probe 2 on skriptoteket failed\n")
+
+
+def test_a_probe_whose_first_line_holds_a_space_passes(hemma: Hemma) -> None:
+    ran = probes(hemma, "skriptoteket:SELECT SPACED\n")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "probe 1 on skriptoteket passed\n"
+
+
+@pytest.mark.parametrize(
+    ("what", "sql"),
+    [
+        ("create the scratch database", "hemma-create-copy.sql"),
+        ("hand restore_skriptoteket and everything in it", "hemma-hand-over.sql"),
+        ("put restore_skriptoteket in the place of skriptoteket", "hemma-swap-database.sql"),
+    ],
+)
+def test_each_sql_file_reaches_psql_on_its_stdin(hemma: Hemma, what: str, sql: str) -> None:
+    """Without ``exec -i`` psql would read nothing, do nothing, and succeed."""
+    lib = Path(hemma.remote.lib)
+    lib.mkdir()
+    (lib / sql).write_text(f"-- {sql}\n")
+    steps = database_plan(
+        hemma.remote, "skriptoteket", "latest", "restore_skriptoteket", True, [], STAMP
+    )
+    ran = hemma.run(step(steps, what))
+    assert ran.returncode == 0, ran.stderr
+    assert (hemma.bin / "psql-stdin").read_text() == f"-- {sql}\n"
+
+
+def test_letting_connections_in_again_reads_nothing_of_the_operator_s_terminal(
+    hemma: Hemma,
+) -> None:
+    steps = database_plan(
+        hemma.remote, "skriptoteket", "latest", "restore_skriptoteket", True, [], STAMP
+    )
+    ran = hemma.run(step(steps, "let connections into skriptoteket"))
+    assert ran.returncode == 0, ran.stderr
+    assert not (hemma.bin / "psql-stdin").exists()
 
 
 def test_an_app_without_probes_is_said_so(hemma: Hemma) -> None:
