@@ -286,6 +286,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             for unit_name in unit.units
         },
         "backups": outputs.backups(config, backup_plan(config, catalog)),
+        "drift": outputs.drift(config, backup_plan(config, catalog)),
     }
 
 

@@ -55,7 +55,7 @@ def health_checks(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, An
     return {"public": public, "internal": internal}
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The outputs' layout (components/outputs.schema.json); bumped on any change to it."""
 
 
@@ -125,4 +125,17 @@ def backups(config: StackConfig, plan: BackupPlan) -> dict[str, Any]:
         "metricsDirectory": plan.metrics,
         "databases": list(plan.databases) if backups.enabled else [],
         "volumes": {name: policy for name, policy, _ in plan.volumes} if backups.enabled else {},
+    }
+
+
+def drift(config: StackConfig, plan: BackupPlan) -> dict[str, Any]:
+    """The two drift checks: where their metrics are, how often the host's runs, and
+    when either counts as stale (scripts/doctor, the alerts)."""
+    return {
+        "schedule": config.drift.schedule,
+        "staleAfterHours": config.drift.stale_after_hours,
+        "metricsFiles": {
+            "host": f"{plan.metrics}/hemma_drift_host.prom",
+            "operator": f"{plan.metrics}/hemma_drift_operator.prom",
+        },
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 # The newest outputs layout these tools understand; a stack that exports a newer
 # one may have moved keys, so guessing would check the wrong things.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -38,6 +38,7 @@ OUTPUTS = {
     "appConnectionStrings",
     "hostUnits",
     "backups",
+    "drift",
     "routes",
     "dnsRecords",
     "healthChecks",

@@ -187,6 +187,7 @@ class _StackConfig(Model):
             metrics_dir=self.backups.metrics_directory,
             llama_port=self.gpu.llama.port,
             tabby_port=self.gpu.tabby.port,
+            drift_stale_hours=self.drift.stale_after_hours,
             scheme="http" if self.local else "https",
         )
 

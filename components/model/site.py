@@ -31,6 +31,9 @@ class Site:
     llama_port: int
     """Port of the host's llama.cpp server, reached at host.docker.internal."""
     tabby_port: int
+    drift_stale_hours: int = 36
+    """How old a drift check's last success may be before its alert fires
+    (``hemma:drift.staleAfterHours``)."""
     scheme: str = "https"
     """How the public hostnames are served: ``https`` on Hemma, ``http`` on the local
     stack (no ACME)."""

@@ -114,6 +114,7 @@ FIELDS: dict[str, str] = {
     "backups.repository": "s3:https://s3.eu-north-1.amazonaws.com/hemma-backups/hemma",
     "backups.checkSchedule": "Sat *-*-* 05:00:00",
     "backups.drillSchedule": "Sun *-*-* 05:00:00",
+    "drift.schedule": "hourly",
     "backups.dumpsDirectory": "/var/backups/hemma/dumps",
     "backups.volumeRoot": "/var/snap/docker/common/var-lib-docker/volumes",
     "backups.metricsDirectory": "/var/snap/docker/common/hemma/metrics",

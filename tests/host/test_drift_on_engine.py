@@ -261,6 +261,34 @@ def test_an_edited_unit_file_and_a_missing_one_are_reported(world: World) -> Non
     assert world.run().items("file") == set(), "restored, nothing is left"
 
 
+def test_a_drop_in_from_systemctl_edit_is_reported(world: World) -> None:
+    """`systemctl edit hemma-backup.service` leaves the unit file as it was and writes
+    an override beside it; `--runtime` writes it under /run."""
+    written = [
+        world.path("/etc/systemd/system/hemma-backup.service.d/override.conf"),
+        world.path("/run/systemd/system/hemma-backup.timer.d/override.conf"),
+    ]
+    for conf in written:
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text("[Service]\nEnvironment=RESTIC_COMPRESSION=off\n")
+    try:
+        run = world.run()
+    finally:
+        for conf in written:
+            conf.unlink()
+            conf.parent.rmdir()
+    assert run.done.returncode == 0, run.done.stderr
+    assert run.items("file") == {
+        "/etc/systemd/system/hemma-backup.service.d/override.conf",
+        "/run/systemd/system/hemma-backup.timer.d/override.conf",
+    }
+    assert (
+        "drop-in not declared: /etc/systemd/system/hemma-backup.service.d/override.conf"
+        in run.done.stdout
+    )
+    assert world.run().items("file") == set(), "removed, nothing is left"
+
+
 def test_a_grant_made_by_hand_is_reported(world: World) -> None:
     world.psql(
         "CREATE ROLE drift_reader LOGIN; GRANT CONNECT ON DATABASE huleedu_content TO drift_reader"

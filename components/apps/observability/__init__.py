@@ -162,7 +162,7 @@ def declare(settings: Settings, site: Site, peers: tuple[App, ...]) -> App:
                 volume_backups={"prometheus-data": "skip"},
                 uploads={
                     "/etc/prometheus/prometheus.yml": prometheus_yml,
-                    RULES_PATH: alert_rules(probed),
+                    RULES_PATH: alert_rules(probed, drift_stale_hours=site.drift_stale_hours),
                 },
                 command=(
                     "--config.file=/etc/prometheus/prometheus.yml",

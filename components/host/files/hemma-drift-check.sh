@@ -9,7 +9,9 @@
 # - files: every file the program installs on the host (units, timers, scripts and
 #   the jobs' other files), against the sha256 in FILE (sha256sum's own format,
 #   "SHA256  PATH", a line starting with a backslash when PATH holds one or a line
-#   end). A changed file and a missing one are drift. HEMMA_ROOT (empty on Hemma)
+#   end). A changed file and a missing one are drift, and so is a drop-in
+#   (UNIT.d/*.conf under /etc or /run/systemd/system, what `systemctl edit` writes)
+#   for a unit the manifest holds. HEMMA_ROOT (empty on Hemma)
 #   is put before every path, so the check can look at a copy of a host.
 # - grants: the declared databases' owners and privileges, the declared roles'
 #   attributes, every superuser and every role membership (but the built-in roles'
@@ -104,7 +106,8 @@ unescape_path() {
 }
 
 check_files() {
-  local line want path actual escaped
+  local line want path actual escaped unit dir conf
+  local -a units=()
   if [ ! -r "$manifest" ]; then
     fail "cannot read the manifest $manifest"
     return
@@ -126,6 +129,10 @@ check_files() {
       fail "the manifest $manifest has a path with a bad escape"
       return
     fi
+    case $path in
+      /etc/systemd/system/*.service | /etc/systemd/system/*.timer | /etc/systemd/system/*.socket)
+        units+=("${path##*/}") ;;
+    esac
     if [ ! -e "$root$path" ]; then
       say "file missing: $path"
       drifted file "$path"
@@ -137,6 +144,17 @@ check_files() {
       drifted file "$path"
     fi
   done <"$manifest"
+  # `systemctl edit UNIT` (and `--runtime`) leaves the unit file alone and writes a
+  # drop-in beside it, which systemd reads after it: every *.conf there is drift.
+  for unit in "${units[@]}"; do
+    for dir in /etc/systemd/system /run/systemd/system; do
+      for conf in "$root$dir/$unit.d"/*.conf; do
+        [ -e "$conf" ] || continue
+        say "drop-in not declared: ${conf#"$root"}"
+        drifted file "${conf#"$root"}"
+      done
+    done
+  done
   checked[file]=1
 }
 
