@@ -208,14 +208,15 @@ def drill_argv(
     scratch: str,
     dumps: str,
     probes: Sequence[tuple[str, str]],
-    sample: int = 20,
+    sample: int,
     *,
     script: str = DRILL_SCRIPT,
     host: str = HOST,
     cache: str = CACHE_DIR,
     lock: str = LOCK_FILE,
 ) -> list[str]:
-    """The drill's command line; ``probes`` are (database, SQL) pairs, in order."""
+    """The drill's command line; ``probes`` are (database, SQL) pairs, in order, and
+    ``sample`` how many volume files it restores and compares (``backups.drillSample``)."""
     argv = [
         _absolute("the script", script),
         "--docker",
@@ -265,7 +266,7 @@ def check_argv(
 def repository_init_argv(
     env: str,
     *,
-    system_disk: bool = False,
+    system_disk: bool,
     script: str = REPOSITORY_SCRIPT,
     cache: str = CACHE_DIR,
     lock: str = LOCK_FILE,

@@ -166,7 +166,7 @@ def test_drill_and_host_metrics_argv() -> None:
     ]
     assert shlex.split(shlex.join(argv)) == argv
     with pytest.raises(ValueError, match="no SQL"):
-        drill_argv("d", "shared-postgres", "/e", "/m", "/s", "/d", [("skriptoteket", " ")])
+        drill_argv("d", "shared-postgres", "/e", "/m", "/s", "/d", [("skriptoteket", " ")], 20)
     assert host_metrics_argv("/snap/bin/docker", restic.METRICS_DIR) == [
         restic.HOST_METRICS_SCRIPT,
         "--docker",
