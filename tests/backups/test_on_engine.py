@@ -186,7 +186,10 @@ def night(engine: Engine, pg_image: str, tmp_path: Path) -> Iterator[Night]:
     night = Night(program, tmp_path, container, engine, units, files)
     engine.wait_for(container, "{{.State.Running}}", "true", timeout=30)
     for _ in range(60):
-        ready = engine.docker("exec", container, "pg_isready", "-U", "postgres", check=False)
+        # Over TCP: the entrypoint's init server listens on the socket only.
+        ready = engine.docker(
+            "exec", container, "pg_isready", "-h", "127.0.0.1", "-U", "postgres", check=False
+        )
         if ready.returncode == 0:
             break
         subprocess.run(["sleep", "0.5"], check=True)

@@ -186,7 +186,10 @@ def world(
     try:
         engine.wait_for(PG, "{{.State.Running}}", "true", timeout=30)
         for _ in range(120):
-            ready = engine.docker("exec", PG, "pg_isready", "-U", "postgres", check=False)
+            # Over TCP: the entrypoint's init server listens on the socket only.
+            ready = engine.docker(
+                "exec", PG, "pg_isready", "-h", "127.0.0.1", "-U", "postgres", check=False
+            )
             if ready.returncode == 0:
                 break
             subprocess.run(["sleep", "0.5"], check=True)

@@ -76,9 +76,13 @@ def database_url(role: str, password: str, database: str, scheme: str = "postgre
 
 
 def wait_ready(engine: Engine, container: str, timeout: float = 90) -> None:
+    """Over TCP: the entrypoint's first server, which runs the init scripts, listens on
+    the socket only, and stops before the real one starts (pg-entrypoint.sh)."""
     deadline = time.monotonic() + timeout
     while True:
-        done = engine.docker("exec", container, "pg_isready", "-U", "postgres", check=False)
+        done = engine.docker(
+            "exec", container, "pg_isready", "-h", "127.0.0.1", "-U", "postgres", check=False
+        )
         if done.returncode == 0:
             return
         assert time.monotonic() < deadline, f"{container}: {done.stdout}{done.stderr}"
