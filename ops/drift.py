@@ -143,12 +143,17 @@ def judge(code: int | None, stdout: str, stderr: str, full: bool = False) -> Res
             unknown = Drifted("update", "(not listed)", "?", "", ["run scripts/pulumi refresh"])
             drifted = [unknown]
         return Result(DRIFT, drifted)
-    errors = []
+    # A resource that fails to refresh has its error under its URN; the engine then
+    # adds "error: preview failed" with none (deploy/deployment_executor.go).
+    errors, of_resource = [], []
     if isinstance(digest, dict):
         for diagnostic in digest.get("diagnostics") or []:
             if isinstance(diagnostic, dict) and diagnostic.get("severity") == "error":
-                errors.append(str(diagnostic.get("message", "")).strip())
-    why = errors[-1] if errors else remote.why(remote.Answer(code, "", stderr)) or ""
+                message = str(diagnostic.get("message", "")).strip()
+                errors.append(message)
+                if diagnostic.get("urn"):
+                    of_resource.append(f"{str(diagnostic['urn']).split('::')[-1]}: {message}")
+    why = (of_resource or errors[-1:] or [remote.why(remote.Answer(code, "", stderr))])[0]
     return Result(ERROR, drifted, f"pulumi exited {code}: {why or 'no message'}")
 
 

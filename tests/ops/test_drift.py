@@ -354,3 +354,24 @@ def test_install_writes_both_units_enables_the_timer_and_uninstall_removes_them(
         "--user disable --now hemma-drift.timer",
         "--user daemon-reload",
     ]
+
+
+def test_a_resource_that_fails_to_refresh_is_named_not_the_closing_preview_failed() -> None:
+    """The engine reports the resource's error under its URN, then "preview failed"
+    with none (pkg/resource/deploy/deployment_executor.go ``reportExecResult``)."""
+    failed = {
+        "steps": [step("refresh", STACK), step("refresh", WEB)],
+        "diagnostics": [
+            {
+                "urn": WEB,
+                "message": "error: refreshing skriptoteket-web: permission denied",
+                "severity": "error",
+            },
+            {"message": "error: preview failed", "severity": "error"},
+        ],
+    }
+    result = drift.judge(1, json.dumps(failed), "")
+    assert result.status == drift.ERROR
+    assert result.error == (
+        "pulumi exited 1: skriptoteket-web: error: refreshing skriptoteket-web: permission denied"
+    )
