@@ -183,7 +183,9 @@ def metrics(result: Result, now: float, last_success: float | None = None) -> st
     """The operator's textfile metrics; ``last_success`` is kept by Hemma on a failure."""
     ok = result.status != ERROR
     source = 'source="operator"'
-    names = [d.urn or d.name for d in result.drifted] if ok else []
+    # One URN can hold two resources (a replaced one pending deletion beside the new);
+    # the digest then gives both one step, and a series twice spoils the whole file.
+    names = list(dict.fromkeys(d.urn or d.name for d in result.drifted)) if ok else []
     lines = [
         "# HELP hemma_drift_check_success Whether the last drift check ran to the end.",
         "# TYPE hemma_drift_check_success gauge",

@@ -375,3 +375,13 @@ def test_a_resource_that_fails_to_refresh_is_named_not_the_closing_preview_faile
     assert result.error == (
         "pulumi exited 1: skriptoteket-web: error: refreshing skriptoteket-web: permission denied"
     )
+
+
+def test_one_urn_twice_is_one_series() -> None:
+    """A resource pending deletion shares its URN with its replacement, and the digest
+    swaps the drifted step into every step with that URN (json.go)."""
+    twice = {"steps": [env_change("A=1", "A=2"), env_change("A=1", "A=2")]}
+    text = drift.metrics(drift.judge(7, json.dumps(twice), ""), now=1)
+    samples_ = [line.rpartition(" ")[0] for line in text.splitlines() if line[:1] != "#"]
+    assert len(samples_) == len(set(samples_))
+    assert samples(text)['hemma_drift_items{source="operator",kind="resource"}'] == "1"
