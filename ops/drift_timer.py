@@ -78,7 +78,10 @@ def units(on_calendar: str, passphrase: Path, environ: dict[str, str]) -> dict[s
         raise BadInput("the Pulumi CLI is not on PATH: the timer runs it")
     # A user manager's PATH is short; the CLI often lives in ~/.pulumi/bin.
     path = ":".join(dict.fromkeys([str(Path(pulumi).parent), "/usr/local/bin", "/usr/bin", "/bin"]))
-    settings = [f"PATH={_value('PATH', path)}", f"PULUMI_CONFIG_PASSPHRASE_FILE={passphrase}"]
+    settings = [
+        f"PATH={_value('PATH', path)}",
+        f"PULUMI_CONFIG_PASSPHRASE_FILE={_value('--passphrase-file', str(passphrase))}",
+    ]
     settings += [f"{k}={_value(k, environ[k])}" for k in CARRIED if environ.get(k)]
     script = ROOT / "scripts" / "drift"
     service = "\n".join(

@@ -385,3 +385,16 @@ def test_one_urn_twice_is_one_series() -> None:
     samples_ = [line.rpartition(" ")[0] for line in text.splitlines() if line[:1] != "#"]
     assert len(samples_) == len(set(samples_))
     assert samples(text)['hemma_drift_items{source="operator",kind="resource"}'] == "1"
+
+
+def test_a_passphrase_path_the_unit_would_misread_is_refused(tmp_path: Path) -> None:
+    """systemd reads %h in Environment= as the home directory, and a quote ends the value."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text("#!/bin/sh\n")
+    (bin_dir / "pulumi").chmod(0o755)
+    for name in ("100%host", 'say"so'):
+        odd = tmp_path / name
+        odd.mkdir()
+        with pytest.raises(BadInput, match="a unit cannot carry"):
+            drift_timer.units("daily", passphrase(odd), {"PATH": str(bin_dir)})
