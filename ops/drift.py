@@ -221,7 +221,7 @@ PUSH_SCRIPT = r"""set -eu
 umask 022
 file="$1/hemma_drift_operator.prom"
 tmp="$1/.hemma_drift_operator.prom.$$"
-trap 'rm -f "$tmp"' EXIT
+trap 'rm -f "$tmp" "$tmp.new"' EXIT
 cat > "$tmp"
 stamp=hemma_drift_last_success_timestamp_seconds
 if grep -q '^hemma_drift_check_success{source="operator"} 0$' "$tmp" && [ -f "$file" ]; then

@@ -398,3 +398,24 @@ def test_a_passphrase_path_the_unit_would_misread_is_refused(tmp_path: Path) -> 
         odd.mkdir()
         with pytest.raises(BadInput, match="a unit cannot carry"):
             drift_timer.units("daily", passphrase(odd), {"PATH": str(bin_dir)})
+
+
+def test_the_push_leaves_no_temp_file_when_a_step_fails(tmp_path: Path) -> None:
+    """Run here with sh, and an awk that fails half-way (a full disk, say)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "awk").write_text("#!/bin/sh\necho half\nexit 2\n")
+    (bin_dir / "awk").chmod(0o755)
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    kept = drift.metrics(drift.Result(drift.CLEAN, []), now=40)
+    (directory / drift.METRICS_FILE).write_text(kept)
+    failed = drift.metrics(drift.Result(drift.ERROR, [], "boom"), now=100)
+    done = subprocess.run(
+        ["sh", "-c", drift.PUSH_SCRIPT, "push", str(directory)],
+        input=failed, capture_output=True, text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert [p.name for p in directory.iterdir()] == [drift.METRICS_FILE]
+    assert (directory / drift.METRICS_FILE).read_text() == kept
