@@ -15,9 +15,11 @@ compares it with the state. With ``--expect-no-changes`` it ends with
 say "no changes were expected ... but changes were proposed". With ``--json`` a
 preview prints one JSON digest (pkg/backend/display/json.go ``ShowPreviewDigest``):
 a resource the refresh found changed is a step with op ``update`` and a
-``detailedDiff``, one found gone a step with op ``delete``. Secret values arrive as
-``[secret]`` (json.go ``stateForJSONOutput``, ``MassageSecrets``), so neither the
-report nor the metrics can hold one.
+``detailedDiff``, one found gone a step with op ``delete``. Values the state marks
+secret arrive as ``[secret]`` (json.go ``stateForJSONOutput``, ``MassageSecrets``);
+a list holding one is ``[secret]`` whole. A value nobody marked secret, such as an
+env entry added on Hemma by hand, is printed as it is; the pushed metrics carry
+only URNs.
 
 Exit status, as ``terraform plan -detailed-exitcode``: 0 clean, 2 drift, 1 the check
 could not run. The result goes to Hemma as textfile metrics
@@ -52,6 +54,8 @@ ITEMS_SHOWN = 20
 REFRESH_TIMEOUT = 1800.0
 PUSH_TIMEOUT = 60.0
 SHOWN = 100
+SECRET = "[secret]"
+"""What Pulumi's digest holds in place of a secret value, or of a value holding one."""
 
 
 @dataclass
@@ -86,6 +90,8 @@ _PATH_PART = re.compile(r'\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\.?([^.\[]+)')
 def value_at(data: Any, path: str) -> Any:
     """The value at a property path of a detailed diff (``ports[0].external``)."""
     for index, quoted, plain in _PATH_PART.findall(path):
+        if data == SECRET:
+            return SECRET
         if index and isinstance(data, list):
             position = int(index)
             data = data[position] if position < len(data) else None

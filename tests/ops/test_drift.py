@@ -82,8 +82,11 @@ def test_exit_7_is_drift_and_names_each_resource_and_how_it_changed() -> None:
 
 
 def test_a_secret_drifts_as_secret() -> None:
-    """Pulumi's digest replaces each secret with "[secret]" before it prints."""
+    """Pulumi's digest replaces a secret with "[secret]" before it prints, and a list
+    holding one whole (annotateSecrets)."""
     step = env_change("[secret]", "[secret]")
+    step["oldState"]["outputs"]["envs"] = "[secret]"
+    step["newState"]["outputs"]["envs"] = "[secret]"
     result = drift.judge(7, json.dumps({"steps": [step]}), "")
     assert result.drifted[0].details == ["envs[1]: '[secret]' -> '[secret]'"]
 
