@@ -122,7 +122,7 @@ def drifted_step(step: Mapping[str, Any], full: bool = False) -> Drifted | None:
     old, new = _outputs(step.get("oldState")), _outputs(step.get("newState"))
     details = []
     if op == "delete":
-        details.append("gone from Hemma: pulumi up creates it again")
+        details.append("gone from Hemma: scripts/pulumi up --refresh creates it again")
     for key in keys:
         was, now = value_at(old, key), value_at(new, key)
         details.append(f"{key}: {_shown(was, full)} -> {_shown(now, full)}")
@@ -174,8 +174,9 @@ def report(result: Result) -> str:
         lines += [f"    {detail}" for detail in drifted.details]
     lines += [
         "",
-        "scripts/pulumi up puts them back as the program says; to keep a change, make it in",
-        "the program or Pulumi.hemma.yaml, then scripts/pulumi refresh (README, Drift).",
+        "scripts/pulumi up --refresh puts them back as the program says (a plain up compares",
+        "with the state only and changes nothing); to keep a change, make it in the program",
+        "or Pulumi.hemma.yaml first (README, Drift).",
     ]
     return "\n".join(lines) + "\n"
 
