@@ -140,7 +140,7 @@ def judge(code: int | None, stdout: str, stderr: str, full: bool = False) -> Res
     except json.JSONDecodeError:
         digest = None
     steps = digest.get("steps") if isinstance(digest, dict) else None
-    drifted = [d for d in map(lambda s: drifted_step(s, full), steps or []) if d is not None]
+    drifted = [d for s in steps or [] if (d := drifted_step(s, full)) is not None]
     said = NO_CHANGES_EXPECTED in stderr or NO_CHANGES_EXPECTED in stdout
     if code == 0 and not drifted:
         return Result(CLEAN, [])
