@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 
 from components import outputs
-from components.apps.stack import AppStack, AppStackArgs, DatabaseLogin
+from components.apps.stack import AppStack, AppStackArgs, DatabaseLogin, Elsewhere
 from components.backups.jobs import (
     BackupPlan,
     backed_up_volumes,
@@ -24,16 +24,15 @@ from components.config.reading import load_config
 from components.config.sources import source_digests
 from components.config.stack import NAMESPACE, OPERATOR_SECRETS, POSTGRES_PORT, StackConfig
 from components.foundation.containers import ContainerDefaults
-from components.foundation.networks import Networks, NetworksArgs
-from components.foundation.providers import docker_provider, ssh_connection
 from components.foundation.secrets import keep_config_secrets, secret_where_tainted
-from components.foundation.shell import HostShell
 from components.host.drift import DRIFT_JOB, drift_group, manifest_holds_secret
+from components.host.machines import places
 from components.host.repository import backup_repository
 from components.host.systemd_unit import SystemdUnit, SystemdUnitArgs
 from components.host.unit_files import UnitGroup
 from components.host.units import host_unit_groups
-from components.model.app import SHARED_NETWORK, App, network_names
+from components.model.app import SHARED_NETWORK, App
+from components.model.values import PLATFORM_HOST
 from components.postgres.server import SharedPostgres, SharedPostgresArgs
 from components.proxy.nginx_files import host_policies, proxy_files
 from components.proxy.stack import LOCAL_ADDRESSES, PUBLIC_ADDRESSES, ProxyStack, ProxyStackArgs
@@ -72,18 +71,25 @@ def backup_plan(config: StackConfig, catalog: tuple[App, ...]) -> BackupPlan:
     )
 
 
-def host_units(config: StackConfig, catalog: tuple[App, ...]) -> list[UnitGroup]:
-    """Every unit group Hemma gets: the apps' jobs, the platform's, the backups, and
-    last the drift check, whose manifest covers the files of all the others."""
+def host_units(
+    config: StackConfig, catalog: tuple[App, ...], host: str = PLATFORM_HOST
+) -> list[UnitGroup]:
+    """Every unit group of machine ``host``. Hemma gets the apps' jobs, the platform's,
+    the backups, and last the drift check, whose manifest covers the files of all the
+    others; a further machine, the jobs of the apps placed there and the GPU servers
+    if ``gpu.host`` names it."""
+    view = config.placement().on(host, catalog)
+    if host != PLATFORM_HOST:
+        return host_unit_groups(config, view, (), host)
     platform_jobs = [
         host_metrics_job(
             config.docker_path, config.docker_service, config.backups.metrics_directory
         )
     ]
     if config.backups.enabled:
-        platform_jobs = [*backup_jobs(backup_plan(config, catalog)), *platform_jobs]
-    groups = host_unit_groups(config, catalog, platform_jobs)
-    return [*groups, drift_group(config, catalog, groups)]
+        platform_jobs = [*backup_jobs(backup_plan(config, view)), *platform_jobs]
+    groups = host_unit_groups(config, view, platform_jobs)
+    return [*groups, drift_group(config, view, groups)]
 
 
 def restic_secrets(config: StackConfig) -> str:
@@ -95,20 +101,6 @@ def restic_secrets(config: StackConfig) -> str:
     )
 
 
-def shell_for(config: StackConfig) -> HostShell:
-    """Where the steps run: Hemma over SSH, or this machine's Docker (the local stack)."""
-    if config.local:
-        return HostShell.local(config.docker_host)
-    connection = ssh_connection(
-        host=config.ssh_host,
-        port=config.ssh_port,
-        user=config.ssh_user or "",
-        private_key=config.ssh_private_key or "",
-        host_key=config.ssh_host_key or "",
-    )
-    return HostShell.remote(connection, config.docker_path)
-
-
 def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     """Declare every resource and return the stack outputs by name.
 
@@ -117,6 +109,8 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     """
     catalog = config.apps()
     retired = config.retired_apps()
+    placement = config.placement()
+    hemma_view = placement.on(PLATFORM_HOST, catalog)
     digests, problems = source_digests(config, catalog, required=sources_required)
     if problems:
         raise ConfigError(safe_message(problems, config.secret_keys, config.secret_values))
@@ -124,7 +118,10 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     # before the first resource: a value that no validator caught stops the run here,
     # with nothing half-declared.
     try:
-        groups = [] if config.local else host_units(config, catalog)
+        groups = {
+            host: [] if config.local else host_units(config, catalog, host)
+            for host in placement.hosts()
+        }
         policies = host_policies(config, catalog)
         proxy_files(policies, config.proxy.default_max_body_size)
         if config.backups.enabled:
@@ -134,14 +131,21 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
         raise ConfigError(safe_message([line], config.secret_keys, config.secret_values)) from None
     secret = keep_config_secrets(config.secret_values)
     defaults = ContainerDefaults(log_opts=config.log_opts)
-    on_hemma = pulumi.ResourceOptions(
-        providers={"docker": docker_provider(config.docker_host, secret)}
-    ).merge(secret)
-    shell = shell_for(config)
-
-    networks = Networks(
-        "networks", NetworksArgs(network_names(catalog), config.import_ids), opts=on_hemma
-    )
+    machines = places(config, catalog, placement, secret)
+    hemma = machines[PLATFORM_HOST]
+    on_hemma = hemma.opts.merge(secret)
+    shell, networks = hemma.shell, hemma.networks
+    elsewhere = {
+        container: Elsewhere(
+            host,
+            (place := machines[host]).provider,
+            place.shell,
+            place.machine.docker_host,
+            place.networks.by_name,
+        )
+        for container, host in placement.containers.items()
+        if host != PLATFORM_HOST
+    }
     shared_network = networks[SHARED_NETWORK]
     proxy = ProxyStack(
         "proxy",
@@ -216,6 +220,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
                 retired=retire,
                 tls=not config.local,
                 proxy_container=config.proxy.container_name,
+                elsewhere=elsewhere,
             ),
             opts=on_hemma,
         )
@@ -224,30 +229,35 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
     for app in retired:
         app_stack(app, retire=True)
     proxy.settle([c for stack in stacks.values() for c in stack.containers.values()])
-    ssh = shell.connection
     units = [
-        SystemdUnit(
-            group.name,
-            SystemdUnitArgs(
-                group,
-                ssh,
-                secret_content=(
-                    pulumi.Output.secret(restic_secrets(config)) if group.secret_file else None
+        (
+            host,
+            SystemdUnit(
+                group.name if host == PLATFORM_HOST else f"{host}-{group.name}",
+                SystemdUnitArgs(
+                    group,
+                    ssh,
+                    secret_content=(
+                        pulumi.Output.secret(restic_secrets(config)) if group.secret_file else None
+                    ),
+                    secret_values=config.secret_values,
+                    secret=group.name == DRIFT_JOB
+                    and manifest_holds_secret(host_groups, config.secret_values),
                 ),
-                secret_values=config.secret_values,
-                secret=group.name == DRIFT_JOB
-                and manifest_holds_secret(groups, config.secret_values),
+                opts=secret,
             ),
-            opts=secret,
         )
-        for group in groups
-        if ssh is not None
+        for host, host_groups in groups.items()
+        if (ssh := machines[host].shell.connection) is not None
+        for group in host_groups
     ]
-    backup_units = [unit for unit in units if unit.group_name == "hemma-backup"]
-    if ssh is not None and backup_units:
+    backup_units = [
+        u for host, u in units if host == PLATFORM_HOST and u.group_name == "hemma-backup"
+    ]
+    if backup_units and shell.connection is not None:
         backup_repository(
             "hemma-backup-repository",
-            ssh,
+            shell.connection,
             config.backups.repository or "",
             config.backups.system_disk,
             after=backup_units[0].install,
@@ -281,12 +291,18 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
             )
         ),
         "hostUnits": {
-            unit_name: {"group": unit.group_name, "schedule": unit.schedule}
-            for unit in units
+            unit_name: {
+                "group": unit.group_name,
+                "schedule": unit.schedule,
+                "host": host,
+            }
+            for host, unit in units
             for unit_name in unit.units
         },
-        "backups": outputs.backups(config, backup_plan(config, catalog)),
-        "drift": outputs.drift(config, backup_plan(config, catalog)),
+        "backups": outputs.backups(config, backup_plan(config, hemma_view)),
+        "drift": outputs.drift(config, backup_plan(config, hemma_view)),
+        "hosts": outputs.hosts(config, placement),
+        "placement": outputs.placement(config, placement),
     }
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from components.backups.jobs import BackupPlan
 from components.config.stack import StackConfig
 from components.model.app import App, Route
+from components.model.placement import Machine, Placement
+from components.model.values import PLATFORM_HOST
 
 
 def routing_table(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, Any]]:
@@ -51,11 +53,12 @@ def health_checks(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, An
                 internal[service.container] = {
                     "url": service.healthcheck.url(service.name),
                     "probe": service.healthcheck.argv(service.name),
+                    "host": config.placement().of(service.container),
                 }
     return {"public": public, "internal": internal}
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The outputs' layout (components/outputs.schema.json); bumped on any change to it."""
 
 
@@ -64,9 +67,9 @@ def ssh_target(config: StackConfig) -> str | None:
     return None if config.local else f"{config.ssh_user}@{config.ssh_host}"
 
 
-def _ssh_forward(config: StackConfig, local_port: int, remote: str) -> str:
-    port = "" if config.ssh_port == 22 else f"-p {config.ssh_port} "
-    return f"ssh -N {port}-L {local_port}:{remote} {config.ssh_user}@{config.ssh_host}"
+def _ssh_forward(machine: Machine, local_port: int, remote: str) -> str:
+    port = "" if machine.ssh_port == 22 else f"-p {machine.ssh_port} "
+    return f"ssh -N {port}-L {local_port}:{remote} {machine.ssh_target}"
 
 
 def _address(host: str, port: int) -> str:
@@ -76,26 +79,33 @@ def _address(host: str, port: int) -> str:
 def ssh_tunnels(config: StackConfig, catalog: tuple[App, ...]) -> dict[str, dict[str, Any]]:
     """How to reach each localhost-only service from the operator's machine (the local
     stack's are on this machine already)."""
-    tunnels: dict[str, tuple[int, str]] = {}
+    tunnels: dict[str, tuple[int, str, str]] = {}
     if config.local:
         return {}
+    placement, machines = config.placement(), config.machines()
     for app in catalog:
         for service in app.services:
             for local in service.localhost_ports:
                 tunnels[service.container] = (
                     local.tunnel_port or local.host_port,
                     _address("127.0.0.1", local.host_port),
+                    placement.of(service.container),
                 )
     if config.gpu.enabled:
         for name, server in (("llama-server", config.gpu.llama), ("tabby", config.gpu.tabby)):
-            tunnels[name] = (server.port, _address(config.gpu.bind_address, server.port))
+            tunnels[name] = (
+                server.port,
+                _address(config.gpu.bind_address, server.port),
+                config.gpu.host,
+            )
     return {
         name: {
             "localPort": local_port,
             "remote": remote,
-            "command": _ssh_forward(config, local_port, remote),
+            "host": host,
+            "command": _ssh_forward(machines[host], local_port, remote),
         }
-        for name, (local_port, remote) in tunnels.items()
+        for name, (local_port, remote, host) in tunnels.items()
     }
 
 
@@ -104,7 +114,7 @@ def postgres_tunnel(config: StackConfig) -> str | None:
     if config.local:
         return None
     remote = _address("127.0.0.1", config.postgres.host_port)
-    return _ssh_forward(config, config.postgres.tunnel_port, remote)
+    return _ssh_forward(config.machines()[PLATFORM_HOST], config.postgres.tunnel_port, remote)
 
 
 def backups(config: StackConfig, plan: BackupPlan) -> dict[str, Any]:
@@ -139,3 +149,32 @@ def drift(config: StackConfig, plan: BackupPlan) -> dict[str, Any]:
             "operator": f"{plan.metrics}/hemma_drift_operator.prom",
         },
     }
+
+
+def hosts(config: StackConfig, placement: Placement) -> dict[str, dict[str, Any]]:
+    """Each machine something runs on: how SSH and Docker reach it, and its paths."""
+    machines = config.machines()
+    return {
+        host: {
+            "sshTarget": None if config.local else machines[host].ssh_target,
+            "sshPort": None if config.local else machines[host].ssh_port,
+            "dockerHost": machines[host].docker_host,
+            "dockerPath": machines[host].docker_path,
+            "volumeRoot": machines[host].volume_root,
+            "metricsDirectory": machines[host].metrics_directory,
+        }
+        for host in placement.hosts()
+    }
+
+
+def placement(config: StackConfig, placed: Placement) -> dict[str, str]:
+    """Container -> the machine it runs on, the platform's own containers included."""
+    platform = {
+        name: PLATFORM_HOST
+        for name in (
+            config.proxy.container_name,
+            *([] if config.local else [config.proxy.companion_container_name]),
+            config.postgres.container_name,
+        )
+    }
+    return {**platform, **dict(placed.containers)}

@@ -37,6 +37,8 @@ OUTPUTS = {
     "appDatabases",
     "appConnectionStrings",
     "hostUnits",
+    "hosts",
+    "placement",
     "backups",
     "drift",
     "routes",

@@ -25,6 +25,7 @@ SCHEMA_FILE = Path(outputs.__file__).with_name("outputs.schema.json")
 PINNED = {
     1: "5f5f0447732f380b4d60d16d6ea66eeb4060250cf5e94c9af9d6e84d8ab7541b",
     2: "650653edfab015cc26de620c872426b11beb69e0fadab78571c31d5dbdeb4b59",
+    3: "48b7065357c0653e68c4ab90d3bb9cea611fed50db552ad6ca004337f9864712",
 }
 """schemaVersion -> sha256 of its schema file, canonical JSON. Add a line per version;
 never edit an old one."""

@@ -41,7 +41,7 @@ from components.model.values import (
     Days,
     Flag,
     Image,
-    Model,
+    Placed,
     Schedule,
     Seconds,
 )
@@ -53,7 +53,7 @@ MIGRATE = ("python", "manage.py", "migrate", "--noinput")
 CHECK = ("python", "manage.py", "check")
 
 
-class Settings(Model):
+class Settings(Placed):
     """Class Hub (``hemma:classHub``); its hostname is ``hostnames.classhub``."""
 
     enabled: Flag = False

@@ -39,7 +39,7 @@ from components.model.values import (
     Hostname,
     Image,
     LoginName,
-    Model,
+    Placed,
     Port,
 )
 
@@ -51,7 +51,7 @@ KAFKA_CLUSTER_ID = "5L6g3nShT-eMCtK--X86sw"
 """All HuleEdu services, Kafka and Redis; Skriptoteket's runners join it for nlp_service."""
 
 
-class Settings(Model):
+class Settings(Placed):
     """HuleEdu settings from the runbooks' .env (``hemma:huleedu``)."""
 
     smtp_host: Hostname = "mail.privateemail.com"

@@ -19,7 +19,7 @@ from components.model.app import (
 from components.model.host import Job
 from components.model.rollout import in_service
 from components.model.site import Site
-from components.model.values import Flag, Model, Schedule
+from components.model.values import Flag, Placed, Schedule
 
 CONTAINER = "skriptoteket-web"
 ALEMBIC_PROBE = "SELECT count(*) FROM alembic_version"
@@ -28,7 +28,7 @@ RUNNER = Build(repository="skriptoteket-runner", dockerfile="Dockerfile.runner")
 used from the next run on, without restarting the web container."""
 
 
-class Settings(Model):
+class Settings(Placed):
     """The Skriptoteket cleanup timers (``hemma:skriptoteketCleanup``)."""
 
     enabled: Flag = True

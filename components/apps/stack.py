@@ -71,6 +71,34 @@ class DatabaseLogin:
 
 
 @dataclass(frozen=True)
+class Elsewhere:
+    """A machine other than Hemma, as the services placed there see it."""
+
+    host: str
+    provider: pulumi.ProviderResource
+    """Its Docker: every image, volume and container placed there is declared with it."""
+    shell: HostShell
+    """SSH to it: the steps of its containers run there."""
+    docker_host: str
+    """Its daemon as ``docker --host`` reaches it, for the builds."""
+    networks: Mapping[str, docker.Network]
+    """Its own copy of each network its services join."""
+
+
+class OnHost(pulumi.ComponentResource):
+    """The parent of an app's resources on another machine: they inherit its provider."""
+
+    def __init__(self, name: str, where: Elsewhere, parent: pulumi.Resource) -> None:
+        super().__init__(
+            "hemma:app:OnHost",
+            name,
+            None,
+            pulumi.ResourceOptions(parent=parent, providers={"docker": where.provider}),
+        )
+        self.where = where
+
+
+@dataclass(frozen=True)
 class AppStackArgs:
     app: App
     networks: Mapping[str, docker.Network]
@@ -105,6 +133,8 @@ class AppStackArgs:
     """Routed containers ask acme-companion for a certificate (not the local stack)."""
     proxy_container: str = "nginx-proxy"
     """Whose rendered upstreams a start-first drain reads."""
+    elsewhere: Mapping[str, Elsewhere] = field(default_factory=dict)
+    """Container -> the machine it runs on, for each one not on Hemma."""
 
 
 class AppStack(pulumi.ComponentResource):
@@ -130,15 +160,16 @@ class AppStack(pulumi.ComponentResource):
             secret: secret_value(generated_password(f"{name}-{secret}", self))
             for secret in app.generated
         }
-        volume_names = sorted({v for s in app.services for v in s.volumes})
+        self._on_host: dict[str, OnHost] = {}
+        users = {v: s for s in reversed(app.services) for v in s.volumes}
         self._volumes = {
             volume: protected_volume(
                 f"{name}-{volume}",
                 docker_name := args.volume_names.get(volume, volume),
-                self,
+                self._parent(users[volume]),
                 adopt(args.import_ids, "volume", docker_name),
             )
-            for volume in volume_names
+            for volume in sorted(users)
         }
         self._defaults = args.defaults
         if not args.retired and any(s.rollout == "start-first" for s in app.services):
@@ -153,19 +184,45 @@ class AppStack(pulumi.ComponentResource):
                 self._declare(service)
         self.register_outputs({"containers": list(self.containers)})
 
+    # --- where ------------------------------------------------------------------------
+
+    def _parent(self, service: Service) -> pulumi.Resource:
+        """The app itself on Hemma; on another machine, a child that carries its provider
+        (one per machine), so nothing placed there can reach Hemma's Docker."""
+        where = self._args.elsewhere.get(service.container)
+        if where is None:
+            return self
+        if where.host not in self._on_host:
+            self._on_host[where.host] = OnHost(f"{self._name}-on-{where.host}", where, self)
+        return self._on_host[where.host]
+
+    def _shell(self, service: Service) -> HostShell:
+        where = self._args.elsewhere.get(service.container)
+        return where.shell if where else self._args.shell
+
     # --- images and secrets -------------------------------------------------------
 
     def _service_image(self, service: Service) -> tuple[pulumi.Resource, pulumi.Input[str]]:
         override = self._args.image_overrides.get(service.container)
         spec: Image = Pull(override) if override else service.image
-        return self._image(f"{self._name}-{service.name}-image", spec)
+        return self._image(f"{self._name}-{service.name}-image", spec, service)
 
-    def _image(self, resource_name: str, spec: Image) -> tuple[pulumi.Resource, pulumi.Input[str]]:
+    def _image(
+        self, resource_name: str, spec: Image, service: Service
+    ) -> tuple[pulumi.Resource, pulumi.Input[str]]:
         args = self._args
         if isinstance(spec, Build) and args.source is None:
             raise ValueError(f"{self._app.name} builds images but has no source checkout")
+        where = args.elsewhere.get(service.container)
+        docker_host = where.docker_host if where else args.docker_host
         return app_image(
-            resource_name, spec, self, args.source, args.digests, args.docker_host, args.retention
+            resource_name,
+            spec,
+            self._parent(service),
+            args.source,
+            args.digests,
+            docker_host,
+            args.retention,
         )
 
     def _secret(self, source: SecretSource) -> pulumi.Output[str]:
@@ -206,7 +263,7 @@ class AppStack(pulumi.ComponentResource):
         name = f"{self._name}-{service.name}"
         # Images the service starts itself (Skriptoteket's runner) must be on Hemma first.
         extra_images = [
-            self._image(f"{name}-extra-image-{index}", spec)[0]
+            self._image(f"{name}-extra-image-{index}", spec, service)[0]
             for index, spec in enumerate(service.extra_images)
         ]
         built, image_ref = self._service_image(service)
@@ -219,9 +276,13 @@ class AppStack(pulumi.ComponentResource):
         # by its service's stable name, an alias on every network (and find it by the
         # label container() gives it).
         aliases = [service.name, *([service.container] if start_first else [])]
+        parent = self._parent(service)
+        shell = self._shell(service)
+        where = self._args.elsewhere.get(service.container)
+        networks = where.networks if where else self._args.networks
         created = container(
             name,
-            parent=self,
+            parent=parent,
             docker_name=service.container,
             start_first=start_first,
             image=image_ref,
@@ -231,9 +292,7 @@ class AppStack(pulumi.ComponentResource):
             depends_on=needs,
             envs=self._envs(service),
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(
-                    name=self._args.networks[network].name, aliases=aliases
-                )
+                docker.ContainerNetworksAdvancedArgs(name=networks[network].name, aliases=aliases)
                 for network in service.networks
             ],
             ports=[localhost_port(p.port, p.host_port) for p in service.localhost_ports],
@@ -273,19 +332,19 @@ class AppStack(pulumi.ComponentResource):
             script = created.name.apply(
                 functools.partial(
                     step_script,
-                    self._args.shell.docker_path,
+                    shell.docker_path,
                     step,
                     last,
                 )
             )
             rerun: pulumi.Input[str] = image_ref if step.rerun == "image" else created.id
-            self._last_step = self.steps[f"{service.container}/{step.name}"] = self._args.shell.run(
+            self._last_step = self.steps[f"{service.container}/{step.name}"] = shell.run(
                 f"{name}-{step.name}",
                 script,
                 stdin=self._secret(step.stdin) if step.stdin else None,
                 triggers=[rerun],
                 opts=pulumi.ResourceOptions(
-                    parent=self,
+                    parent=parent,
                     depends_on=[created, *([self._last_step] if self._last_step else [])],
                     additional_secret_outputs=["stdout", "stderr"],
                 ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.config.host_checks import host_checks
+from components.config.placement_checks import placement_checks
 from components.config.platform import TUNNEL_PORT
 from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
@@ -167,6 +168,7 @@ def check_site(config: StackConfig) -> list[str]:
             if container not in containers:
                 problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name")
     problems += host_checks(config)
+    problems += placement_checks(config)
     services = {s.container: (app, s) for app in catalog for s in app.services}
     for container, variables in config.extra_env.items():
         if container not in services:

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from components.backups.restic import DUMPS_DIR, METRICS_DIR, VOLUME_ROOT
+from components.model.allowed.daemon import ServiceName
 from components.model.allowed.directories import DataDirectory, MetricsDirectory, VolumeRoot
 from components.model.allowed.restic import ResticRepository
 from components.model.values import (
@@ -16,15 +17,19 @@ from components.model.values import (
     BodySize,
     BridgeAddress,
     Days,
+    DockerHost,
     DockerName,
     EnvName,
     ExecutablePath,
     Flag,
+    HostKey,
+    Hostname,
     HtpasswdUser,
     Image,
     LoopbackAddress,
     Model,
     Number,
+    Placed,
     Port,
     PrivateNetwork,
     Schedule,
@@ -151,8 +156,9 @@ class GpuServerConfig(Model):
         return self
 
 
-class GpuConfig(Model):
-    """The host GPU model servers (``hemma:gpu``); off on a machine without a GPU."""
+class GpuConfig(Placed):
+    """The host GPU model servers (``hemma:gpu``); off on a machine without a GPU.
+    ``host`` is the machine they run on, and the containers that call them too."""
 
     enabled: Flag = True
     """Containers call the servers (host.docker.internal) and tunnels reach them."""
@@ -193,6 +199,26 @@ class BackupsConfig(Model):
     metrics_directory: MetricsDirectory = METRICS_DIR
     """The host jobs' textfile metrics; node-exporter serves them. Under /var/snap,
     because the snap's daemon can bind-mount only some host directories."""
+
+
+class HostConfig(Model):
+    """A further machine (``hemma:hosts.NAME``), reached as Hemma is: key auth over SSH
+    with its host key pinned, its Docker through ``docker system dial-stdio``."""
+
+    ssh_host: Hostname
+    ssh_port: Port = 22
+    ssh_user: SshUser
+    ssh_host_key: HostKey
+    """As ``ssh-keyscan -t ed25519 HOST`` prints it, checked on another channel."""
+    docker_host: DockerHost
+    """``ssh://ALIAS`` of an ``~/.ssh/config`` entry for it, as ``dockerHost`` is Hemma's."""
+    docker_path: ExecutablePath = "/usr/bin/docker"
+    """The docker CLI where the units and steps call it: Debian's docker.io by default."""
+    docker_service: ServiceName = "docker.service"
+    volume_root: VolumeRoot = "/var/lib/docker/volumes"
+    """Where its daemon keeps named volumes."""
+    metrics_directory: MetricsDirectory = "/var/lib/hemma/metrics"
+    """Its host jobs' textfile metrics."""
 
 
 class DriftConfig(Model):

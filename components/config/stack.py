@@ -22,6 +22,7 @@ from components.config.platform import (
     BackupsConfig,
     DriftConfig,
     GpuConfig,
+    HostConfig,
     ImportId,
     ImportKey,
     PostgresConfig,
@@ -33,8 +34,10 @@ from components.foundation.containers import DEFAULT_LOG_OPTS
 from components.model.allowed.daemon import LogOpts, ServiceName
 from components.model.allowed.restic import StorageEnvName
 from components.model.app import App, AppSpec
+from components.model.placement import Machine, Placement
 from components.model.site import Site
 from components.model.values import (
+    PLATFORM_HOST,
     DockerHost,
     DockerName,
     Email,
@@ -43,9 +46,11 @@ from components.model.values import (
     ExecutablePath,
     Flag,
     HostKey,
+    HostName,
     Hostname,
     Image,
     Model,
+    Placed,
     Port,
     PrivateKeyText,
     Secret,
@@ -72,7 +77,7 @@ OPERATOR_SECRETS = SECRET_KEYS - {"sshPrivateKey", "backupStorageEnv"}
 POSTGRES_PORT = 5432
 """shared-postgres's port inside hule-network (the image's own)."""
 
-S = TypeVar("S", bound=Model)
+S = TypeVar("S", bound=Placed)
 
 
 class _StackConfig(Model):
@@ -107,6 +112,10 @@ class _StackConfig(Model):
     gpu: GpuConfig = GpuConfig()
     backups: BackupsConfig = BackupsConfig()
     drift: DriftConfig = DriftConfig()
+    hosts: dict[HostName, HostConfig] = Field(default_factory=dict)
+    """Further machines by name; ``hemma`` is the server the keys above reach."""
+    service_hosts: dict[DockerName, HostName] = Field(default_factory=dict)
+    """Container -> the machine it runs on, apart from its app's ``host``."""
     app_sources: dict[str, SourcePath] = Field(default_factory=dict)
     """App -> its source checkout on the operator's machine, for images built from source."""
     image_overrides: dict[DockerName, Image] = Field(default_factory=dict)
@@ -173,18 +182,54 @@ class _StackConfig(Model):
         value: S = getattr(self, spec.key)
         return value
 
-    def site(self) -> Site:
-        """The platform facts apps may read."""
+    def machines(self) -> dict[str, Machine]:
+        """Every machine by name, Hemma first (from the top-level keys)."""
+        hemma = Machine(
+            name=PLATFORM_HOST,
+            ssh_host=self.ssh_host,
+            ssh_port=self.ssh_port,
+            ssh_user=self.ssh_user or "",
+            ssh_host_key=self.ssh_host_key or "",
+            docker_host=self.docker_host,
+            docker_path=self.docker_path,
+            docker_service=self.docker_service,
+            volume_root=self.backups.volume_root,
+            metrics_directory=self.backups.metrics_directory,
+        )
+        others = {
+            name: Machine(name=name, **host.model_dump())
+            for name, host in sorted(self.hosts.items())
+            if name != PLATFORM_HOST
+        }
+        return {PLATFORM_HOST: hemma, **others}
+
+    def placement(self) -> Placement:
+        """Where each app, container and the GPU servers run."""
+        placed = self._declared()
+        return Placement(
+            apps={app.name: host for app, host in placed},
+            containers={
+                service.container: self.service_hosts.get(service.container, host)
+                for app, host in placed
+                for service in app.services
+            },
+            gpu=self.gpu.host,
+        )
+
+    def site(self, host: str = PLATFORM_HOST) -> Site:
+        """The platform facts apps may read, as the machine ``host`` has them."""
+        machines = self.machines()
+        machine = machines.get(host, machines[PLATFORM_HOST])
         return Site(
             hostnames=self.hostnames,
             postgres_host=self.postgres.container_name,
             postgres_port=POSTGRES_PORT,
-            docker_path=self.docker_path,
-            docker_service=self.docker_service,
+            docker_path=machine.docker_path,
+            docker_service=machine.docker_service,
             proxy_container=self.proxy.container_name,
             proxy_network=self.proxy.trusted_network,
             operator_email=self.acme_email or "",
-            metrics_dir=self.backups.metrics_directory,
+            metrics_dir=machine.metrics_directory,
             llama_port=self.gpu.llama.port,
             tabby_port=self.gpu.tabby.port,
             drift_stale_hours=self.drift.stale_after_hours,
@@ -193,15 +238,20 @@ class _StackConfig(Model):
 
     def apps(self, everything: bool = False) -> tuple[App, ...]:
         """The apps this config runs, in declaration order; ``everything`` ignores switches."""
-        site = self.site()
-        declared: list[App] = []
+        return tuple(app for app, _ in self._declared(everything))
+
+    def _declared(self, everything: bool = False) -> list[tuple[App, str]]:
+        """Each app this config runs and its machine; each app sees the site as its
+        machine has it (the docker CLI of its host jobs)."""
+        declared: list[tuple[App, str]] = []
         for spec in APPS:
             settings = self.settings(spec)
             if everything or spec.enabled(settings):
-                app = spec.declare(settings, site, tuple(declared))
+                earlier = tuple(app for app, _ in declared)
+                app = spec.declare(settings, self.site(settings.host), earlier)
                 if everything or app.name not in self._left_out:
-                    declared.append(app)
-        return tuple(declared)
+                    declared.append((app, settings.host))
+        return declared
 
     def retired_apps(self) -> tuple[App, ...]:
         """Apps switched off whose data stays declared (their volumes, role, databases)."""

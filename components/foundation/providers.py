@@ -14,13 +14,16 @@ import pulumi_docker as docker
 DIAL_ERROR_LIMIT = 3
 
 
-def docker_provider(host: str, opts: pulumi.ResourceOptions | None = None) -> docker.Provider:
-    """Docker on Hemma over SSH: the local ssh client runs ``docker system dial-stdio``.
+def docker_provider(
+    host: str, opts: pulumi.ResourceOptions | None = None, name: str = "hemma"
+) -> docker.Provider:
+    """Docker on machine ``name`` over SSH: the local ssh client runs ``docker system
+    dial-stdio``.
 
     The SSH user must reach /var/run/docker.sock without sudo (member of the
     docker group); see the README's prerequisites.
     """
-    return docker.Provider("hemma-docker", host=host, opts=opts)
+    return docker.Provider(f"{name}-docker", host=host, opts=opts)
 
 
 def ssh_connection(

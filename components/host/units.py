@@ -13,6 +13,7 @@ from components.config.stack import StackConfig
 from components.host.unit_files import UnitGroup, daemon_group, job_group, relay_group
 from components.model.app import App
 from components.model.host import Daemon, Job, Relay
+from components.model.values import PLATFORM_HOST
 
 GPU_GROUPS = ("render", "video")
 
@@ -35,6 +36,7 @@ def smart_logs_cleanup(config: StackConfig) -> Job:
 
 
 def gpu_servers(config: StackConfig) -> list[Daemon]:
+    docker_service = config.machines()[config.gpu.host].docker_service
     """The servers the operator has handed over (``manage``), listening on loopback."""
     gpu = config.gpu
     daemons = []
@@ -51,7 +53,7 @@ def gpu_servers(config: StackConfig) -> list[Daemon]:
                 description=f"{what} on {gpu.bind_address}:{server.port}",
                 exec_start=(server.executable, *server.args, *listen),
                 user=server.user or config.ssh_user or "",
-                after=(config.docker_service,),
+                after=(docker_service,),
                 groups=GPU_GROUPS,
                 environment=tuple(sorted(server.environment.items())),
                 working_directory=server.working_directory,
@@ -78,15 +80,19 @@ def gpu_relays(config: StackConfig) -> list[Relay]:
 
 
 def host_unit_groups(
-    config: StackConfig, catalog: tuple[App, ...], platform_jobs: Sequence[Job] = ()
+    config: StackConfig,
+    catalog: tuple[App, ...],
+    platform_jobs: Sequence[Job] = (),
+    host: str = PLATFORM_HOST,
 ) -> list[UnitGroup]:
-    """Every unit group Hemma gets: the apps' jobs, the platform's, then the daemons."""
+    """Every unit group machine ``host`` gets: the jobs of the apps placed there (the
+    catalog as it sees it), Hemma's own, then the daemons where ``gpu.host`` says."""
     jobs = [job for app in catalog for job in app.jobs]
-    if config.smart_logs.enabled:
+    if config.smart_logs.enabled and host == PLATFORM_HOST:
         jobs.append(smart_logs_cleanup(config))
     jobs += platform_jobs
     groups = [job_group(job) for job in jobs]
-    if config.gpu.enabled:
+    if config.gpu.enabled and config.gpu.host == host:
         groups += [daemon_group(daemon) for daemon in gpu_servers(config)]
         groups += [relay_group(relay) for relay in gpu_relays(config)]
     return groups

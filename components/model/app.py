@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from components.model.host import Job
 from components.model.rollout import Rollout
 from components.model.site import Site
-from components.model.values import Model
+from components.model.values import Placed
 
 SHARED_NETWORK = "hule-network"
 """The network nginx-proxy, shared-postgres and every routed container share."""
@@ -286,7 +286,7 @@ class ShellProbe:
 Probe = HttpProbe | ShellProbe
 
 
-S = TypeVar("S", bound=Model)
+S = TypeVar("S", bound=Placed)
 
 
 def _always(_: Any) -> bool:

@@ -227,6 +227,25 @@ BodySize = Annotated[
     str, AfterValidator(matching(_SIZE_RE, "must be an nginx size such as 1m or 650m"))
 ]
 SshUser = Annotated[str, AfterValidator(matching(_SSH_USER_RE, "not a valid user name"))]
+HostName = Annotated[
+    str,
+    AfterValidator(
+        matching(re.compile(r"[a-z][a-z0-9-]{0,30}"), "not a host name (a-z, 0-9, -; 31 at most)")
+    ),
+]
+"""A machine's name in ``hemma:hosts`` (``hemma`` is the server itself)."""
+
+PLATFORM_HOST = "hemma"
+"""The machine that runs the platform: nginx-proxy, shared-postgres, the backups."""
+
+
+class Placed(Model):
+    """Settings of something placed on a machine: an app, the GPU servers."""
+
+    host: HostName = PLATFORM_HOST
+    """A name in ``hemma:hosts``; ``hemma`` is the server the top-level keys reach."""
+
+
 HtpasswdUser = Annotated[
     str, AfterValidator(matching(_HTPASSWD_USER_RE, "must be letters, digits, '.', '_' or '-'"))
 ]

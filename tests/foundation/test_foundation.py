@@ -13,7 +13,8 @@ import pytest
 
 from components.config.reading import parse
 from components.foundation.containers import HEALTHCHECK_LABEL, Health, go_duration, localhost_port
-from components.main import shell_for
+from components.host.machines import shell_for
+from components.model.values import PLATFORM_HOST
 from plan.readback import parse_duration
 from tests.harness import (
     OPERATOR_SECRETS,
@@ -62,7 +63,7 @@ def test_docker_resources_go_to_hemma_over_ssh_not_the_local_daemon(program: Pro
 @pulumi.runtime.test
 def test_host_units_connect_with_a_secret_key_and_a_pinned_host_key() -> Awaitable[None]:
     config = parse({k: as_cli_value(v) for k, v in site_config().items()}, OPERATOR_SECRETS)
-    connection = shell_for(config).connection
+    connection = shell_for(config, config.machines()[PLATFORM_HOST]).connection
     assert connection is not None
     assert connection.host == "hemma.hule.education"
     assert connection.user == "paunchygent"

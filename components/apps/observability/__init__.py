@@ -38,13 +38,13 @@ from components.model.values import (
     Hostname,
     Image,
     LoginName,
-    Model,
+    Placed,
     Port,
     WebhookUrl,
 )
 
 
-class Settings(Model):
+class Settings(Placed):
     """Grafana, Prometheus, Jaeger, Loki and Promtail (``hemma:observability``)."""
 
     grafana_image: Image = "grafana/grafana:11.4.0"
