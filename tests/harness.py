@@ -117,6 +117,29 @@ def site_config() -> dict[str, Any]:
     return config
 
 
+SECOND_HOST = "gpu"
+SECOND_HOST_PLACED = ("huleedu_essay_embed_offload", "huleedu_language_tool_service")
+"""HuleEdu's localhost-only research services: reached by no other service, routed by
+nothing, no database, their one volume a cache. The GPU box's first tenants."""
+
+
+def two_host_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``config`` (the site config) with a second machine, ``gpu``, that runs HuleEdu's
+    research services."""
+    config = dict(site_config() if config is None else config)
+    config["hosts"] = {
+        SECOND_HOST: {
+            "sshHost": "gpu.hule.education",
+            "sshPort": 2222,
+            "sshUser": "operator",
+            "sshHostKey": TEST_HOST_KEY,
+            "dockerHost": "ssh://gpu",
+        }
+    }
+    config["serviceHosts"] = {name: SECOND_HOST for name in SECOND_HOST_PLACED}
+    return config
+
+
 def as_cli_value(value: Any) -> str:
     """The CLI hands every config value to the program as a string; objects as JSON."""
     if isinstance(value, bool):
