@@ -12,13 +12,13 @@ from tests.postgres_server import Server, running_server
 # session by whichever test first asks for them (tests/parts/README.md).
 pytest_plugins = ["tests.parts.fixtures"]
 
-DAEMONS = frozenset({"engine", "ssh_server", "server", "postgres"})
+DAEMONS = frozenset({"engine", "second_engine", "ssh_server", "server", "postgres"})
 """Fixtures that start a daemon: a test that uses one, however indirectly, is a
 ``tools`` test, and the fast lane (``-m "not tools"``) leaves it out."""
-ENGINE = frozenset({"engine", "ssh_server"})
-"""The machine has room for one private engine (and its sshd) at a time: with
-pytest-xdist (``-n 2 --dist loadgroup``) every test that uses them runs in one worker,
-the rest beside it."""
+ENGINE = frozenset({"engine", "second_engine", "ssh_server"})
+"""The machine has room for one private engine (and its sshd) at a time, and one
+second engine: with pytest-xdist (``-n 2 --dist loadgroup``) every test that uses them
+runs in one worker, the rest beside it."""
 
 
 # First: xdist's worker reads the xdist_group marks in its own hook of this name, to

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -298,6 +299,24 @@ class Program:
             for parent_urn in self.former_urns(parent):
                 former.add(resource_urn(resource.name, resource.type, parent_urn))
         return former
+
+
+def provider_name(resource: Declared) -> str:
+    """``hemma-docker`` of a provider reference ``URN::ID`` (``urn:...::hemma-docker::ID``)."""
+    return resource.provider.rsplit("::", 1)[0].rsplit("::", 1)[-1]
+
+
+def on_machine(program: Program, host: str) -> Program:
+    """What machine ``host``'s Docker runs: the Docker resources of its provider. Hemma's
+    side keeps every other resource too (the commands, the database objects)."""
+    provider = f"{host}-docker"
+
+    def here(resource: Declared) -> bool:
+        if resource.custom and resource.type.startswith("docker:"):
+            return provider_name(resource) == provider
+        return host == "hemma"
+
+    return dataclasses.replace(program, declared=[r for r in program.declared if here(r)])
 
 
 def _fresh_runtime(

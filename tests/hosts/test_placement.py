@@ -24,6 +24,7 @@ from tests.harness import (
     Declared,
     Program,
     as_cli_value,
+    provider_name,
     run_expecting_error,
     run_program,
     site_config,
@@ -31,12 +32,6 @@ from tests.harness import (
 )
 
 PROVIDER = "pulumi:providers:docker"
-
-
-def provider_name(resource: Declared) -> str:
-    """``hemma-docker`` of a reference ``URN::ID`` (``urn:...::hemma-docker::ID``)."""
-    urn = resource.provider.rsplit("::", 1)[0]
-    return urn.rsplit("::", 1)[-1]
 
 
 def docker_resources(program: Program) -> list[Declared]:

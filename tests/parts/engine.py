@@ -5,6 +5,10 @@ machine's firewall and forwarding alone. Its default bridge is kept at
 172.31.254.1/24 because ``--add-host NAME:host-gateway`` resolves to that
 bridge's address: a server the tests bind there on the host is what a container
 reaches as ``host.docker.internal``.
+
+``start_second_engine()`` runs another one beside it, for a stack placed on two
+hosts: its own bridge, lock and address pool, so the two never hand out the same
+container addresses (see SECOND_ADDRESS_POOL).
 """
 
 from __future__ import annotations
@@ -41,7 +45,23 @@ RESTART_TIMEOUT = 90.0
 # Every private engine uses the one docker0 bridge and the one sudoers file of the
 # SSH part; two sessions at once would hand out the same container addresses.
 LOCK = Path("/tmp/hemma-dockerd.lock")
-NO_RESOLVER = BRIDGE_IP
+
+# The second engine: a bridge of its own (dockerd makes only docker0 itself), the
+# next /24 down from docker0's, and its own lock, so it runs beside the first engine
+# of this session or of another one.
+SECOND_BRIDGE = "hemma-docker2"
+SECOND_BRIDGE_IP = "172.31.253.1"
+SECOND_BRIDGE_CIDR = f"{SECOND_BRIDGE_IP}/24"
+SECOND_LOCK = Path("/tmp/hemma-dockerd-2.lock")
+# User networks of the second engine. dockerd 20.10's built-in pools (172.17.0.0/16
+# to 172.31.0.0/16 as /16s, then 192.168.0.0/16 as /20s) leave out 172.16.0.0/16,
+# so nothing the first engine hands out can overlap; and it is still inside
+# 172.16.0.0/12, where the program expects Docker's networks (proxy.trustedNetwork).
+# Both engines using the built-in pools would mostly work, as dockerd skips a pool
+# that overlaps a route on the host, but two networks created at the same moment
+# could still get the same subnet.
+SECOND_NETWORKS = "172.16.0.0/16"
+SECOND_ADDRESS_POOL = f"base={SECOND_NETWORKS},size=24"
 
 
 def docker_client() -> str:
@@ -68,12 +88,32 @@ def ensure_socket_group() -> None:
 
 @dataclass
 class Engine:
+    """One private dockerd. The defaults are the first engine: dockerd makes docker0
+    itself from ``--bip``. Any other ``bridge`` is one ``start()`` creates with
+    ``bridge_cidr`` and ``stop()`` deletes: dockerd's ``--bridge=NAME`` wants an
+    existing Linux bridge and refuses ``--bip`` beside it."""
+
     root: Path
+    bridge: str = BRIDGE
+    bridge_cidr: str = BRIDGE_CIDR
+    lock_path: Path = LOCK
+    # ``--default-address-pool`` values; none leaves dockerd's built-in pools.
+    address_pools: tuple[str, ...] = ()
     storage_driver: str = "overlay2"
     client: str = field(default_factory=docker_client)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     created_bridge: bool = False
     lock: int | None = field(default=None, repr=False)
+
+    @property
+    def bridge_ip(self) -> str:
+        """The default bridge's address: what ``--add-host NAME:host-gateway`` gives
+        on this engine, and where a host server its containers reach listens."""
+        return self.bridge_cidr.split("/")[0]
+
+    @property
+    def makes_bridge(self) -> bool:
+        return self.bridge != BRIDGE
 
     @property
     def socket(self) -> Path:
@@ -162,7 +202,10 @@ class Engine:
         self.root.mkdir(parents=True, exist_ok=True)
         # Traversable, not listable: the SSH test user reaches the socket through it.
         self.root.chmod(0o711)
-        self.created_bridge = not Path(f"/sys/class/net/{BRIDGE}").exists()
+        if self.makes_bridge:
+            self._make_bridge()
+        else:
+            self.created_bridge = not Path(f"/sys/class/net/{self.bridge}").exists()
         try:
             self._launch()
         except RuntimeError:
@@ -174,11 +217,23 @@ class Engine:
             self.storage_driver = "vfs"
             self._launch()
 
+    def _make_bridge(self) -> None:
+        """The bridge ``--bridge`` names, with the address dockerd takes as its
+        default network's gateway. One left by a killed session is ours (we hold its
+        lock): it is made again, so its address is the one asked for."""
+        ip = require("ip", "iproute2")
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            run([ip, "link", "delete", self.bridge])
+        run([ip, "link", "add", self.bridge, "type", "bridge"])
+        self.created_bridge = True
+        run([ip, "addr", "add", self.bridge_cidr, "dev", self.bridge])
+        run([ip, "link", "set", self.bridge, "up"])
+
     def _take_lock(self) -> None:
-        """One private engine per machine (one bridge address, ports 80 and 443): a
-        second test session waits for the first one's engine to stop, up to
-        HEMMA_ENGINE_WAIT seconds (default 1800), then fails naming the holder."""
-        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        """One private engine per lock file and machine (one bridge address, ports 80
+        and 443): a second test session waits for the first one's engine to stop, up
+        to HEMMA_ENGINE_WAIT seconds (default 1800), then fails naming the holder."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + float(os.environ.get("HEMMA_ENGINE_WAIT", "1800"))
         said = False
         while True:
@@ -190,8 +245,8 @@ class Engine:
                 if time.monotonic() > deadline:
                     os.close(fd)
                     raise RuntimeError(
-                        f"another test session's Docker engine is running ({holder}); "
-                        "one private engine per machine at a time"
+                        f"another test session's Docker engine holds {self.lock_path} "
+                        f"({holder}); one private engine per lock at a time"
                     ) from None
                 if not said:
                     print(f"waiting for another test session's engine ({holder})", flush=True)
@@ -218,13 +273,14 @@ class Engine:
             "--ip6tables=false",
             "--ip-forward=false",
             "--ip-masq=false",
-            f"--bip={BRIDGE_CIDR}",
+            f"--bridge={self.bridge}" if self.makes_bridge else f"--bip={self.bridge_cidr}",
+            *(f"--default-address-pool={pool}" for pool in self.address_pools),
             # Lookups of names that are not containers go to the bridge address,
             # where nothing answers DNS, instead of to the machine's resolver:
             # nothing a test starts sends traffic past this machine. On a user
             # network the embedded DNS then stays silent, so such a lookup fails
             # only after the client's resolver timeout (5 s x 2 by default).
-            f"--dns={NO_RESOLVER}",
+            f"--dns={self.bridge_ip}",
             "--shutdown-timeout=2",
         ]
 
@@ -299,8 +355,9 @@ class Engine:
             # Each user network is a bridge interface that outlives the daemon.
             self.docker("network", "prune", "--force", check=False)
         self._terminate()
-        if self.created_bridge and Path(f"/sys/class/net/{BRIDGE}").exists():
-            subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
+        if self.created_bridge and Path(f"/sys/class/net/{self.bridge}").exists():
+            subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
+            self.created_bridge = False
         remove_tree(self.root)
         if self.lock is not None:
             os.close(self.lock)
@@ -313,7 +370,39 @@ def start_engine(root: Path | None = None) -> Engine:
     The default root is directly under /tmp: unix socket paths are limited to 108
     bytes, and a pytest basetemp can be long enough to break containerd's.
     """
-    engine = Engine(root=root or Path(tempfile.mkdtemp(prefix="hemma-dockerd-", dir="/tmp")))
+    return _started(Engine(root=root or _temp_root("hemma-dockerd-")))
+
+
+def start_second_engine(root: Path | None = None) -> Engine:
+    """Start a second private engine, which runs beside ``start_engine()``'s: the
+    caller stops it.
+
+    Its default bridge is SECOND_BRIDGE (172.31.253.1/24), made here and deleted by
+    ``stop()``, so ``--add-host NAME:host-gateway`` on it resolves to 172.31.253.1,
+    not to the first engine's 172.31.254.1: a host server for its containers
+    listens there. Its user networks come from SECOND_ADDRESS_POOL
+    (172.16.0.0/16 in /24s), apart from every subnet the first engine hands out.
+    It has its own lock (SECOND_LOCK), so one runs per machine, whichever session
+    holds the first. Ports its containers publish share the host with the first
+    engine's: the two cannot both publish 127.0.0.1:80. ``docker info``'s ID is the
+    same on both: dockerd 20.10 takes it from /etc/docker/key.json, one per machine.
+    """
+    return _started(
+        Engine(
+            root=root or _temp_root("hemma-dockerd2-"),
+            bridge=SECOND_BRIDGE,
+            bridge_cidr=SECOND_BRIDGE_CIDR,
+            lock_path=SECOND_LOCK,
+            address_pools=(SECOND_ADDRESS_POOL,),
+        )
+    )
+
+
+def _temp_root(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def _started(engine: Engine) -> Engine:
     try:
         engine.start()
     except BaseException:
@@ -322,4 +411,12 @@ def start_engine(root: Path | None = None) -> Engine:
     return engine
 
 
-__all__ = ["BRIDGE_IP", "CommandFailed", "Engine", "start_engine"]
+__all__ = [
+    "BRIDGE_IP",
+    "SECOND_BRIDGE_IP",
+    "SECOND_NETWORKS",
+    "CommandFailed",
+    "Engine",
+    "start_engine",
+    "start_second_engine",
+]

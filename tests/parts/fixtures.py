@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.parts import images
-from tests.parts.engine import Engine, start_engine
+from tests.parts.engine import Engine, start_engine, start_second_engine
 from tests.parts.images import ServeImage
 from tests.parts.ssh import SshServer, start_ssh_server
 from tests.parts.tools import TIMINGS, timed
@@ -47,6 +47,15 @@ def _shared(name: str, start: Callable[[], T], stop: Callable[[T], None]) -> Ite
 def engine() -> Iterator[Engine]:
     """A private Docker engine (unix:// socket in a temp dir), removed at session end."""
     yield from _shared("engine", start_engine, Engine.stop)
+
+
+@pytest.fixture(scope="session")
+def second_engine() -> Iterator[Engine]:
+    """Another private engine, running beside ``engine``: the second host of a stack
+    placed on two. Its own bridge (host-gateway is 172.31.253.1), its own user
+    networks (172.16.0.0/16), its own lock; removed at session end. Images are per
+    engine: ``images.build_busybox(second_engine)`` and the like build them there."""
+    yield from _shared("second_engine", start_second_engine, Engine.stop)
 
 
 @pytest.fixture(scope="session")
@@ -88,4 +97,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"{name:<24} {seconds:6.1f}s")
 
 
-__all__ = ["busybox_image", "engine", "pg_image", "serve_image", "ssh_server"]
+__all__ = ["busybox_image", "engine", "pg_image", "second_engine", "serve_image", "ssh_server"]

@@ -4,8 +4,11 @@ in place of shared-postgres, and the program's SSH commands run over a real sshd
 
 The program is the whole server, Class Hub switched on (its containers, internal
 network, routes and migrations on top of everything the default configuration
-runs): the default configuration is a subset of it. The replay happens once for
-the module; every test reads the same running site.
+runs): the default configuration is a subset of it. It runs on two machines:
+HuleEdu's research services are placed on a second one, ``gpu``, whose own private
+engine (``second_engine``) gets what its provider declares, and Hemma's engine the
+rest. The replay happens once for the module; every test reads the same running
+site.
 This machine boots no systemd, so the unit scripts run against a recording
 ``systemctl`` in a sandbox root (``HEMMA_ROOT``), with the real sudo.
 """
@@ -31,12 +34,16 @@ from typing import Any
 import pytest
 
 from tests.harness import (
+    SECOND_HOST,
+    SECOND_HOST_PLACED,
     Declared,
     Program,
+    on_machine,
     run_program,
     service_name,
     site_config,
     stack_file_config,
+    two_host_config,
     with_classhub,
 )
 from tests.parts.engine import Engine
@@ -103,18 +110,38 @@ def host_port(value: str) -> tuple[str, int]:
 
 
 def replayed_config() -> dict[str, Any]:
-    return with_classhub(site_config())
+    return two_host_config(with_classhub(site_config()))
 
 
 @pytest.fixture(scope="module")
-def program() -> Program:
+def whole() -> Program:
+    """Everything the program declares, on both machines."""
     return run_program(replayed_config())
 
 
-def test_the_replay_is_the_whole_server_class_hub_included(program: Program) -> None:
-    names = set(program.services)
+@pytest.fixture(scope="module")
+def program(whole: Program) -> Program:
+    """What Hemma's Docker runs, and every resource that is not Docker's."""
+    return on_machine(whole, "hemma")
+
+
+@pytest.fixture(scope="module")
+def gpu_program(whole: Program) -> Program:
+    """What the second machine's Docker runs."""
+    return on_machine(whole, SECOND_HOST)
+
+
+def test_the_replay_is_the_whole_server_class_hub_included(whole: Program) -> None:
+    names = set(whole.services)
     assert {"classhub_web", "helper_web", "classhub_minio", "classhub_ollama"} <= names
     assert names >= set(run_program(site_config()).services)
+
+
+def test_the_second_machine_runs_the_research_services_and_hemma_the_rest(
+    whole: Program, program: Program, gpu_program: Program
+) -> None:
+    assert set(gpu_program.services) == set(SECOND_HOST_PLACED)
+    assert set(program.services) == set(whole.services) - set(SECOND_HOST_PLACED)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +184,39 @@ def site(
         & set(replay.volumes),
     }
     assert not any(left.values()), f"the replay left {left}"
+
+
+@pytest.fixture(scope="module")
+def gpu_site(second_engine: Engine, gpu_program: Program) -> Iterator[Replayed]:
+    """The second machine's side, on its own engine."""
+    standins = build_standins(second_engine, gpu_program)
+    with replayed(
+        second_engine, gpu_program, default_image=build_standin(second_engine), images=standins
+    ) as replay:
+        yield replay
+
+
+def test_each_container_runs_on_its_own_machines_engine_and_answers_its_check(
+    healthy: Replayed, gpu_site: Replayed
+) -> None:
+    """Placed on ``gpu``: created on the second engine, healthy there by its declared
+    check, and absent from Hemma's; and the other way round."""
+
+    def names(engine: Engine) -> set[str]:
+        listed = engine.docker("ps", "--all", "--format", "{{.Names}}").stdout.split()
+        return set(listed)
+
+    on_gpu, on_hemma = names(gpu_site.engine), names(healthy.engine)
+    assert set(gpu_site.ids) == set(SECOND_HOST_PLACED) <= on_gpu
+    assert not on_gpu & set(healthy.ids)
+    assert not on_hemma & set(SECOND_HOST_PLACED)
+    for name in SECOND_HOST_PLACED:
+        gpu_site.engine.wait_for(name, HEALTH, "healthy", timeout=HEALTH_CAP)
+        declared = gpu_site.declared(name).inputs["healthcheck"]["tests"]
+        assert gpu_site.inspect(name)["Config"]["Healthcheck"]["Test"] == declared
+        network = gpu_site.inspect(name)["NetworkSettings"]["Networks"]
+        assert set(network) == {INTERNAL_NETWORK}
+    assert INTERNAL_NETWORK in gpu_site.networks and "huleedu_hf_cache" in gpu_site.volumes
 
 
 @pytest.fixture(scope="module")
@@ -816,7 +876,7 @@ def ssh_docker(ssh_server: SshServer) -> str:
 @pytest.fixture(scope="module")
 def ssh_program(program: Program, ssh_docker: str) -> Program:
     """The program with ``dockerPath`` set to the test user's docker CLI."""
-    adjusted = run_program({**replayed_config(), "dockerPath": ssh_docker})
+    adjusted = on_machine(run_program({**replayed_config(), "dockerPath": ssh_docker}), "hemma")
     assert containers_by_name(adjusted) == containers_by_name(program), (
         "dockerPath changes the containers: the replayed site does not stand for it"
     )
