@@ -121,6 +121,7 @@ def backups(config: StackConfig, plan: BackupPlan) -> dict[str, Any]:
     """What the backups cover, where they go, and when they and their checks run."""
     backups = config.backups
     return {
+        "host": PLATFORM_HOST,
         "enabled": backups.enabled,
         "repository": backups.repository if backups.enabled else None,
         "schedule": backups.schedule,
