@@ -75,6 +75,12 @@ def placement_checks(config: StackConfig) -> list[str]:
     return problems
 
 
+def _texts(config: StackConfig, service: Service) -> list[str]:
+    """What may name another service: the catalog's env, files and commands, and the
+    operator's ``extraEnv``."""
+    return [*texts(service), *config.extra_env.get(service.container, {}).values()]
+
+
 def _app_hosts(config: StackConfig) -> dict[str, str]:
     return {
         app.name: config.settings(spec).host
@@ -91,7 +97,7 @@ def _off_platform(config: StackConfig, service: Service) -> list[str]:
             "to containers of its own daemon: keep it on hemma"
         )
     postgres = config.postgres.container_name
-    if uses_database(service) or any(names(text, postgres) for text in texts(service)):
+    if uses_database(service) or any(names(t, postgres) for t in _texts(config, service)):
         reasons.append(
             f"logs in to {postgres} (on {PLATFORM_HOST}), and a Docker network does not "
             "span machines: keep it on hemma"
@@ -148,7 +154,7 @@ def _across(
                 (
                     a
                     for a in (other.name, other.container)
-                    if any(names(t, a) for t in texts(service))
+                    if any(names(t, a) for t in _texts(config, service))
                 ),
                 None,
             )

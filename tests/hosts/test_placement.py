@@ -207,6 +207,13 @@ REFUSED = [
         id="a service others reach by alias",
     ),
     pytest.param(
+        placed(extraEnv={"huleedu_essay_embed_offload": {"CACHE_URL": "redis://redis:6379/2"}}),
+        "hemma:serviceHosts.huleedu_essay_embed_offload: huleedu_essay_embed_offload (on gpu) "
+        "reaches by name huleedu_redis (on hemma) as 'redis', and a Docker network does not "
+        "span machines: place them on one",
+        id="a name the operator's extraEnv adds",
+    ),
+    pytest.param(
         placed(serviceHosts={"huleedu_nlp_service": SECOND_HOST}),
         "hemma:serviceHosts.huleedu_nlp_service: huleedu_nlp_service (on gpu) logs in to "
         "shared-postgres (on hemma), and a Docker network does not span machines: keep it "
