@@ -302,7 +302,7 @@ def build(config: StackConfig, sources_required: bool = True) -> dict[str, Any]:
         "backups": outputs.backups(config, backup_plan(config, hemma_view)),
         "drift": outputs.drift(config, backup_plan(config, hemma_view)),
         "hosts": outputs.hosts(config, placement),
-        "placement": outputs.placement(config, placement),
+        "placement": outputs.placement(config, catalog, placement),
     }
 
 

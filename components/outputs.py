@@ -168,7 +168,7 @@ def hosts(config: StackConfig, placement: Placement) -> dict[str, dict[str, Any]
     }
 
 
-def placement(config: StackConfig, placed: Placement) -> dict[str, str]:
+def placement(config: StackConfig, catalog: tuple[App, ...], placed: Placement) -> dict[str, str]:
     """Container -> the machine it runs on, the platform's own containers included."""
     platform = {
         name: PLATFORM_HOST
@@ -178,4 +178,5 @@ def placement(config: StackConfig, placed: Placement) -> dict[str, str]:
             config.postgres.container_name,
         )
     }
-    return {**platform, **dict(placed.containers)}
+    running = {s.container for app in catalog for s in app.services}
+    return {**platform, **{c: h for c, h in placed.containers.items() if c in running}}

@@ -52,7 +52,7 @@ def placement_checks(config: StackConfig) -> list[str]:
     if problems:
         return problems
     catalog = config.apps()
-    containers = {s.container for app in catalog for s in app.services}
+    containers = {s.container for app in (*catalog, *config.retired_apps()) for s in app.services}
     for container in config.service_hosts:
         if container not in containers:
             problems.append(f"{NAMESPACE}:serviceHosts.{container}: no container of that name")

@@ -204,8 +204,9 @@ class _StackConfig(Model):
         return {PLATFORM_HOST: hemma, **others}
 
     def placement(self) -> Placement:
-        """Where each app, container and the GPU servers run."""
-        placed = self._declared()
+        """Where each app, container and the GPU servers run; a retired app's too, whose
+        volumes stay where they are."""
+        placed = [*self._declared(), *self._retired()]
         return Placement(
             apps={app.name: host for app, host in placed},
             containers={
@@ -255,12 +256,14 @@ class _StackConfig(Model):
 
     def retired_apps(self) -> tuple[App, ...]:
         """Apps switched off whose data stays declared (their volumes, role, databases)."""
-        site = self.site()
-        return tuple(
-            spec.declare(settings, site, ())
+        return tuple(app for app, _ in self._retired())
+
+    def _retired(self) -> list[tuple[App, str]]:
+        return [
+            (spec.declare(settings, self.site(settings.host), ()), settings.host)
             for spec in APPS
             if not spec.enabled(settings := self.settings(spec)) and spec.retained(settings)
-        )
+        ]
 
 
 def _app_settings() -> dict[str, Any]:

@@ -279,3 +279,23 @@ def test_a_second_machine_without_its_host_key_is_refused() -> None:
     message, program = run_expecting_error(config)
     assert message == "hemma:hosts.gpu.sshHostKey: is required"
     assert program.declared == []
+
+
+def test_a_retired_apps_volumes_stay_on_its_machine() -> None:
+    """Switched off with ``keepData``, an app's volumes stay declared where they are:
+    declared on Hemma instead, they would be replaced (refused: protected)."""
+    config = two_host_config()
+    config["classHub"] = {
+        **config["classHub"],
+        "enabled": False,
+        "keepData": True,
+        "host": SECOND_HOST,
+    }
+    program = run_program(config)
+    volumes = [
+        v for v in program.of_type("docker:index/volume:Volume") if v.name.startswith("classhub-")
+    ]
+    assert volumes
+    assert {provider_name(v) for v in volumes} == {"gpu-docker"}
+    assert not [c for c in program.containers if c.name.startswith("classhub-")]
+    assert "classhub_web" not in program.outputs["placement"]
