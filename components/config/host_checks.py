@@ -61,7 +61,8 @@ def _server_users(config: StackConfig) -> list[str]:
     says so."""
     problems = []
     for key, server in (("llama", config.gpu.llama), ("tabby", config.gpu.tabby)):
-        user = server.user or config.ssh_user
+        machine = config.machines().get(config.gpu.host)
+        user = server.user or (machine.ssh_user if machine else config.ssh_user)
         if server.manage and user == "root" and not server.run_as_root:
             where = "" if server.user else " (the SSH user, since user is unset)"
             problems.append(

@@ -71,7 +71,7 @@ def placement_checks(config: StackConfig) -> list[str]:
             line = f"{NAMESPACE}:{key_of(app, service)}: {service.container} (on {where})"
             problems += [f"{line} {reason}" for reason in _off_platform(config, service)]
     problems += _across(config, catalog, placement, key_of)
-    problems += _jobs(catalog, placement, keys)
+    problems += _jobs(config, catalog, placement, keys)
     return problems
 
 
@@ -148,13 +148,14 @@ def _across(
                 )
         for other_app, other in services:
             there = placement.of(other.container)
-            if other is service or there == here or not set(service.networks) & set(other.networks):
+            shared = sorted(set(service.networks) & set(other.networks))
+            if other is service or there == here or not shared:
                 continue
             alias = next(
                 (
                     a
                     for a in (other.name, other.container)
-                    if any(names(t, a) for t in _texts(config, service))
+                    if any(names(t, a, shared) for t in _texts(config, service))
                 ),
                 None,
             )
@@ -176,19 +177,25 @@ def _across(
     return problems
 
 
-def _jobs(catalog: tuple[App, ...], placement: Placement, keys: dict[str, str]) -> list[str]:
-    """An app's host jobs run where the app is; they may call only containers there."""
+def _jobs(
+    config: StackConfig, catalog: tuple[App, ...], placement: Placement, keys: dict[str, str]
+) -> list[str]:
+    """An app's host jobs run where the app is; they may call only containers there.
+    A job names its container on its command line or in the script it runs."""
     problems = []
     for app in catalog:
         here = placement.apps.get(app.name, PLATFORM_HOST)
         for job in app.jobs:
-            words = {word for command in job.exec_start for word in command}
+            said = [word for command in job.exec_start for word in command]
+            said += [file.content for file in job.extra_files]
             for service in app.services:
                 there = placement.of(service.container)
-                if service.container in words and there != here:
+                if there != here and any(names(text, service.container) for text in said):
+                    moved = service.container in config.service_hosts
+                    key = f"serviceHosts.{service.container}" if moved else f"{keys[app.name]}.host"
                     problems.append(
-                        f"{NAMESPACE}:serviceHosts.{service.container}: the {app.name} app's "
-                        f"job {job.name} (on {here}) runs docker exec in it (on {there}): "
-                        "keep it with its app"
+                        f"{NAMESPACE}:{key}: the {app.name} app's job {job.name} (on {here}) "
+                        f"runs docker exec in {service.container} (on {there}): keep them on "
+                        "one machine"
                     )
     return problems

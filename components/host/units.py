@@ -36,9 +36,10 @@ def smart_logs_cleanup(config: StackConfig) -> Job:
 
 
 def gpu_servers(config: StackConfig) -> list[Daemon]:
-    docker_service = config.machines()[config.gpu.host].docker_service
-    """The servers the operator has handed over (``manage``), listening on loopback."""
+    """The servers the operator has handed over (``manage``), listening on loopback, on
+    the machine ``gpu.host`` names (its docker unit, its SSH user by default)."""
     gpu = config.gpu
+    machine = config.machines()[gpu.host]
     daemons = []
     for name, what, server in (
         ("llama-server-rocm", "llama.cpp server (ROCm)", gpu.llama),
@@ -52,8 +53,8 @@ def gpu_servers(config: StackConfig) -> list[Daemon]:
                 name=name,
                 description=f"{what} on {gpu.bind_address}:{server.port}",
                 exec_start=(server.executable, *server.args, *listen),
-                user=server.user or config.ssh_user or "",
-                after=(docker_service,),
+                user=server.user or machine.ssh_user,
+                after=(machine.docker_service,),
                 groups=GPU_GROUPS,
                 environment=tuple(sorted(server.environment.items())),
                 working_directory=server.working_directory,

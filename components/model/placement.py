@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from components.model.app import App, DatabasePassword, DatabaseUrl, Service
@@ -74,10 +74,14 @@ class Placement:
         return tuple(seen)
 
 
-def names(text: str, alias: str) -> bool:
+def names(text: str, alias: str, networks: Iterable[str] = ()) -> bool:
     """Whether ``text`` (an env value, an uploaded file, a command word) names ``alias``
-    as a host: ``kafka:9092``, ``http://redis:6379/0``, ``loki`` alone."""
-    return re.search(rf"(?<![\w.-]){re.escape(alias)}(?![\w.-])", text) is not None
+    as a host: ``kafka:9092``, ``http://redis:6379/0``, ``loki`` alone, or
+    ``redis.NETWORK`` for one of ``networks``. Docker's DNS resolves both forms, and
+    case-blind (moby daemon/libnetwork/sandbox.go, network.go: ``strings.ToLower``)."""
+    domain = "".join(f"|\\.{re.escape(network)}" for network in networks)
+    pattern = rf"(?<![\w.-]){re.escape(alias)}(?:{domain})(?![\w.-])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 def texts(service: Service) -> Iterator[str]:

@@ -214,6 +214,30 @@ REFUSED = [
         id="a name the operator's extraEnv adds",
     ),
     pytest.param(
+        placed(
+            extraEnv={
+                "huleedu_language_tool_service": {
+                    "A": "http://REDIS:6379",
+                    "B": "kafka.huleedu_internal_network:9092",
+                }
+            }
+        ),
+        "hemma:serviceHosts.huleedu_language_tool_service: huleedu_language_tool_service (on "
+        "gpu) reaches by name huleedu_kafka (on hemma) as 'kafka', huleedu_redis (on hemma) as "
+        "'redis', and",
+        id="a name in capitals, or with its network's domain",
+    ),
+    pytest.param(
+        placed(
+            skriptoteketCleanup={"host": SECOND_HOST},
+            serviceHosts={**two_host_config()["serviceHosts"], "skriptoteket-web": PLATFORM_HOST},
+        ),
+        "hemma:serviceHosts.skriptoteket-web: the skriptoteket app's job "
+        "skriptoteket-sandbox-snapshots-cleanup (on gpu) runs docker exec in skriptoteket-web "
+        "(on hemma): keep them on one machine",
+        id="a host job away from its container",
+    ),
+    pytest.param(
         placed(serviceHosts={"huleedu_nlp_service": SECOND_HOST}),
         "hemma:serviceHosts.huleedu_nlp_service: huleedu_nlp_service (on gpu) logs in to "
         "shared-postgres (on hemma), and a Docker network does not span machines: keep it "
