@@ -8,13 +8,13 @@ import shlex
 import socket
 import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from ops import remote
-from ops.outputs import BadInput, host_port, need, tunnels
+from ops.outputs import HEMMA, BadInput, entry_host, host_port, need, tunnels
 from ops.rollout import running_container
 
 # Report order: from what the world sees inwards.
@@ -38,8 +38,8 @@ class Context:
     tls: ssl.SSLContext
     cert_warn_days: float
     backup_max_age_hours: float
-    session: remote.Session | None = None
-    """The run's one login to Hemma, for every check over ssh."""
+    sessions: Mapping[str, remote.Session] = field(default_factory=dict)
+    """The run's one login to each machine (by host name), for every check over ssh."""
     drift_max_age_hours: float = 36.0
     """The outputs' drift.staleAfterHours, when they have it."""
 
@@ -52,6 +52,8 @@ class Check:
     probe: Callable[[Context], Outcome]
     needs_ssh: bool = False
     rank: int = 0  # within a kind, before the name in the report's order
+    host: str = HEMMA
+    """The machine a check over ssh runs on."""
 
     @property
     def name(self) -> str:
@@ -194,13 +196,13 @@ def _cert(host: str, address: Address) -> Callable[[Context], Outcome]:
 Judge = Callable[[remote.Answer, Context], Outcome]
 
 
-def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
-    """A check run on Hemma through the run's one login. ssh's own failure (exit 255)
-    is never tried again, and stops every later check from trying: an authentication
-    failure repeated is how fail2ban bans."""
+def over_ssh(remote_command: str, judge: Judge, host: str = HEMMA) -> Callable[[Context], Outcome]:
+    """A check run on ``host`` through the run's one login to it. ssh's own failure
+    (exit 255) is never tried again, and stops every later check on that host from
+    trying: an authentication failure repeated is how fail2ban bans."""
 
     def probe(ctx: Context) -> Outcome:
-        session = ctx.session
+        session = ctx.sessions.get(host)
         if session is None:
             return Outcome(SKIPPED, "no ssh session", final=True)
         refused = session.usable()
@@ -216,6 +218,12 @@ def over_ssh(remote_command: str, judge: Judge) -> Callable[[Context], Outcome]:
         return judge(answer, ctx)
 
     return probe
+
+
+def on_host(target: str, host: str) -> str:
+    """A check's target as the table shows it: hemma's as it is, another machine's
+    with that machine's name."""
+    return target if host == HEMMA else f"{target} on {host}"
 
 
 def internal_command(container: str, probe: list[str]) -> str:
@@ -294,23 +302,25 @@ def internal_checks(data: dict[str, Any]) -> list[Check]:
             raise BadInput(f"outputs {where}.probe should be a non-empty list of strings")
         if container.startswith("-"):
             raise BadInput(f"refusing container name {container!r} from {where}")
+        host = entry_host(data, entry, where)
         url = entry.get("url")
-        target = _shown_url(url) if isinstance(url, str) else container
-        command = internal_command(container, probe)
-        checks.append(Check("internal", container, target, over_ssh(command, _probe_passed), True))
+        target = on_host(_shown_url(url) if isinstance(url, str) else container, host)
+        command = over_ssh(internal_command(container, probe), _probe_passed, host)
+        checks.append(Check("internal", container, target, command, True, host=host))
     return checks
 
 
 def tunnel_checks(data: dict[str, Any]) -> list[Check]:
     """Each forward ``tunnel`` opens, shared-postgres's included: its remote end must
-    accept a connection on Hemma."""
+    accept a connection on the machine the forward goes to."""
     checks = []
     for name, entry in tunnels(data).items():
         where = f"sshTunnels.{name}"
         if not isinstance(entry, dict):
             raise BadInput(f"outputs {where} should be an object")
+        machine = entry_host(data, entry, where)
         address = need(entry, "remote", str, within=where)
         host, port = host_port(address, f"{where}.remote")
-        probe = over_ssh(tunnel_command(host, port), _port_open)
-        checks.append(Check("tunnel", name, address, probe, True))
+        probe = over_ssh(tunnel_command(host, port), _port_open, machine)
+        checks.append(Check("tunnel", name, on_host(address, machine), probe, True, host=machine))
     return checks

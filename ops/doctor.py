@@ -6,11 +6,13 @@
     python -m ops.doctor --only backup        # backup:last, backup:drill, backup:check
     python -m ops.doctor --only drift         # drift:host, drift:operator
 
-Every check over ssh goes to the ``hemma`` alias of ~/.ssh/config (or $HEMMA_SSH,
-or --ssh), through one login for the whole run: the doctor logs in once first, and
-when that fails it says so in one line and skips every check over ssh, trying no
-other login. Exit status: 0 all checks ok (or off), 1 any failed or was skipped, 2
-the input could not be used.
+Every check over ssh runs on the machine its entry names (``host``; hemma when the
+outputs predate schemaVersion 3): hemma through the ``hemma`` alias of ~/.ssh/config
+(or $HEMMA_SSH, or --ssh, and --ssh-port), any other machine at its ``hosts`` entry's
+sshTarget and sshPort. Each machine gets one login for the whole run: the doctor logs
+in to it once first, and when that fails it says so in one line and skips every
+check over ssh on that machine, trying no other login to it. Exit status: 0 all
+checks ok (or off), 1 any failed or was skipped, 2 the input could not be used.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any, TextIO
 from ops import backups, checks, drift_checks, outputs, remote
 from ops.checks import FAIL, KINDS, OFF, OK, SKIPPED, Check, Context, Outcome
 from ops.outputs import BadInput
+
+Redact = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--outputs", metavar="FILE", help="stack outputs JSON (default: ask Pulumi)"
     )
     parser.add_argument(
-        "--ssh", metavar="TARGET", help="the ssh alias of Hemma (default: $HEMMA_SSH or hemma)"
+        "--ssh",
+        metavar="TARGET",
+        help="the ssh alias of Hemma (default: $HEMMA_SSH or hemma); hemma only: another "
+        "machine is reached at its sshTarget in the outputs' hosts",
     )
     parser.add_argument(
-        "--ssh-port", metavar="PORT", help="Hemma's ssh port (default: the alias's own)"
+        "--ssh-port",
+        metavar="PORT",
+        help="Hemma's ssh port (default: the alias's own); hemma only: another machine's "
+        "is its sshPort in the outputs' hosts",
     )
     parser.add_argument("--ssh-command", default="ssh", help="the ssh client to run (default: ssh)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per try (15)")
@@ -168,6 +178,29 @@ def table(results: list[Result], clean: Callable[[str], str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def machines(chosen: list[Check]) -> list[str]:
+    """The machines the chosen checks run on over ssh, hemma first."""
+    found = {c.host for c in chosen if c.needs_ssh}
+    return sorted(found, key=lambda host: (host != outputs.HEMMA, host))
+
+
+def login(sessions: dict[str, remote.Session], timeout: float, clean: Redact) -> None:
+    """One login to each machine, one after another. A machine that refuses it is
+    said in one line; its checks over ssh are then skipped, and nothing logs in to
+    it again (fail2ban's recidive jail bans for good)."""
+    for host, session in sessions.items():
+        if session.start(timeout):
+            continue
+        where = "" if len(sessions) == 1 else f" on {host}"
+        print(
+            f"doctor: cannot log in to {session.target} over ssh ({clean(session.failure or '')});"
+            f" every check over ssh{where} is skipped, and no other login"
+            f"{'' if len(sessions) == 1 else ' to it'} is tried",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -176,35 +209,33 @@ def main(argv: list[str] | None = None) -> int:
         chosen = select(found, args.only)
         drift_hours = drift_checks.stale_hours(data)
         tls = tls_context(args.ca_file)
-        session = None
-        if any(c.needs_ssh for c in chosen):
+        sessions = {}
+        hosts = machines(chosen)
+        if hosts:
             port = outputs.ssh_port({}, args.ssh_port) if args.ssh_port is not None else 22
-            session = remote.Session(args.ssh_command, remote.target(args.ssh), port)
+            hemma = (remote.target(args.ssh), port)
+            reached = {host: remote.reach(data, host, hemma) for host in hosts}
+            sessions = {
+                host: remote.Session(args.ssh_command, target, port)
+                for host, (target, port) in reached.items()
+            }
     except (BadInput, remote.BadTarget) as error:
         print(f"doctor: {error}", file=sys.stderr)
         return 2
     clean = outputs.Redactor(data)
     try:
-        login_timeout = min(args.timeout, remote.CONNECT_TIMEOUT) + 2
-        if session is not None and not session.start(login_timeout):
-            reason = clean(session.failure or "")
-            print(
-                f"doctor: cannot log in to {session.target} over ssh ({reason});"
-                " every check over ssh is skipped, and no other login is tried",
-                file=sys.stderr,
-                flush=True,
-            )
+        login(sessions, min(args.timeout, remote.CONNECT_TIMEOUT) + 2, clean)
         ctx = Context(
             timeout=args.timeout,
             tls=tls,
             cert_warn_days=args.cert_warn_days,
             backup_max_age_hours=args.backup_max_age,
-            session=session,
+            sessions=sessions,
             drift_max_age_hours=drift_hours,
         )
         results = run_all(chosen, ctx, args, reporter(sys.stderr, args.progress))
     finally:
-        if session is not None:
+        for session in sessions.values():
             session.close()
     print(table(results, clean))
     counts = {s: sum(r.outcome.status == s for r in results) for s in (OK, FAIL, SKIPPED, OFF)}

@@ -1,9 +1,11 @@
-"""SSH port-forwards to Hemma, each in an ssh process of its own: how one is started,
-known to be ready, recorded, recognised again and stopped.
+"""SSH port-forwards to Hemma (and the other machines of the stack), in ssh processes of
+their own: how one is started, known to be ready, recorded, recognised again and stopped.
 
 A forward runs ``ssh -n -N -o ControlMaster=no -o ControlPath=none ... -L
-LOCAL:REMOTE TARGET``: it neither hands its forward to a shared master (and exits at
-once) nor lives only as long as that master's ``ControlPersist``. It runs in a
+LOCAL:REMOTE TARGET``, and scripts/tunnel's forwards to one machine all run in one
+such ssh (one ``-L`` each, one login per machine): it neither hands its forwards to
+a shared master (and exits at once) nor lives only as long as that master's
+``ControlPersist``. It runs in a
 session of its own, so the Ctrl-C meant for a command does not end it, and with
 ``BatchMode=yes``, since such a process has no terminal to ask on. It is stopped by
 its PID.
@@ -60,9 +62,19 @@ class Unknowable(RuntimeError):
 
 
 def forward_argv(local: int, address: str, target: str, autossh: bool, port: int) -> list[str]:
+    return forwards_argv([(local, address)], target, autossh, port)
+
+
+def forwards_argv(pairs: list[tuple[int, str]], target: str, autossh: bool, port: int) -> list[str]:
+    """One ssh to ``target`` holding each (local port, ``HOST:PORT``) forward."""
     client = ["autossh", "-M", "0"] if autossh else ["ssh"]
-    forward = ["-L", f"{local}:{address}", target]
-    return [*client, *FORWARD_OPTIONS, *remote.port_options(port), *forward]
+    forward = [word for local, address in pairs for word in ("-L", f"{local}:{address}")]
+    return [*client, *FORWARD_OPTIONS, *remote.port_options(port), *forward, target]
+
+
+def forwards_in(argv: list[str]) -> list[str]:
+    """The ``LOCAL:HOST:PORT`` of each ``-L`` in a forward's argv."""
+    return [argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "-L"]
 
 
 def start(argv: list[str]) -> subprocess.Popen[bytes]:
@@ -70,6 +82,7 @@ def start(argv: list[str]) -> subprocess.Popen[bytes]:
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    processes = list(dict.fromkeys(processes))  # forwards to one machine share one
     for process in processes:
         if process.poll() is None:
             process.terminate()
@@ -176,7 +189,7 @@ def held_forward(local: int, address: str, target: str) -> int | None:
         holder = str(saved["holder"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if holder != HELD or argv[-3:] != ["-L", f"{local}:{address}", target]:
+    if holder != HELD or argv[-1] != target or f"{local}:{address}" not in forwards_in(argv):
         return None
     # ps shows the program as it was found (/usr/bin/ssh, a wrapper's exec): the
     # options, the forward and the target are what must still be there.

@@ -7,11 +7,11 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 # The newest outputs layout these tools understand; a stack that exports a newer
 # one may have moved keys, so guessing would check the wrong things.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,6 +206,80 @@ class Redactor:
         return text
 
 
+HEMMA = "hemma"
+"""The main server: every entry of outputs from before schemaVersion 3 runs on it,
+and so does shared-postgres (``postgresTunnel``)."""
+HOSTS_SINCE = 3
+"""The schemaVersion that added ``hosts``, ``placement`` and each entry's ``host``."""
+# A machine's name (outputs.schema.json#/$defs/host), and ssh's user@host: neither
+# can begin with "-", so ssh never reads one as an option (-oProxyCommand=...).
+_HOST_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+_A_HOST_NAME = "a host name ([a-z][a-z0-9-]{0,30})"
+_SSH_TARGET = re.compile(r"[a-z_][a-z0-9_-]*@[a-z0-9][a-z0-9.-]*")
+
+
+def _host_name(name: object) -> TypeGuard[str]:
+    return isinstance(name, str) and _HOST_NAME.fullmatch(name) is not None
+
+
+def _reach(target: object, port: object, where: str) -> tuple[str | None, int | None]:
+    if target is not None and (not isinstance(target, str) or not _SSH_TARGET.fullmatch(target)):
+        raise BadInput(f"outputs {where}sshTarget should be user@host or null, not {target!r}")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+    ):
+        raise BadInput(f"outputs {where}sshPort should be a port number 1..65535, not {port!r}")
+    return target, port
+
+
+def hosts(data: dict[str, Any]) -> dict[str, tuple[str | None, int | None]]:
+    """Each machine by name -> its (sshTarget, sshPort) as the outputs export them
+    (null for the local stack). Outputs from before schemaVersion 3 have no
+    ``hosts``: their one machine is hemma, at the top-level sshTarget and sshPort."""
+    version = data.get("schemaVersion")
+    if isinstance(version, int) and version < HOSTS_SINCE:
+        return {HEMMA: _reach(data.get("sshTarget"), data.get("sshPort"), "")}
+    found = {}
+    for name, entry in need(data, "hosts", dict).items():
+        if not _host_name(name):
+            raise BadInput(f"outputs hosts holds {name!r}, which is not {_A_HOST_NAME}")
+        where = f"hosts.{name}"
+        if not isinstance(entry, dict):
+            raise BadInput(f"outputs {where} should be an object")
+        found[name] = _reach(entry.get("sshTarget"), entry.get("sshPort"), f"{where}.")
+    if HEMMA not in found:
+        raise BadInput(f"outputs have no hosts.{HEMMA}")
+    return found
+
+
+def ssh_host(data: dict[str, Any], host: str) -> tuple[str, int]:
+    """The ssh target (user@host) and port of the machine named ``host``, from the
+    outputs; a port of null is 22 (ssh's own default, or ~/.ssh/config's)."""
+    known = hosts(data)
+    if host not in known:
+        raise BadInput(f"outputs have no hosts.{host}")
+    target, port = known[host]
+    if target is None:
+        raise BadInput(f"outputs have no sshTarget for {host} (null): no ssh reaches it")
+    return target, 22 if port is None else port
+
+
+def entry_host(data: dict[str, Any], entry: dict[str, Any], where: str) -> str:
+    """The machine the entry at ``where`` runs on: its ``host``, else hemma (outputs
+    from before schemaVersion 3). Refused unless it is one of ``hosts``."""
+    if "host" not in entry:
+        return HEMMA
+    host = entry["host"]
+    if not _host_name(host):
+        raise BadInput(f"outputs {where}.host should be {_A_HOST_NAME}, not {host!r}")
+    known = hosts(data)
+    if host not in known:
+        raise BadInput(
+            f"outputs {where}.host is {host!r}, which is not in hosts ({', '.join(sorted(known))})"
+        )
+    return host
+
+
 POSTGRES = "shared-postgres"
 _POSTGRES_FORWARD = re.compile(r"-L ([0-9]{1,5}):(127\.0\.0\.1:[0-9]{1,5}) ")
 
@@ -220,7 +294,7 @@ def postgres_tunnel(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found = _POSTGRES_FORWARD.search(command)
     if found is None:
         raise BadInput("outputs postgresTunnel holds no -L LOCAL:127.0.0.1:PORT forward")
-    return {POSTGRES: {"localPort": int(found[1]), "remote": found[2]}}
+    return {POSTGRES: {"localPort": int(found[1]), "remote": found[2], "host": HEMMA}}
 
 
 def tunnels(data: dict[str, Any]) -> dict[str, Any]:

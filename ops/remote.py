@@ -13,6 +13,9 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from ops import outputs
 
 DEFAULT_ALIAS = "hemma"
 """The ``Host hemma`` block of ~/.ssh/config (README, prerequisites): its key and its
@@ -33,11 +36,25 @@ class BadTarget(ValueError):
 def target(override: str | None = None) -> str:
     """The name every tool reaches Hemma by: ``--ssh``, else ``$HEMMA_SSH``, else the
     ``hemma`` alias, so that ssh uses that Host block's key and master connection."""
-    chosen = override or os.environ.get("HEMMA_SSH") or DEFAULT_ALIAS
-    # ssh would read a leading dash as an option (think -oProxyCommand=...).
-    if chosen.startswith("-") or any(c.isspace() for c in chosen):
+    return checked(override or os.environ.get("HEMMA_SSH") or DEFAULT_ALIAS)
+
+
+def checked(chosen: str) -> str:
+    """``chosen``, unless ssh would read it as an option (think -oProxyCommand=...)
+    or it is not one word."""
+    if not chosen or chosen.startswith("-") or any(c.isspace() for c in chosen):
         raise BadTarget(f"refusing ssh target {chosen!r}: it must be an alias or user@host")
     return chosen
+
+
+def reach(data: dict[str, Any], host: str, hemma: tuple[str, int]) -> tuple[str, int]:
+    """The ssh target and port of machine ``host``: hemma's are ``hemma`` (the alias,
+    ``$HEMMA_SSH`` or ``--ssh``, and ``--ssh-port``, as every tool has them); any other
+    machine's come from the outputs' ``hosts``."""
+    if host == outputs.HEMMA:
+        return hemma
+    target, port = outputs.ssh_host(data, host)
+    return checked(target), port
 
 
 @dataclass(frozen=True)

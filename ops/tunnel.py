@@ -4,10 +4,14 @@
     python -m ops.tunnel tabby --print   # just show the command
     python -m ops.tunnel --forward 15432:127.0.0.1:5432 -- pulumi up   # while it runs
 
-Each forward is ``ssh -N ... -L LOCAL:REMOTE hemma`` (the alias of ~/.ssh/config, or
-$HEMMA_SSH, or --ssh) in an ssh process of its own (``ops/forwards.py``). It holds
-until Ctrl-C, or until the command given after ``--`` ends, and is stopped by its
-PID. autossh, when it is on PATH, brings a dropped tunnel back by itself.
+The forwards go to the machine each entry names (``host``; hemma when the outputs
+predate schemaVersion 3, and always for shared-postgres's), grouped: one ssh process
+per machine, ``ssh -N ... -L LOCAL:REMOTE [-L ...] TARGET`` (``ops/forwards.py``),
+so one login each. Hemma's TARGET is the ``hemma`` alias of ~/.ssh/config (or
+$HEMMA_SSH, or --ssh; --ssh-port); another machine's is its sshTarget and sshPort
+in the outputs' ``hosts``. Each holds until Ctrl-C, or until the command given after
+``--`` ends, and is stopped by its PID. autossh, when it is on PATH, brings a
+dropped tunnel back by itself. ``--forward`` goes to hemma, one ssh per forward.
 
 With ``--forward``, a local port that is already listening is used only when it is
 a forward ``scripts/tunnel`` holds to the same place; anything else there (the local
@@ -24,12 +28,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from ops import forwards, outputs, remote
-from ops.forwards import HELD, Started, Unknowable, forward_argv
+from ops.forwards import HELD, Started, Unknowable, forward_argv, forwards_argv
 from ops.outputs import BadInput, host_port, need
 
 
@@ -51,10 +56,16 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--outputs", metavar="FILE", help="stack outputs JSON (default: ask Pulumi)"
     )
     parser.add_argument(
-        "--ssh", metavar="TARGET", help="the ssh alias of Hemma (default: $HEMMA_SSH or hemma)"
+        "--ssh",
+        metavar="TARGET",
+        help="the ssh alias of Hemma (default: $HEMMA_SSH or hemma); hemma only: another "
+        "machine is reached at its sshTarget in the outputs' hosts",
     )
     parser.add_argument(
-        "--ssh-port", metavar="PORT", help="Hemma's ssh port (default: the alias's own)"
+        "--ssh-port",
+        metavar="PORT",
+        help="Hemma's ssh port (default: the alias's own); hemma only: another machine's "
+        "is its sshPort in the outputs' hosts",
     )
     parser.add_argument(
         "--forward",
@@ -72,17 +83,29 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     return args, command
 
 
+@dataclass(frozen=True)
+class Group:
+    """The chosen forwards to one machine, and the one ssh that holds them."""
+
+    host: str
+    target: str
+    forwards: tuple[tuple[str, int, str], ...]
+    """(name, local port, ``HOST:PORT``) of each."""
+    argv: list[str]
+
+
 def commands(
     data: dict[str, Any], names: list[str], target: str, autossh: bool, port: int = 22
-) -> list[tuple[str, list[str]]]:
-    """(name, argv) for each chosen tunnel, in the order asked, or all of them by name."""
+) -> list[Group]:
+    """The chosen tunnels (in the order asked, or all of them by name) grouped by the
+    machine they go to, hemma first; ``target`` and ``port`` are hemma's."""
     tunnels = outputs.tunnels(data)
     unknown = [name for name in names if name not in tunnels]
     if unknown:
         known = ", ".join(sorted(tunnels)) or "none"
         raise BadInput(f"no tunnel named {', '.join(unknown)}; known: {known}")
     chosen = list(dict.fromkeys(names)) if names else sorted(tunnels)
-    found = []
+    by_host: dict[str, list[tuple[str, int, str]]] = {outputs.HEMMA: []}
     for name in chosen:
         where = f"sshTunnels.{name}"
         if not isinstance(tunnels[name], dict):
@@ -92,7 +115,15 @@ def commands(
         host_port(address, f"{where}.remote")
         if not 0 < local < 65536:
             raise BadInput(f"outputs {where}.localPort should be a port number, not {local}")
-        found.append((name, forward_argv(local, address, target, autossh, port)))
+        host = outputs.entry_host(data, tunnels[name], where)
+        by_host.setdefault(host, []).append((name, local, address))
+    found = []
+    for host, forwards_ in by_host.items():
+        if not forwards_:
+            continue
+        to, at = remote.reach(data, host, (target, port))
+        pairs = [(local, address) for _, local, address in forwards_]
+        found.append(Group(host, to, tuple(forwards_), forwards_argv(pairs, to, autossh, at)))
     return found
 
 
@@ -235,23 +266,25 @@ def main(argv: list[str] | None = None) -> int:
         except (KeyboardInterrupt, Stop):
             return 130
     if args.print:
-        for _, argv_ in found:
-            print(shlex.join(argv_))
+        for group in found:
+            print(shlex.join(group.argv))
         return 0
     started: Started = []
     paths: list[Path] = []
     with forwards.held(started, paths):
         try:
-            for name, argv_ in found:
-                process = forwards.start(argv_)
-                started.append((name, process))
-                opened, _, address = argv_[-2].partition(":")
-                paths.append(forwards.record(int(opened), process, argv_, HELD))
-                print(
-                    f"tunnel: {name} 127.0.0.1:{opened} -> {address} on {target}", file=sys.stderr
-                )
+            for group in found:
+                # One ssh per machine; each forward in it is watched and reported by name.
+                process = forwards.start(group.argv)
+                for name, local, address in group.forwards:
+                    started.append((name, process))
+                    paths.append(forwards.record(local, process, group.argv, HELD))
+                    print(
+                        f"tunnel: {name} 127.0.0.1:{local} -> {address} on {group.target}",
+                        file=sys.stderr,
+                    )
         except OSError as error:
-            print(f"tunnel: cannot run {argv_[0]}: {error.strerror or error}", file=sys.stderr)
+            print(f"tunnel: cannot run {group.argv[0]}: {error.strerror or error}", file=sys.stderr)
             return 2
         except (KeyboardInterrupt, Stop):
             return 0

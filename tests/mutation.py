@@ -79,6 +79,10 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "replace-rules": (("plan/replaces.py",), ("tests/plan",)),
     "adoption-shell": (("ops/adopt/shell.py",), ("tests/ops",)),
+    "placement": (
+        ("components/config/placement_checks.py", "components/model/placement.py"),
+        ("tests/hosts",),
+    ),
 }
 
 # (pattern, replacement, what): each applied to one match at a time. The first

@@ -237,6 +237,7 @@ def fake_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSsh:
     for name in (
         "FAKE_SSH_EXIT",
         "FAKE_SSH_COMMAND_EXIT",
+        "FAKE_SSH_ONLY_TARGET",
         "FAKE_DOCKER_SICK",
         "FAKE_DOCKER_SAYS",
         "HEMMA_SSH",

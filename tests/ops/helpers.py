@@ -30,6 +30,18 @@ def golden(name: str = "default") -> dict[str, Any]:
     return loaded
 
 
+def golden_on_test() -> dict[str, Any]:
+    """The default configuration's real outputs whole, with Hemma's user@host a name
+    under .test, so a stray real ssh can reach nothing."""
+    data = golden()
+    real = data["sshTarget"]
+    data["sshTarget"] = data["hosts"]["hemma"]["sshTarget"] = TARGET
+    data["postgresTunnel"] = data["postgresTunnel"].replace(real, TARGET)
+    for entry in data["sshTunnels"].values():
+        entry["command"] = entry["command"].replace(real, TARGET)
+    return data
+
+
 def _sample() -> dict[str, Any]:
     """The default configuration's real outputs, cut down to what the tests build on.
 
@@ -37,14 +49,9 @@ def _sample() -> dict[str, Any]:
     (tests/ops/test_sample.py holds it to components/outputs.schema.json). The
     target is a name under .test, so a stray real ssh can reach nothing.
     """
-    data = golden()
-    real = data["sshTarget"]
-    data["sshTarget"] = TARGET
-    data["postgresTunnel"] = data["postgresTunnel"].replace(real, TARGET)
+    data = golden_on_test()
     data["sshTunnels"] = {
-        name: {**entry, "command": entry["command"].replace(real, TARGET)}
-        for name, entry in data["sshTunnels"].items()
-        if name in TUNNELS
+        name: entry for name, entry in data["sshTunnels"].items() if name in TUNNELS
     }
     # Each test adds the checks it means to run.
     data["healthChecks"] = {"public": {}, "internal": {}}
@@ -55,6 +62,54 @@ def _sample() -> dict[str, Any]:
 
 SAMPLE: dict[str, Any] = _sample()
 
+# A second machine, as the stack exports one once something is placed on it.
+GPU = "gpu"
+GPU_TARGET = "ops@gpu.test"
+GPU_PORT = 2222
+ON_GPU = TUNNELS
+"""The containers two_hosts() moves to the gpu machine: each has an internal check
+and a tunnel."""
+
+
+def two_hosts(data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Outputs with a ``gpu`` machine beside hemma (another user@host, another ssh
+    port), and ON_GPU placed on it: in placement, healthChecks.internal and
+    sshTunnels, whose commands name the gpu's target and port, as the stack writes
+    them (components/outputs.py). Default: the whole default outputs (every internal
+    check), with no public check."""
+    data = copy.deepcopy(data) if data is not None else golden_on_test()
+    data["healthChecks"]["public"] = {}
+    data["hosts"][GPU] = {
+        **data["hosts"]["hemma"],
+        "sshTarget": GPU_TARGET,
+        "sshPort": GPU_PORT,
+        "dockerHost": f"ssh://{GPU_TARGET}:{GPU_PORT}",
+    }
+    for name in ON_GPU:
+        data["placement"][name] = GPU
+        if name in data["healthChecks"]["internal"]:
+            data["healthChecks"]["internal"][name]["host"] = GPU
+        if name in data["sshTunnels"]:
+            entry = data["sshTunnels"][name]
+            forward = f"{entry['localPort']}:{entry['remote']}"
+            entry.update(host=GPU, command=f"ssh -N -p {GPU_PORT} -L {forward} {GPU_TARGET}")
+    return data
+
+
+def schema_2(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as outputs of schemaVersion 2 were: no hosts, no placement, and no
+    entry says which machine it runs on."""
+    old = copy.deepcopy(data)
+    old["schemaVersion"] = 2
+    del old["hosts"], old["placement"]
+    for key in ("sshTunnels", "hostUnits"):
+        for entry in old[key].values():
+            entry.pop("host", None)
+    for entry in old["healthChecks"]["internal"].values():
+        entry.pop("host", None)
+    return old
+
+
 # backups.metricsDirectory in the golden outputs, and the doctor's rows for it, in order.
 METRICS = "/var/snap/docker/common/hemma/metrics"
 BACKUPS = ["backup:last", "backup:drill", "backup:check"]
@@ -62,7 +117,8 @@ BACKUPS = ["backup:last", "backup:drill", "backup:check"]
 # Records every call as one JSON line; "exec" runs the remote command with sh as
 # sshd would, "sleep" never answers a command (the first login and the master's
 # -O calls still answer), anything else exits with FAKE_SSH_EXIT. FAKE_SSH_COMMAND_EXIT
-# is the status of commands only, after a first login that worked.
+# is the status of commands only, after a first login that worked. With
+# FAKE_SSH_ONLY_TARGET, those two statuses are for calls to that target only.
 FAKE_SSH = """#!{python}
 import json, os, stat, subprocess, sys, time
 
@@ -84,7 +140,9 @@ record = {"argv": args, "target": args[i] if i < len(args) else None,
 with open(os.environ["FAKE_SSH_LOG"], "a") as log:
     log.write(json.dumps(record) + "\\n")
 command = not control and not login
-if command and os.environ.get("FAKE_SSH_COMMAND_EXIT"):
+only = os.environ.get("FAKE_SSH_ONLY_TARGET")
+applies = not only or record["target"] == only
+if command and applies and os.environ.get("FAKE_SSH_COMMAND_EXIT"):
     sys.exit(int(os.environ["FAKE_SSH_COMMAND_EXIT"]))
 mode = os.environ.get("FAKE_SSH_MODE", "record")
 if mode == "exec" and command:
@@ -93,7 +151,7 @@ if mode == "exec" and command:
     sys.exit(done.returncode)
 if mode == "sleep" and command:
     time.sleep(60)
-sys.exit(int(os.environ.get("FAKE_SSH_EXIT", "0")))
+sys.exit(int(os.environ.get("FAKE_SSH_EXIT", "0")) if applies else 0)
 """
 
 # docker as Hemma would run it: records its argv; containers named in

@@ -48,7 +48,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "newer schema": (
         lambda tmp: broken(tmp, json.dumps(sample(schemaVersion=99))),
-        "outputs schemaVersion 99 is newer than these tools understand (2): update this checkout",
+        "outputs schemaVersion 99 is newer than these tools understand (3): update this checkout",
     ),
     "no schema": (
         lambda tmp: broken(

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ops import drift
-from tests.ops.helpers import ROOT, free_port, golden, write
+from tests.ops.helpers import GPU, ROOT, free_port, golden, two_hosts, write
 from tests.parts.ssh import SshServer
 
 pytestmark = pytest.mark.tools
@@ -161,6 +161,58 @@ def test_a_whole_doctor_run_is_one_login(client: Client, tmp_path: Path) -> None
     # The checks ran on the server: the test user's docker knows none of the containers.
     assert "No such container" in done.stdout or "probe failed" in done.stdout, done.stdout
     assert not list((client.root / "sockets").iterdir()), "the doctor used a master of its own"
+
+
+def second_machine(client: Client, tmp_path: Path) -> Path:
+    """The default stack's outputs with a ``gpu`` machine beside hemma (tests/ops/helpers
+    two_hosts), whose sshTarget and sshPort are the test sshd's own user@127.0.0.1 and
+    port: the doctor reaches it there, not through the alias. The client's ssh config
+    gives that address the client's key, as ~/.ssh/config would a machine's."""
+    config = client.root / "ssh_config"
+    lines = config.read_text().splitlines()
+    key = next(line.split()[1] for line in lines if "IdentityFile" in line)
+    server = client.server
+    with config.open("a") as file:
+        file.write(
+            f"Host {server.host}\n  IdentityFile {key}\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {server.known_hosts}\n  StrictHostKeyChecking yes\n"
+            "  LogLevel ERROR\n"
+        )
+    data = two_hosts(golden())
+    data["hosts"][GPU].update(sshTarget=f"{server.user}@{server.host}", sshPort=server.port)
+    return write(tmp_path, data)
+
+
+def test_two_machines_are_one_login_each(client: Client, tmp_path: Path) -> None:
+    since = client.log_size()
+    done = doctor(client, second_machine(client, tmp_path))
+    lines = client.log_lines(since)
+    logins = [line for line in lines if line.startswith("Accepted publickey for")]
+    assert len(logins) == 2, "\n".join(lines)
+    assert "0 skipped" in done.stdout, done.stdout + done.stderr
+    assert not list((client.root / "sockets").iterdir()), "the doctor used masters of its own"
+
+
+def test_a_refused_key_costs_one_login_attempt_per_machine(refused: Client, tmp_path: Path) -> None:
+    since = refused.log_size()
+    started = time.monotonic()
+    done = doctor(refused, second_machine(refused, tmp_path))
+    took = time.monotonic() - started
+    assert done.returncode == 1
+    user = f"{refused.server.user}@{refused.server.host}"
+    why = f"{user}: Permission denied (publickey)."
+    assert done.stderr.splitlines() == [
+        f"doctor: cannot log in to hemma-lab over ssh ({why}); every check over ssh on hemma"
+        " is skipped, and no other login to it is tried",
+        f"doctor: cannot log in to {user} over ssh ({why}); every check over ssh on gpu"
+        " is skipped, and no other login to it is tried",
+    ]
+    lines = refused.log_lines(since)
+    attempts = [line for line in lines if line.startswith("Failed publickey for")]
+    assert 2 <= len(attempts) <= 6, "\n".join(lines)
+    assert not [line for line in lines if "Accepted" in line]
+    assert "0 ok, 0 failed," in done.stdout
+    assert took < 25, f"the doctor took {took:.1f} s to say it"
 
 
 def scripts_tunnel(client: Client, tmp_path: Path, port: int, echo: int) -> subprocess.Popen[str]:

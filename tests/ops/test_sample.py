@@ -93,12 +93,18 @@ def test_each_tunnel_is_the_command_the_stack_exports(name: str, port: int | Non
             entry["command"] = entry["command"].replace("ssh -N ", f"ssh -N -p {port} ", 1)
         data["postgresTunnel"] = data["postgresTunnel"].replace("ssh -N ", f"ssh -N -p {port} ")
     target, ssh_port = data["sshTarget"], outputs.ssh_port(data, None)
-    found = dict(tunnel.commands(data, [], target, False, ssh_port))
+    groups = tunnel.commands(data, [], target, False, ssh_port)
     exported = {name: entry["command"] for name, entry in data["sshTunnels"].items()}
     exported[outputs.POSTGRES] = data["postgresTunnel"]
-    assert sorted(found) == sorted(exported)
-    for tunnel_name, argv in found.items():
-        assert without_options(argv) == shlex.split(exported[tunnel_name])
+    assert sorted(name for g in groups for name, _, _ in g.forwards) == sorted(exported)
+    for group in groups:
+        # One ssh per machine holds its forwards: each is the exported command's -L.
+        words = without_options(group.argv)
+        for name, local, address in group.forwards:
+            command = shlex.split(exported[name])
+            assert command[-3:-1] == ["-L", f"{local}:{address}"]
+            at = words.index("-L")
+            assert command[:-3] + command[-1:] == words[:at] + words[-1:], name
 
 
 def scripts_writing(file: str) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -14,14 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from ops import tunnel
+from ops import forwards, tunnel
 from tests.ops.helpers import (
+    GPU_PORT,
+    GPU_TARGET,
     ROOT,
+    TARGET,
+    TUNNELS,
     executable,
     free_port,
     free_ports,
     read_log,
     sample,
+    two_hosts,
     wait_for_port,
     write,
 )
@@ -32,12 +38,12 @@ OPTIONS = (
 )
 ALIAS = "hemma"
 
-# An ssh that really forwards its one -L to 127.0.0.1:LOCAL, as ssh -N -L would.
+# An ssh that really forwards each of its -L to 127.0.0.1:LOCAL, as ssh -N -L would.
 FORWARDING_SSH = """#!{python}
 import json, os, socket, sys, threading, time
 
 args = sys.argv[1:]
-local, host, port = args[args.index("-L") + 1].split(":")
+forwards = [args[i + 1].split(":") for i, word in enumerate(args) if word == "-L"]
 with open(os.environ["FAKE_SSH_LOG"], "a") as log:
     log.write(json.dumps({"argv": args, "pid": os.getpid()}) + "\\n")
 if os.environ.get("FAKE_SSH_EXIT"):
@@ -45,7 +51,8 @@ if os.environ.get("FAKE_SSH_EXIT"):
 # Logging in takes a while; ExitOnForwardFailure: a port taken meanwhile is an exit.
 time.sleep(float(os.environ.get("FAKE_SSH_LOGIN_SECONDS", "0")))
 try:
-    server = socket.create_server(("127.0.0.1", int(local)))
+    servers = [(socket.create_server(("127.0.0.1", int(local))), host, port)
+               for local, host, port in forwards]
 except OSError:
     print("bind: Address already in use", file=sys.stderr)
     sys.exit(255)
@@ -58,11 +65,17 @@ def pump(a, b):
     except OSError:
         pass
 
+def serve(server, host, port):
+    while True:
+        client, _ = server.accept()
+        upstream = socket.create_connection((host, int(port)))
+        threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+for forward in servers:
+    threading.Thread(target=serve, args=forward, daemon=True).start()
 while True:
-    client, _ = server.accept()
-    upstream = socket.create_connection((host, int(port)))
-    threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
-    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+    time.sleep(60)
 """
 
 
@@ -87,10 +100,10 @@ def test_print_shows_plain_ssh_without_autossh(
     path = write(tmp_path, sample())
     code, lines, _ = printed(capsys, "--outputs", str(path), "--print")
     assert code == 0
+    # Every forward is hemma's: one ssh, one login, holds them all.
     assert lines == [
-        f"ssh {OPTIONS} -L 19000:127.0.0.1:9000 {ALIAS}",
-        f"ssh {OPTIONS} -L 18085:127.0.0.1:8085 {ALIAS}",
-        f"ssh {OPTIONS} -L 15432:127.0.0.1:5432 {ALIAS}",  # postgresTunnel
+        f"ssh {OPTIONS} -L 19000:127.0.0.1:9000 -L 18085:127.0.0.1:8085"
+        f" -L 15432:127.0.0.1:5432 {ALIAS}"  # the last one postgresTunnel's
     ]
 
 
@@ -140,9 +153,8 @@ def test_named_tunnels_come_in_the_order_asked_and_ssh_can_be_overridden(
     names = ["huleedu_language_tool_service", "huleedu_essay_embed_offload"]
     code, lines, _ = printed(capsys, "--outputs", str(path), "--print", "--ssh", "me@h", *names)
     assert code == 0
-    assert [line.split()[-3:] for line in lines] == [
-        ["-L", "18085:127.0.0.1:8085", "me@h"],
-        ["-L", "19000:127.0.0.1:9000", "me@h"],
+    assert [line.split()[-5:] for line in lines] == [
+        ["-L", "18085:127.0.0.1:8085", "-L", "19000:127.0.0.1:9000", "me@h"],
     ]
 
 
@@ -241,10 +253,10 @@ def test_open_tunnels_forward_until_stopped(
         assert echo_through(ports["lang"], b"hej") == b"hej"
         assert echo_through(ports["offload"], b"hemma") == b"hemma"
         calls = read_log(log)
-        assert sorted(c["argv"] for c in calls) == sorted(
-            [*OPTIONS.split(), *port_options, "-L", f"{port}:127.0.0.1:{echo_server}", ALIAS]
-            for port in ports.values()
-        )
+        forwards = [["-L", f"{port}:127.0.0.1:{echo_server}"] for port in ports.values()]
+        assert [c["argv"] for c in calls] == [
+            [*OPTIONS.split(), *port_options, *forwards[0], *forwards[1], ALIAS]
+        ], "one ssh to hemma holds both"
         process.send_signal(stop_with)
         _, err = process.communicate(timeout=10)
     finally:
@@ -399,3 +411,64 @@ def test_a_forward_another_command_holds_is_not_borrowed(
     assert second.returncode == 2, err
     assert "is already taken, and not by a tunnel of scripts/tunnel" in err
     assert not (tmp_path / "ran").exists()
+
+
+def test_forwards_to_two_machines_are_one_ssh_each_and_each_is_recorded(
+    tmp_path: Path, echo_server: int, reaper: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hemma's forwards in one ssh to the alias, gpu's in one to its own user@host and
+    port; each local port's record names the ssh that holds it, as scripts/pulumi
+    reads it to tell scripts/tunnel's forward from anything else on the port."""
+    hemma_port, lang, offload = free_ports(3)
+    data = two_hosts(sample(postgresTunnel=f"ssh -N -L {hemma_port}:127.0.0.1:5432 {TARGET}"))
+    remote = f"127.0.0.1:{echo_server}"
+    for name, local in (("huleedu_language_tool_service", lang), (TUNNELS[0], offload)):
+        data["sshTunnels"][name].update(localPort=local, remote=remote)
+    # shared-postgres's end is the echo server too, through the hemma stand-in.
+    data["postgresTunnel"] = f"ssh -N -L {hemma_port}:{remote} {TARGET}"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    executable(bin_dir / "ssh", FORWARDING_SSH)
+    log = tmp_path / "ssh.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ops.tunnel", "--outputs", str(write(tmp_path, data))],
+        cwd=ROOT,
+        env=dict(
+            os.environ, PATH=str(bin_dir), FAKE_SSH_LOG=str(log),
+            XDG_CACHE_HOME=str(tmp_path / "cache"),
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    reaper.append(process.pid)
+    try:
+        assert all(wait_for_port(port) for port in (hemma_port, lang, offload))
+        calls = read_log(log)
+        reaper.extend(c["pid"] for c in calls)
+        assert all(echo_through(port, b"hej") == b"hej" for port in (hemma_port, lang, offload))
+        by_target = {c["argv"][-1]: c for c in calls}
+        assert len(calls) == len(by_target) == 2, "one ssh per machine"
+        assert by_target[ALIAS]["argv"] == [*OPTIONS.split(), "-L", f"{hemma_port}:{remote}", ALIAS]
+        assert by_target[GPU_TARGET]["argv"] == [
+            *OPTIONS.split(), "-p", str(GPU_PORT),
+            "-L", f"{offload}:{remote}", "-L", f"{lang}:{remote}", GPU_TARGET,
+        ]  # fmt: skip
+        records = tmp_path / "cache" / "hemma" / "tunnels"
+        held = {int(p.stem): json.loads(p.read_text()) for p in records.iterdir()}
+        assert {port: saved["pid"] for port, saved in held.items()} == {
+            hemma_port: by_target[ALIAS]["pid"],
+            lang: by_target[GPU_TARGET]["pid"],
+            offload: by_target[GPU_TARGET]["pid"],
+        }
+        # scripts/pulumi's --forward borrows hemma's forward, and only to hemma.
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert forwards.held_forward(hemma_port, remote, ALIAS) == by_target[ALIAS]["pid"]
+        assert forwards.held_forward(lang, remote, ALIAS) is None
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "closing 3 tunnel(s)" in err
+    assert f"huleedu_language_tool_service 127.0.0.1:{lang} -> {remote} on {GPU_TARGET}" in err
+    assert all(gone(c["pid"]) for c in calls)
+    assert not list(records.iterdir())

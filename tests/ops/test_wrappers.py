@@ -45,7 +45,8 @@ def run(wrapper: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]
 def test_scripts_tunnel_reads_a_path_relative_to_where_it_was_started(elsewhere: Path) -> None:
     done = run("tunnel", elsewhere, "--outputs", "mine.json", "--print", "--ssh", "me@h")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].endswith("-L 19000:127.0.0.1:9000 me@h")
+    assert " -L 19000:127.0.0.1:9000 " in done.stdout.splitlines()[0]
+    assert done.stdout.splitlines()[0].endswith(" me@h")
 
 
 def test_scripts_doctor_runs_the_doctor_and_passes_its_exit_status(elsewhere: Path) -> None:
