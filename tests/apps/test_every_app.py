@@ -280,6 +280,7 @@ def test_health_check_urls_public_and_internal(program: Program) -> None:
     assert checks["internal"]["huleedu_kafka"] == {
         "url": None,
         "probe": ["sh", "-c", "bash -c 'exec 3<>/dev/tcp/127.0.0.1/9092'"],
+        "host": "hemma",
     }
 
 

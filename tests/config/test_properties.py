@@ -51,7 +51,7 @@ from components.main import host_units
 from components.model.app import Build
 from components.proxy.htpasswd import htpasswd
 from components.proxy.nginx_files import host_policies, proxy_files
-from tests.harness import TEST_HOST_KEY, as_cli_value, site_config
+from tests.harness import TEST_HOST_KEY, as_cli_value, site_config, two_host_config
 from tests.host.test_units import MANAGED_GPU
 from tests.proxy.nginx import start_nginx, stop_nginx
 
@@ -81,7 +81,7 @@ def hostile(base: str) -> st.SearchStrategy[str]:
 
 
 def base_config() -> dict[str, Any]:
-    config = copy.deepcopy(site_config())
+    config = two_host_config(copy.deepcopy(site_config()))
     config["gpu"] = {**config["gpu"], **copy.deepcopy(MANAGED_GPU)}
     config["extraEnv"] = {"grafana": {"GF_LOG_LEVEL": "info"}}
     # An s3 repository, so that its storage variables are ones the back-end reads; the
@@ -180,6 +180,20 @@ FIELDS: dict[str, str] = {
     "imageOverrides.grafana": "grafana/grafana:11.4.1",
     "extraEnv.grafana.GF_LOG_LEVEL": "info",
     "logOpts.max-size": "10m",
+    "hosts.gpu.sshHost": "gpu.hule.education",
+    "hosts.gpu.sshUser": "operator",
+    "hosts.gpu.sshHostKey": TEST_HOST_KEY,
+    "hosts.gpu.dockerHost": "ssh://gpu",
+    "hosts.gpu.dockerPath": "/usr/bin/docker",
+    "hosts.gpu.dockerService": "docker.service",
+    "hosts.gpu.volumeRoot": "/var/lib/docker/volumes",
+    "hosts.gpu.metricsDirectory": "/var/lib/hemma/metrics",
+    "serviceHosts.huleedu_essay_embed_offload": "gpu",
+    "gpu.host": "hemma",
+    "skriptoteketCleanup.host": "hemma",
+    "huleedu.host": "hemma",
+    "observability.host": "hemma",
+    "classHub.host": "hemma",
 }
 
 
