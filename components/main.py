@@ -8,7 +8,9 @@ from typing import Any
 import pulumi
 
 from components import outputs
-from components.apps.stack import AppStack, AppStackArgs, DatabaseLogin, Elsewhere
+from components.apps.stack import AppStack, AppStackArgs
+from components.apps.where import Elsewhere
+from components.apps.wiring import DatabaseLogin
 from components.backups.jobs import (
     BackupPlan,
     backed_up_volumes,

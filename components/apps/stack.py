@@ -25,7 +25,10 @@ import pulumi
 import pulumi_docker as docker
 
 from components.apps.images import app_image
+from components.apps.where import Elsewhere, OnHost
 from components.apps.wiring import (
+    DatabaseLogin,
+    database_secret,
     drain_for,
     route_env,
     service_health,
@@ -45,8 +48,6 @@ from components.model.app import (
     HOST_GATEWAY,
     App,
     Build,
-    DatabasePassword,
-    DatabaseUrl,
     Generated,
     Image,
     OperatorSecret,
@@ -54,48 +55,6 @@ from components.model.app import (
     SecretSource,
     Service,
 )
-
-
-@dataclass(frozen=True)
-class DatabaseLogin:
-    """How an app logs in to shared-postgres."""
-
-    role: str
-    password: pulumi.Output[str]
-    """Secret."""
-    host: str
-    """shared-postgres's name on hule-network."""
-    port: int
-    resource: pulumi.Resource
-    """The role and databases, which must exist before the app's containers start."""
-
-
-@dataclass(frozen=True)
-class Elsewhere:
-    """A machine other than Hemma, as the services placed there see it."""
-
-    host: str
-    provider: pulumi.ProviderResource
-    """Its Docker: every image, volume and container placed there is declared with it."""
-    shell: HostShell
-    """SSH to it: the steps of its containers run there."""
-    docker_host: str
-    """Its daemon as ``docker --host`` reaches it, for the builds."""
-    networks: Mapping[str, docker.Network]
-    """Its own copy of each network its services join."""
-
-
-class OnHost(pulumi.ComponentResource):
-    """The parent of an app's resources on another machine: they inherit its provider."""
-
-    def __init__(self, name: str, where: Elsewhere, parent: pulumi.Resource) -> None:
-        super().__init__(
-            "hemma:app:OnHost",
-            name,
-            None,
-            pulumi.ResourceOptions(parent=parent, providers={"docker": where.provider}),
-        )
-        self.where = where
 
 
 @dataclass(frozen=True)
@@ -233,20 +192,7 @@ class AppStack(pulumi.ComponentResource):
             return pulumi.Output.secret(self._args.operator_secrets.get(source.key) or "")
         if self._database is None:
             raise ValueError(f"{self._app.name} has no database for {source}")
-        if isinstance(source, DatabasePassword):
-            return self._database.password
-        assert isinstance(source, DatabaseUrl)
-        return pulumi.Output.secret(
-            pulumi.Output.format(
-                "{0}://{1}:{2}@{3}:{4}/{5}",
-                source.scheme,
-                self._database.role,
-                self._database.password,
-                self._database.host,
-                self._database.port,
-                source.database,
-            )
-        )
+        return database_secret(self._database, source)
 
     def _envs(self, service: Service) -> list[pulumi.Input[str]]:
         clear = {**service.env, **route_env(service, self._args.hostnames, self._args.tls)}

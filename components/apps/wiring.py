@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
@@ -15,7 +16,7 @@ from components.foundation.drain import (
     drain_script,
     drainable,
 )
-from components.model.app import Service, Step
+from components.model.app import DatabasePassword, DatabaseUrl, SecretSource, Service, Step
 from components.model.rollout import SERVICE_LABEL
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -92,3 +93,35 @@ def volume_args(
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """How an app logs in to shared-postgres."""
+
+    role: str
+    password: pulumi.Output[str]
+    """Secret."""
+    host: str
+    """shared-postgres's name on hule-network."""
+    port: int
+    resource: pulumi.Resource
+    """The role and databases, which must exist before the app's containers start."""
+
+
+def database_secret(login: DatabaseLogin, source: SecretSource) -> pulumi.Output[str]:
+    """The role's password, or ``SCHEME://role:password@shared-postgres:5432/DATABASE``."""
+    if isinstance(source, DatabasePassword):
+        return login.password
+    assert isinstance(source, DatabaseUrl), source
+    return pulumi.Output.secret(
+        pulumi.Output.format(
+            "{0}://{1}:{2}@{3}:{4}/{5}",
+            source.scheme,
+            login.role,
+            login.password,
+            login.host,
+            login.port,
+            source.database,
+        )
+    )
