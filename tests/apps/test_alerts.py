@@ -114,12 +114,21 @@ def test_the_promtool_tests_catch_a_changed_rule(
             if rule["alert"] == alert:
                 assert old in rule["expr"]
                 rule["expr"] = rule["expr"].replace(old, new)
-    write(tmp_path, yaml.safe_dump(rules), alerts.rules_tests("hemma-alerts.yml", URLS))
-    tested = run(
+    # Only the test cases of that alert: the others take most of promtool's time and
+    # cannot fail on it.
+    tests = yaml.safe_load(alerts.rules_tests("hemma-alerts.yml", URLS))
+    tests["tests"] = [
+        test
+        for test in tests["tests"]
+        if any(check["alertname"] == alert for check in test["alert_rule_test"])
+    ]
+    assert tests["tests"]
+    write(tmp_path, yaml.safe_dump(rules), yaml.safe_dump(tests))
+    passed = run(
         [tool("promtool", "prometheus"), "test", "rules", "hemma-alerts.test.yml"], tmp_path
     )
-    assert tested.returncode != 0
-    assert alert in tested.stdout + tested.stderr
+    assert passed.returncode != 0
+    assert alert in passed.stdout + passed.stderr
 
 
 def test_backup_stale_follows_the_age_it_is_given(tmp_path: Path) -> None:

@@ -37,11 +37,12 @@ __all__ = ["fresh"]
 NEW_GRAFANA = "grafana2.hemma.hule.education"
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A repository of this checkout with one commit, and an uncommitted edit of the
-    stack file: Grafana's hostname."""
-    checkout = tmp_path / "hemma"
+    stack file: Grafana's hostname. The tests only read it (a diff's worktree comes
+    and goes), so the module shares one."""
+    checkout = tmp_path_factory.mktemp("repo") / "hemma"
     copy_checkout(ROOT, checkout)
     subprocess.run(["git", "init", "-q", str(checkout)], check=True)
     _commit(checkout, "as it is")
@@ -63,25 +64,31 @@ def test_a_bare_diff_compares_head_with_the_uncommitted_edit(repo: Path) -> None
     assert len(worktrees(repo)) == 1, "the temporary worktree is gone"
 
 
-def test_the_diff_says_which_dns_records_to_add_and_remove(repo: Path) -> None:
+@pytest.fixture(scope="module")
+def diffed(repo: Path) -> str:
+    """``scripts/plan diff`` of HEAD and the edit, as it prints it."""
     done = plan(repo, "diff")
-    lines = [line.strip() for line in done.stdout.splitlines()]
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_diff_says_which_dns_records_to_add_and_remove(diffed: str) -> None:
+    lines = [line.strip() for line in diffed.splitlines()]
     assert f"DNS: add an A/AAAA record for {NEW_GRAFANA} (to Hemma)" in lines
     assert "DNS: remove the record for grafana.hemma.hule.education" in lines
     assert f"dnsRecords: + '{NEW_GRAFANA}'" in lines, "the output change itself"
 
 
-def test_uploads_are_diffed_line_by_line_under_their_file_names(repo: Path) -> None:
+def test_uploads_are_diffed_line_by_line_under_their_file_names(diffed: str) -> None:
     """Prometheus probes the public hosts: its prometheus.yml changes with the hostname."""
-    done = plan(repo, "diff")
-    lines = [line.strip() for line in done.stdout.splitlines()]
+    lines = [line.strip() for line in diffed.splitlines()]
     probe = [line for line in lines if line.startswith("uploads: /etc/prometheus/prometheus.yml: ")]
     assert any(line.endswith(f"https://{NEW_GRAFANA}/api/health") for line in probe), probe
     assert not any(line.startswith('uploads: - {"content"') for line in lines)
 
 
-def test_full_shows_every_line_whole(repo: Path) -> None:
-    cut = plan(repo, "diff").stdout
+def test_full_shows_every_line_whole(repo: Path, diffed: str) -> None:
+    cut = diffed
     whole = plan(repo, "diff", "--full").stdout
     assert "..." in cut
     longest = max(len(line) for line in whole.splitlines())
