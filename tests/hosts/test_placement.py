@@ -146,6 +146,13 @@ def test_the_outputs_say_which_machine_each_thing_is_on(two: Program) -> None:
     assert {unit["host"] for unit in out["hostUnits"].values()} == {PLATFORM_HOST}
 
 
+def test_hemmas_backups_are_what_they_were(one: Program, two: Program) -> None:
+    """Placing a service elsewhere takes nothing from Hemma's backups: every database
+    (shared-postgres stays on Hemma) and every backed-up volume."""
+    assert two.outputs["backups"] == one.outputs["backups"]
+    assert two.outputs["backups"]["databases"]
+
+
 def test_hemmas_drift_check_expects_only_hemmas_containers() -> None:
     """The check lists the engine's containers: one on the GPU box would be reported
     missing from Hemma every hour."""
@@ -262,6 +269,23 @@ REFUSED = [
         "'huleedu_kafka_data', which the nightly backup takes (stop), and the backups run "
         "on hemma only: keep it on hemma",
         id="a backed-up volume",
+    ),
+    pytest.param(
+        placed(serviceHosts={"skriptoteket-web": SECOND_HOST}),
+        "hemma:serviceHosts.skriptoteket-web: skriptoteket-web (on gpu) logs in to "
+        "shared-postgres (on hemma)",
+        id="a user of shared-postgres by its DATABASE_URL alone",
+    ),
+    pytest.param(
+        placed(extraEnv={"huleedu_essay_embed_offload": {"PGHOST": "shared-postgres"}}),
+        "hemma:serviceHosts.huleedu_essay_embed_offload: huleedu_essay_embed_offload (on gpu) "
+        "logs in to shared-postgres (on hemma)",
+        id="a user of shared-postgres by its name alone",
+    ),
+    pytest.param(
+        placed(skriptoteketCleanup={"host": "nas"}),
+        "hemma:skriptoteketCleanup.host: no machine named 'nas'",
+        id="an unknown machine, named by its app's key",
     ),
     pytest.param(
         placed(serviceHosts={"huleedu_kafka": "nas"}),
