@@ -173,6 +173,10 @@ class Report:
         lines = [f"{INDENT * 2}{name}"]
         if inputs.get("name") != name:
             lines.append(f"{INDENT * 3}start-first, as {inputs.get('name')}")
+        placement = self.output("placement")
+        machine = placement.get(name) if isinstance(placement, dict) else None
+        if machine not in (None, "hemma"):
+            lines.append(f"{INDENT * 3}machine   {machine}")
         lines += [
             f"{INDENT * 3}image     {self.image(container)}",
             f"{INDENT * 3}networks  {', '.join(networks) or '(none)'}",
@@ -216,7 +220,12 @@ class Report:
         if not isinstance(units, dict):
             return ["Host units: [secret or absent]"]
         rows = [
-            [unit, "->", str(entry.get("schedule") or "always running")]
+            [
+                unit,
+                "->",
+                str(entry.get("schedule") or "always running")
+                + (f" (on {entry['host']})" if entry.get("host", "hemma") != "hemma" else ""),
+            ]
             for unit, entry in units.items()
         ]
         return ["Host units (systemd, installed over SSH):", *(_table(rows) or [f"{INDENT}none"])]

@@ -19,6 +19,7 @@ from components.main import host_units
 from components.model.values import PLATFORM_HOST
 from tests.harness import (
     OPERATOR_SECRETS,
+    ROOT,
     SECOND_HOST,
     SECOND_HOST_PLACED,
     Declared,
@@ -347,3 +348,28 @@ def test_a_retired_apps_volumes_stay_on_its_machine() -> None:
     assert {provider_name(v) for v in volumes} == {"gpu-docker"}
     assert not [c for c in program.containers if c.name.startswith("classhub-")]
     assert "classhub_web" not in program.outputs["placement"]
+
+
+def test_the_offline_plan_names_the_machine_of_whatever_is_not_on_hemma() -> None:
+    from plan import report
+    from plan.cli import make_evaluation
+    from plan.document import document
+
+    key = two_host_config()["hosts"][SECOND_HOST]["sshHostKey"]
+    configs = [
+        "hosts.gpu.sshHost=gpu.hule.education",
+        "hosts.gpu.sshUser=operator",
+        f"hosts.gpu.sshHostKey={key}",
+        "hosts.gpu.dockerHost=ssh://gpu",
+        *(f"serviceHosts.{name}={SECOND_HOST}" for name in SECOND_HOST_PLACED),
+    ]
+    evaluation, config = make_evaluation(ROOT, "hemma", configs, [])
+    text = report.render(document(evaluation, config))
+    lines = text.splitlines()
+
+    def block(container: str) -> list[str]:
+        at = lines.index(f"    {container}")
+        return lines[at + 1 : at + 4]
+
+    assert "      machine   gpu" in block("huleedu_essay_embed_offload")
+    assert not any("machine" in line for line in block("huleedu_nlp_service"))
