@@ -12,13 +12,15 @@ from tests.postgres_server import Server, running_server
 # session by whichever test first asks for them (tests/parts/README.md).
 pytest_plugins = ["tests.parts.fixtures"]
 
-DAEMONS = frozenset({"engine", "second_engine", "ssh_server", "server", "postgres"})
+DAEMONS = frozenset({"engine", "second_engine", "side_engine", "ssh_server", "server", "postgres"})
 """Fixtures that start a daemon: a test that uses one, however indirectly, is a
 ``tools`` test, and the fast lane (``-m "not tools"``) leaves it out."""
 ENGINE = frozenset({"engine", "second_engine", "ssh_server"})
 """The machine has room for one private engine (and its sshd) at a time, and one
 second engine: with pytest-xdist (``-n 2 --dist loadgroup``) every test that uses them
-runs in one worker, the rest beside it."""
+runs in one worker, the rest beside it. A module that needs neither sshd nor host
+ports 80/443 nor the first engine's bridge address runs on ``side_engine`` instead
+(it overrides ``engine``), in a group of its own that may run beside that worker."""
 
 
 # First: xdist's worker reads the xdist_group marks in its own hook of this name, to
@@ -29,7 +31,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         used = set(getattr(item, "fixturenames", ()))
         if DAEMONS & used:
             item.add_marker(pytest.mark.tools)
-        if ENGINE & used:
+        if "side_engine" in used:
+            item.add_marker(pytest.mark.xdist_group("engine-side"))
+        elif ENGINE & used:
             item.add_marker(pytest.mark.xdist_group("engine"))
 
 

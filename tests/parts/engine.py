@@ -60,8 +60,14 @@ SECOND_LOCK = Path("/tmp/hemma-dockerd-2.lock")
 # Both engines using the built-in pools would mostly work, as dockerd skips a pool
 # that overlaps a route on the host, but two networks created at the same moment
 # could still get the same subnet.
-SECOND_NETWORKS = "172.16.0.0/16"
+SECOND_NETWORKS = "172.16.0.0/17"
 SECOND_ADDRESS_POOL = f"base={SECOND_NETWORKS},size=24"
+SIDE_BRIDGE = "hemma-docker3"
+SIDE_BRIDGE_CIDR = "172.31.252.1/24"
+SIDE_LOCK = Path("/tmp/hemma-dockerd-3.lock")
+SIDE_NETWORKS = "172.16.128.0/17"
+"""The side engine's: the other half of what the first engine's pools leave out."""
+SIDE_ADDRESS_POOL = f"base={SIDE_NETWORKS},size=24"
 
 
 def docker_client() -> str:
@@ -394,6 +400,22 @@ def start_second_engine(root: Path | None = None) -> Engine:
             bridge_cidr=SECOND_BRIDGE_CIDR,
             lock_path=SECOND_LOCK,
             address_pools=(SECOND_ADDRESS_POOL,),
+        )
+    )
+
+
+def start_side_engine(root: Path | None = None) -> Engine:
+    """Start a third private engine, for the modules that need no sshd, no host port
+    80 or 443 and no first-engine address: they run on it in a second xdist group,
+    beside the first engine's (tests/conftest.py). Its own bridge (172.31.252.1/24),
+    user networks (172.16.128.0/17) and lock, as the second engine has."""
+    return _started(
+        Engine(
+            root=root or _temp_root("hemma-dockerd3-"),
+            bridge=SIDE_BRIDGE,
+            bridge_cidr=SIDE_BRIDGE_CIDR,
+            lock_path=SIDE_LOCK,
+            address_pools=(SIDE_ADDRESS_POOL,),
         )
     )
 

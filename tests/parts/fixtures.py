@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.parts import images
-from tests.parts.engine import Engine, start_engine, start_second_engine
+from tests.parts.engine import Engine, start_engine, start_second_engine, start_side_engine
 from tests.parts.images import ServeImage
 from tests.parts.ssh import SshServer, start_ssh_server
 from tests.parts.tools import TIMINGS, timed
@@ -59,6 +59,15 @@ def second_engine() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
+def side_engine() -> Iterator[Engine]:
+    """A third private engine, for the tests of the ``engine-side`` xdist group: a
+    module that needs no sshd, no host port 80 or 443 and no first-engine address
+    overrides ``engine`` (and its image fixtures) with it, and runs beside the first
+    engine's tests instead of after them."""
+    yield from _shared("side_engine", start_side_engine, Engine.stop)
+
+
+@pytest.fixture(scope="session")
 def busybox_image(engine: Engine) -> str:
     return images.build_busybox(engine)
 
@@ -97,4 +106,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"{name:<24} {seconds:6.1f}s")
 
 
-__all__ = ["busybox_image", "engine", "pg_image", "second_engine", "serve_image", "ssh_server"]
+__all__ = [
+    "busybox_image",
+    "engine",
+    "pg_image",
+    "second_engine",
+    "serve_image",
+    "side_engine",
+    "ssh_server",
+]

@@ -55,6 +55,15 @@ from tests.proxy.load import Load
 from tests.rehearsal.standin import base_image
 
 pytest_plugins = ["tests.parts.fixtures"]
+
+
+@pytest.fixture(scope="module")
+def engine(side_engine: Engine) -> Engine:
+    """This module runs on the side engine, beside the first engine's tests: it needs
+    no sshd, no host port 80 or 443 and no first-engine address (tests/conftest.py)."""
+    return side_engine
+
+
 pytestmark = pytest.mark.tools
 
 HOST = "skriptoteket.hule.education"
