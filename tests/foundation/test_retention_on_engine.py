@@ -12,22 +12,11 @@ import pytest
 
 from components.foundation.builds import remove_command
 from components.model.app import Build
-from tests.parts import images
 from tests.parts.engine import Engine
+from tests.parts.side import busybox_image, engine
 
 pytest_plugins = ["tests.parts.fixtures"]
-
-
-@pytest.fixture(scope="module")
-def engine(side_engine: Engine) -> Engine:
-    """This module runs on the side engine, beside the first engine's tests: it needs
-    no sshd, no host port 80 or 443 and no first-engine address (tests/conftest.py)."""
-    return side_engine
-
-
-@pytest.fixture(scope="module")
-def busybox_image(engine: Engine) -> str:
-    return images.build_busybox(engine)
+__all__ = ["busybox_image", "engine"]
 
 
 pytestmark = pytest.mark.tools

@@ -34,30 +34,14 @@ from components.model.rollout import SERVICE_LABEL
 from tests.backups.test_on_engine import confined_docker, exec_start
 from tests.harness import run_program, site_config
 from tests.host.test_units import Sandbox, config_with, unit_groups
-from tests.parts import images
 from tests.parts.engine import Engine
+from tests.parts.side import busybox_image, engine, pg_image
 from tests.postgres_server import database_sql, grant_sql, role_sql
 
 pytestmark = pytest.mark.tools
 
 pytest_plugins = ["tests.parts.fixtures"]
-
-
-@pytest.fixture(scope="module")
-def engine(side_engine: Engine) -> Engine:
-    """This module runs on the side engine, beside the first engine's tests: it needs
-    no sshd, no host port 80 or 443 and no first-engine address (tests/conftest.py)."""
-    return side_engine
-
-
-@pytest.fixture(scope="module")
-def busybox_image(engine: Engine) -> str:
-    return images.build_busybox(engine)
-
-
-@pytest.fixture(scope="module")
-def pg_image(engine: Engine) -> str:
-    return images.build_debian_pg(engine)
+__all__ = ["busybox_image", "engine", "pg_image"]
 
 
 PG = "hemma-drift-pg"

@@ -50,18 +50,13 @@ from components.proxy.stack import HEALTH_FILTER
 from tests.harness import OPERATOR_SECRETS, Program, as_cli_value, run_program, site_config
 from tests.parts import images
 from tests.parts.engine import Engine
+from tests.parts.side import engine
 from tests.parts.tools import wait_until
 from tests.proxy.load import Load
 from tests.rehearsal.standin import base_image
 
 pytest_plugins = ["tests.parts.fixtures"]
-
-
-@pytest.fixture(scope="module")
-def engine(side_engine: Engine) -> Engine:
-    """This module runs on the side engine, beside the first engine's tests: it needs
-    no sshd, no host port 80 or 443 and no first-engine address (tests/conftest.py)."""
-    return side_engine
+__all__ = ["engine"]
 
 
 pytestmark = pytest.mark.tools
