@@ -117,18 +117,20 @@ class Server:
         try:
             if self.delay:
                 self._release.wait(self.delay)
-            status = 500 if failing else self.status
-            if self.password is not None:
-                wanted = "Basic " + base64.b64encode(f"ops:{self.password}".encode()).decode()
-                status = status if handler.headers.get("Authorization") == wanted else 401
-            body = b"ok\n"
-            handler.send_response(status)
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            handler.wfile.write(body)
         finally:
+            # Counted out before the answer leaves: a client that has its answer may send
+            # the next request at once, and this thread may not have run again by then.
             with self._lock:
                 self.inflight -= 1
+        status = 500 if failing else self.status
+        if self.password is not None:
+            wanted = "Basic " + base64.b64encode(f"ops:{self.password}".encode()).decode()
+            status = status if handler.headers.get("Authorization") == wanted else 401
+        body = b"ok\n"
+        handler.send_response(status)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     def start(self) -> Server:
         server = self
