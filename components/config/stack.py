@@ -8,7 +8,7 @@ adding an app adds its settings without touching this file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -140,6 +140,22 @@ class _StackConfig(Model):
     _secret_values: frozenset[str] = PrivateAttr(default=frozenset())
     _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
     _left_out: dict[str, str] = PrivateAttr(default_factory=dict)
+    _memo: dict[tuple[bool, tuple[str, ...]], tuple[tuple[App, str], ...]] = PrivateAttr(
+        default_factory=dict
+    )
+    """The declared apps, by switch and left-out apps: declaring renders every
+    generated file, and the checks ask for the apps many times. The fields are frozen;
+    a copy starts with a memo of its own (``__copy__``), since its update may differ."""
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied._memo = {}
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        copied = super().__deepcopy__(memo)
+        copied._memo = {}
+        return copied
 
     def leave_out(self, apps: Mapping[str, str]) -> None:
         """Declare these apps as if switched off (the local stack, their checkout absent)."""
@@ -244,6 +260,12 @@ class _StackConfig(Model):
     def _declared(self, everything: bool = False) -> list[tuple[App, str]]:
         """Each app this config runs and its machine; each app sees the site as its
         machine has it (the docker CLI of its host jobs)."""
+        key = (everything, tuple(sorted(self._left_out)))
+        if key not in self._memo:
+            self._memo[key] = tuple(self._declare(everything))
+        return list(self._memo[key])
+
+    def _declare(self, everything: bool) -> list[tuple[App, str]]:
         declared: list[tuple[App, str]] = []
         for spec in APPS:
             settings = self.settings(spec)

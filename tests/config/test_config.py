@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.apps.classhub import SPEC as CLASS_HUB
 from components.config.checks import REQUIRED_UNLESS_LOCAL
 from components.config.errors import shown
 from components.config.reading import parse
@@ -371,6 +372,22 @@ def test_the_site_config_is_valid() -> None:
     assert config.acme_email == "admin@hule.education"
     assert config.postgres.container_name == "shared-postgres"
     assert config.proxy.image == "nginxproxy/nginx-proxy:1.11"
+
+
+def test_a_copy_with_an_edit_declares_its_own_apps_not_the_remembered_ones() -> None:
+    """The declared apps are remembered per config (declaring renders every file); a
+    copy with another switch, shallow or deep, is declared anew."""
+    config = parse({k: as_cli_value(v) for k, v in site_config().items()}, OPERATOR_SECRETS)
+    names = [app.name for app in config.apps()]
+    assert "classhub" not in names
+    switched = config.settings(CLASS_HUB).model_copy(update={"enabled": True})
+    for deep in (False, True):
+        edited = config.model_copy(update={"class_hub": switched}, deep=deep)
+        assert sorted(app.name for app in edited.apps()) == sorted([*names, "classhub"])
+    assert [app.name for app in config.apps()] == names
+    config.leave_out({"skriptoteket": "its checkout is not here"})
+    assert "skriptoteket" not in [app.name for app in config.apps()]
+    assert "skriptoteket" in [app.name for app in config.apps(everything=True)]
 
 
 def test_a_trusted_network_written_as_address_slash_prefix_is_accepted() -> None:
