@@ -35,7 +35,7 @@ import pytest
 from components.model.rollout import SERVICE_LABEL
 from tests.harness import OPERATOR_VALUES, Program, run_program, site_config, with_classhub
 from tests.parts.engine import Engine
-from tests.parts.fixtures import engine, pg_image
+from tests.parts.side import engine, pg_image
 
 pytestmark = pytest.mark.tools
 
