@@ -17,8 +17,8 @@ DAEMONS = frozenset({"engine", "second_engine", "side_engine", "ssh_server", "se
 ``tools`` test, and the fast lane (``-m "not tools"``) leaves it out."""
 ENGINE = frozenset({"engine", "second_engine", "ssh_server"})
 """The machine has room for one private engine (and its sshd) at a time, and one
-second engine: with pytest-xdist (``-n 2 --dist loadgroup``) every test that uses them
-runs in one worker, the rest beside it. A module that needs neither sshd nor host
+second engine: with pytest-xdist (``-n 3 --dist loadgroup``, scripts/test) every test
+that uses them runs in one worker, the rest beside it. A module that needs neither sshd nor host
 ports 80/443 nor the first engine's bridge address runs on ``side_engine`` instead
 (it overrides ``engine``), in a group of its own that may run beside that worker."""
 

@@ -488,7 +488,7 @@ Check = Callable[[str], None]
 
 @pytest.mark.parametrize("path", sorted(FIELDS))
 @settings(
-    # HEMMA_HOSTILE_EXAMPLES=200 searches deeper: 12 take about 90 s here (~120 fields),
+    # HEMMA_HOSTILE_EXAMPLES=200 searches deeper: 12 take about 55 s here (~120 fields),
     # 200 about 16 times that.
     max_examples=int(os.environ.get("HEMMA_HOSTILE_EXAMPLES", "12")),
     deadline=None,
