@@ -80,6 +80,17 @@ POSTGRES_PORT = 5432
 S = TypeVar("S", bound=Placed)
 
 
+class Memo(dict[tuple[bool, tuple[str, ...]], tuple[tuple[App, str], ...]]):
+    """A config's declared apps, remembered: no part of the config's equality, and a
+    deep copy of the config starts empty."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Memo)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Memo:
+        return Memo()
+
+
 class _StackConfig(Model):
     """The platform's keys. Each app's settings join it below, under the app's key."""
 
@@ -140,21 +151,14 @@ class _StackConfig(Model):
     _secret_values: frozenset[str] = PrivateAttr(default=frozenset())
     _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
     _left_out: dict[str, str] = PrivateAttr(default_factory=dict)
-    _memo: dict[tuple[bool, tuple[str, ...]], tuple[tuple[App, str], ...]] = PrivateAttr(
-        default_factory=dict
-    )
+    _memo: Memo = PrivateAttr(default_factory=lambda: Memo())
     """The declared apps, by switch and left-out apps: declaring renders every
     generated file, and the checks ask for the apps many times. The fields are frozen;
-    a copy starts with a memo of its own (``__copy__``), since its update may differ."""
+    a copy starts with a memo of its own, since its update may differ."""
 
     def __copy__(self) -> Self:
-        copied = super().__copy__()
-        copied._memo = {}
-        return copied
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        copied = super().__deepcopy__(memo)
-        copied._memo = {}
+        copied = super().__copy__()  # shares each private value: the memo too
+        copied._memo = Memo()
         return copied
 
     def leave_out(self, apps: Mapping[str, str]) -> None:

@@ -385,6 +385,7 @@ def test_a_copy_with_an_edit_declares_its_own_apps_not_the_remembered_ones() -> 
         edited = config.model_copy(update={"class_hub": switched}, deep=deep)
         assert sorted(app.name for app in edited.apps()) == sorted([*names, "classhub"])
     assert [app.name for app in config.apps()] == names
+    assert config.model_copy() == config == config.model_copy(deep=True), "not the memo"
     config.leave_out({"skriptoteket": "its checkout is not here"})
     assert "skriptoteket" not in [app.name for app in config.apps()]
     assert "skriptoteket" in [app.name for app in config.apps(everything=True)]
