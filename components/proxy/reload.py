@@ -100,7 +100,8 @@ for path in $manifest; do
   count=$((count + 1))
 done
 lines=$(printf '%s\n' "$manifest" | grep -c . || true)
-if [ "$count" -eq 0 ] || [ "$count" -ne "$lines" ]; then
+others=$(printf '%s\n' "$manifest" | grep -cvE '^[^ ]+ [A-Za-z0-9+/]*={0,2}$' || true)
+if [ "$count" -eq 0 ] || [ "$count" -ne "$lines" ] || [ "$others" -ne 0 ]; then
   printf '%s\n' "$manifest" | while read -r path data; do
     case "$declared" in *" $path "*) ;; *) refuse "$path" ;; esac
   done || true

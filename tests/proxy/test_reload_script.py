@@ -152,8 +152,18 @@ NOT_ONE_LINE_EACH = (
         ("", "hemma: refusing to write /etc/nginx/\n" + NOT_ONE_LINE_EACH),
         ("\n", "hemma: refusing to write /etc/nginx/\n" + NOT_ONE_LINE_EACH),
         ("vhost.d/default vhost.d/grafana.example.test\n", NOT_ONE_LINE_EACH),
+        ("vhost.d/default eDsK eDsK\n", NOT_ONE_LINE_EACH),
+        ("vhost.d/default eDsK\t\n", NOT_ONE_LINE_EACH),
+        ("vhost.d/default  eDsK\n", NOT_ONE_LINE_EACH),
     ],
-    ids=["nothing", "an empty line", "two paths on one line"],
+    ids=[
+        "nothing",
+        "an empty line",
+        "two paths on one line",
+        "three words on a line",
+        "a tab after the data",
+        "two spaces",
+    ],
 )
 def test_stdin_that_is_not_one_path_and_base64_per_line_writes_nothing(
     nginx: Nginx, stdin: str, said: str
