@@ -48,6 +48,7 @@ _MESSAGES = {
     "bool_type": "must be true or false",
     "string_type": "must be a string",
     "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
     "dict_type": "must be an object",
     "list_type": "must be a list",
     "greater_than_equal": "must be at least {ge}",
@@ -84,7 +85,11 @@ _LINE_KEY = re.compile(
 
 
 def _value_free(template: str) -> str:
-    return re.escape(template).replace(r"\{ge\}", "-?[0-9]+").replace(r"\{le\}", "-?[0-9]+")
+    number = "-?[0-9]+"
+    escaped = re.escape(template)
+    for field in ("ge", "le", "max_length"):
+        escaped = escaped.replace(rf"\{{{field}\}}", number)
+    return escaped
 
 
 _VALUE_FREE = re.compile(

@@ -117,7 +117,7 @@ def test_an_absolute_path_of_1024_characters_passes_and_1025_is_refused() -> Non
 def test_a_private_key_of_16384_characters_passes_and_16385_is_refused_unshown() -> None:
     assert refusal_of(sshPrivateKey="k" * 16384) is None
     assert refusal_of(sshPrivateKey="k" * 16385) == (
-        "hemma:sshPrivateKey: invalid (not shown: sshPrivateKey is set as a secret)"
+        "hemma:sshPrivateKey: must be at most 16384 characters"
     )
 
 
