@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.config.errors import unknown_name
 from components.config.host_checks import host_checks
 from components.config.placement_checks import placement_checks
 from components.config.platform import TUNNEL_PORT
 from components.config.stack import NAMESPACE, PUBLIC_PORTS, StackConfig
 from components.foundation.adoption import KINDS, import_key
-from components.model.app import (
-    SHARED_NETWORK,
-    App,
-    OperatorSecret,
-    Service,
-    network_names,
-)
+from components.model.app import SHARED_NETWORK, App, OperatorSecret, Service, network_names
 
 REQUIRED_UNLESS_LOCAL = ("acmeEmail", "sshUser", "sshHostKey", "sshPrivateKey")
 """What reaches Hemma: required by every stack but the local one."""
@@ -79,7 +74,7 @@ def check_site(config: StackConfig) -> list[str]:
         if route_id not in known_routes:
             problems.append(
                 f"{NAMESPACE}:hostnames.{route_id}: unknown route "
-                f"(known: {', '.join(sorted(known_routes))})"
+                + unknown_name(route_id, known_routes)
             )
     problems += _collisions(
         "hostname",
@@ -161,12 +156,13 @@ def check_site(config: StackConfig) -> list[str]:
         if app_name not in known_apps:
             problems.append(
                 f"{NAMESPACE}:appSources.{app_name}: no app of that name "
-                f"(known: {', '.join(sorted(known_apps))})"
+                + unknown_name(app_name, known_apps)
             )
     for key, what in (("imageOverrides", config.image_overrides), ("extraEnv", config.extra_env)):
         for container in what:
             if container not in containers:
-                problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name")
+                hint = unknown_name(container, containers)
+                problems.append(f"{NAMESPACE}:{key}.{container}: no container of that name {hint}")
     problems += host_checks(config)
     problems += placement_checks(config)
     services = {s.container: (app, s) for app in catalog for s in app.services}
@@ -211,7 +207,7 @@ def check_site(config: StackConfig) -> list[str]:
         if volume not in app_volumes_known:
             problems.append(
                 f"{NAMESPACE}:volumeNames.{volume}: no app volume of that name "
-                f"(known: {', '.join(sorted(app_volumes_known))})"
+                + unknown_name(volume, app_volumes_known)
             )
     importable = {
         *(import_key("network", name) for name in network_names(catalog)),

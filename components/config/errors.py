@@ -169,6 +169,16 @@ def _model_at(loc: tuple[int | str, ...]) -> Any:
     return _bare(node)
 
 
+def unknown_name(name: str, known: Iterable[str]) -> str:
+    """What follows "no ... of that name": the nearest known name, else every one
+    (the line may cut a long list; a near miss is what a typo needs)."""
+    names = sorted(set(known))
+    near = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if near:
+        return f"(did you mean {near[0]}?)"
+    return f"(known: {', '.join(names)})"
+
+
 def nearest_key(loc: tuple[int | str, ...]) -> str | None:
     """The known key nearest an unknown one (``hostPrt`` -> ``hostPort``)."""
     model = _model_at(loc[:-1])

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from components.apps import APPS
+from components.config.errors import unknown_name
 from components.config.stack import NAMESPACE, StackConfig
 from components.model.app import HOST_GATEWAY, App, Service
 from components.model.placement import Placement, names, texts, uses_database
@@ -55,7 +56,10 @@ def placement_checks(config: StackConfig) -> list[str]:
     containers = {s.container for app in (*catalog, *config.retired_apps()) for s in app.services}
     for container in config.service_hosts:
         if container not in containers:
-            problems.append(f"{NAMESPACE}:serviceHosts.{container}: no container of that name")
+            hint = unknown_name(container, containers)
+            problems.append(
+                f"{NAMESPACE}:serviceHosts.{container}: no container of that name {hint}"
+            )
     placement = config.placement()
 
     def key_of(app: App, service: Service) -> str:

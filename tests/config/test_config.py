@@ -114,7 +114,18 @@ BAD_CONFIGS: list[tuple[str, Edit, str]] = [
     (
         "a hostname for a route that does not exist",
         setting("hostnames.grafanna", "grafanna.hule.education"),
-        f"hemma:hostnames.grafanna: unknown route (known: {KNOWN_ROUTES})",
+        "hemma:hostnames.grafanna: unknown route (did you mean grafana?)",
+    ),
+    (
+        "extra env for a misspelt container",
+        setting("extraEnv", {"skriptoteket_web": {"WORKERS": "4"}}),
+        "hemma:extraEnv.skriptoteket_web: no container of that name (did you mean "
+        "skriptoteket-web?)",
+    ),
+    (
+        "a hostname for a route nothing like a known one",
+        setting("hostnames.wiki", "wiki.hule.education"),
+        f"hemma:hostnames.wiki: unknown route (known: {KNOWN_ROUTES})",
     ),
     (
         "a route without a hostname",

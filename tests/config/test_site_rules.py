@@ -73,9 +73,14 @@ def test_a_volume_name_is_given_for_an_app_volume_only() -> None:
     assert refusal(with_values(volumeNames=known)) is None
     misspelt = refusal(with_values(volumeNames={"skriptoteket-artefacts": "x"}))
     assert misspelt is not None
-    assert misspelt.startswith(
-        "hemma:volumeNames.skriptoteket-artefacts: no app volume of that name (known: "
-        "alertmanager-data, "
+    assert misspelt == (
+        "hemma:volumeNames.skriptoteket-artefacts: no app volume of that name "
+        "(did you mean skriptoteket-artifacts?)"
+    )
+    unknown = refusal(with_values(volumeNames={"zz": "x"}))
+    assert unknown is not None
+    assert unknown.startswith(
+        "hemma:volumeNames.zz: no app volume of that name (known: alertmanager-data, "
     )
 
 

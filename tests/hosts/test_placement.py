@@ -296,7 +296,7 @@ REFUSED = [
     ),
     pytest.param(
         placed(serviceHosts={"huleedu_kafak": SECOND_HOST}),
-        "hemma:serviceHosts.huleedu_kafak: no container of that name",
+        "hemma:serviceHosts.huleedu_kafak: no container of that name (did you mean huleedu_kafka?)",
         id="an unknown container",
     ),
     pytest.param(
