@@ -174,9 +174,16 @@ def test_stdin_that_is_not_one_path_and_base64_per_line_writes_nothing(
     assert nginx.listing() == [] and run.calls == []
 
 
-def test_data_that_is_not_base64_stops_the_step_and_changes_nothing(nginx: Nginx) -> None:
+@pytest.mark.parametrize(
+    "data",
+    ["client_max_body_size!", "QUJDRA"],
+    ids=["not base64's letters", "base64's letters, cut short (base64 -d fails)"],
+)
+def test_data_that_is_not_base64_stops_the_step_and_changes_nothing(
+    nginx: Nginx, data: str
+) -> None:
     nginx.write("vhost.d/default", "client_max_body_size 5m;\n")
-    run = nginx.step("vhost.d/default client_max_body_size!\n")
+    run = nginx.step(f"vhost.d/default {data}\n")
     assert run.returncode != 0
     assert run.calls == []
     assert nginx.read("vhost.d/default") == "client_max_body_size 5m;\n"
