@@ -127,7 +127,7 @@ class _StackConfig(Model):
     """Further machines by name; ``hemma`` is the server the keys above reach."""
     service_hosts: dict[DockerName, HostName] = Field(default_factory=dict)
     """Container -> the machine it runs on, apart from its app's ``host``."""
-    app_sources: dict[str, SourcePath] = Field(default_factory=dict)
+    app_sources: dict[DockerName, SourcePath] = Field(default_factory=dict)
     """App -> its source checkout on the operator's machine, for images built from source."""
     image_overrides: dict[DockerName, Image] = Field(default_factory=dict)
     """Container -> image reference to run instead of its catalog image (pin, roll back)."""

@@ -385,6 +385,16 @@ HOSTILE: list[tuple[str, Any, str]] = [
         "no reply@hule.education",
         "hemma:huleedu.smtpUsername: must not hold a space (got 'no reply@hule.education')",
     ),
+    (
+        "appSources.classhub\nhemma:all fine",
+        "/srv/classhub",
+        "hemma:appSources: the key 'classhub\\nhemma:all fine' not a valid Docker name",
+    ),
+    (
+        "appSources.classhub\x1b]0;owned\x07",
+        "/srv/classhub",
+        "hemma:appSources: the key 'classhub\\x1b]0;owned\\x07' not a valid Docker name",
+    ),
 ]
 
 

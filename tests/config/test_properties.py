@@ -520,6 +520,27 @@ def test_every_string_field_of_the_model_is_fuzzed() -> None:
     assert stale == [], "a field the model does not have"
 
 
+def open_keys(annotation: Any, path: str) -> Iterator[str]:
+    """Paths of the model's objects whose keys are any string at all."""
+    annotation = _bare(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, field in annotation.model_fields.items():
+            yield from open_keys(field.annotation, f"{path}{field.alias or name}.")
+    elif typing.get_origin(annotation) in (list, tuple):
+        yield from open_keys(typing.get_args(annotation)[0], path + "[0].")
+    elif typing.get_origin(annotation) is dict:
+        key, value = typing.get_args(annotation)
+        if key is str:
+            yield path.rstrip(".")
+        yield from open_keys(value, path + "KEY.")
+
+
+def test_every_object_key_of_the_model_has_a_pattern() -> None:
+    """A key reaches error lines and resources as it is: a bare ``str`` would let a
+    newline or a terminal escape through (``appSources`` did)."""
+    assert list(open_keys(StackConfig, "")) == []
+
+
 def test_every_base_value_is_accepted() -> None:
     """Else every example of that field would only ever test a rejection."""
     for path, value in FIELDS.items():
