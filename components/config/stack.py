@@ -151,7 +151,7 @@ class _StackConfig(Model):
     _secret_values: frozenset[str] = PrivateAttr(default=frozenset())
     _secret_keys: frozenset[str] = PrivateAttr(default=frozenset())
     _left_out: dict[str, str] = PrivateAttr(default_factory=dict)
-    _memo: Memo = PrivateAttr(default_factory=lambda: Memo())
+    _memo: Memo = PrivateAttr(default_factory=Memo)
     """The declared apps, by switch and left-out apps: declaring renders every
     generated file, and the checks ask for the apps many times. The fields are frozen;
     a copy starts with a memo of its own, since its update may differ."""
