@@ -19,7 +19,7 @@ from components.backups.restic import host_metrics_argv
 from tests.backups.conftest import Hemma
 from tests.backups.standins import FILES, metrics
 from tests.parts.engine import Engine
-from tests.parts.fixtures import busybox_image, engine
+from tests.parts.side import busybox_image, engine
 from tests.parts.tools import wait_until
 
 pytestmark = pytest.mark.tools
