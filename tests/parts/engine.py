@@ -343,7 +343,17 @@ class Engine:
         killed leaves its network endpoints behind (libnetwork cleans them up only on
         a clean shutdown), which is not what a reboot does: that fails here, with the
         daemon's log, instead of in a later removal.
+
+        Only an engine without ``--default-address-pool``: one with it, started over
+        its old state, deletes ``docker0`` whoever owns it (moby v20.10.24
+        daemon/daemon_unix.go:879-886, ``removeDefaultBridgeInterface``), and that is
+        the first engine's bridge.
         """
+        if self.address_pools:
+            raise RuntimeError(
+                f"{self.bridge}: an engine with its own address pools deletes docker0, "
+                "the first engine's bridge, when it restarts: restart the first engine only"
+            )
         killed = self._terminate(timeout=RESTART_TIMEOUT)
         tail = self._log_tail()
         self._launch()

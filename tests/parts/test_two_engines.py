@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from pathlib import Path
+
+import pytest
 
 from tests.parts import images
 from tests.parts.engine import SECOND_NETWORKS, Engine
@@ -77,3 +80,16 @@ def test_two_engines_run_side_by_side_with_their_own_containers_and_subnets(
         for which, e in engines.items():
             e.docker("rm", "--force", name[which], check=False)
             e.docker("network", "rm", network, check=False)
+
+
+def test_an_engine_with_its_own_address_pools_refuses_to_restart(
+    engine: Engine, second_engine: Engine
+) -> None:
+    """Restarted over its old state, it would delete docker0, the first engine's bridge
+    (moby v20.10.24 daemon/daemon_unix.go:879-886): the first engine's containers
+    then fail to start with "could not find bridge docker0", as a run once showed."""
+    assert Path(f"/sys/class/net/{engine.bridge}").exists()
+    with pytest.raises(RuntimeError, match="deletes docker0"):
+        second_engine.restart()
+    assert second_engine.docker("version", check=False).returncode == 0
+    assert Path(f"/sys/class/net/{engine.bridge}").exists()

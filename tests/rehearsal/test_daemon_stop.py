@@ -25,13 +25,11 @@ import pytest
 
 from tests.harness import run_program, site_config
 from tests.parts.engine import Engine
-from tests.parts.side import busybox_image, engine
 from tests.parts.tools import wait_until
 from tests.rehearsal.replay import DockerApi, plan_container
 
+pytest_plugins = ["tests.parts.fixtures"]
 pytestmark = pytest.mark.tools
-
-__all__ = ["busybox_image", "engine"]
 
 SHUTDOWN_SECONDS = 11
 # Started, and on SIGTERM a shutdown that takes longer than Docker's 10 s default.
