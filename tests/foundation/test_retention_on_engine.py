@@ -17,8 +17,6 @@ from tests.parts.side import busybox_image, engine
 
 pytest_plugins = ["tests.parts.fixtures"]
 __all__ = ["busybox_image", "engine"]
-
-
 pytestmark = pytest.mark.tools
 
 REPOSITORY = "hemma-test/retention"

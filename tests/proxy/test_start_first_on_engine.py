@@ -57,8 +57,6 @@ from tests.rehearsal.standin import base_image
 
 pytest_plugins = ["tests.parts.fixtures"]
 __all__ = ["engine"]
-
-
 pytestmark = pytest.mark.tools
 
 HOST = "skriptoteket.hule.education"
